@@ -1,0 +1,88 @@
+"""Constants for the DSMR integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from homeassistant.const import Platform
+
+DOMAIN: Final = "dsmr"
+LOGGER = logging.getLogger(__package__)
+PLATFORMS: Final = [Platform.SENSOR]
+
+# Config entry data keys (identical to Home Assistant core's dsmr, so its entries load unchanged).
+CONF_DSMR_VERSION: Final = "dsmr_version"
+CONF_PROTOCOL: Final = "protocol"
+CONF_SERIAL_ID: Final = "serial_id"
+CONF_SERIAL_ID_GAS: Final = "serial_id_gas"
+CONF_ENCRYPTION_KEY: Final = "encryption_key"
+CONF_AUTHENTICATION_KEY: Final = "authentication_key"
+CONF_TIME_BETWEEN_UPDATE: Final = "time_between_update"
+# YAML-era keys (core's YAML import stored them in entries; we honour them again).
+CONF_RECONNECT_INTERVAL: Final = "reconnect_interval"
+CONF_PRECISION: Final = "precision"
+# Our own additions to entry data; core ignores unknown keys, so a rollback keeps working.
+CONF_MBUS_DEVICES: Final = "mbus_devices"
+CONF_SOURCE_YAML: Final = "yaml"
+
+DSMR_PROTOCOL: Final = "dsmr_protocol"
+RFXTRX_DSMR_PROTOCOL: Final = "rfxtrx_dsmr_protocol"
+
+DEFAULT_DSMR_VERSION: Final = "2.2"
+DEFAULT_PORT: Final = "/dev/ttyUSB0"
+DEFAULT_PRECISION: Final = 3
+DEFAULT_RECONNECT_INTERVAL: Final = 30
+DEFAULT_TIME_BETWEEN_UPDATE: Final = 30
+# First reconnect attempt after this many seconds, doubling up to the reconnect interval.
+FIRST_RETRY_DELAY: Final = 1.0
+# No bytes for this long on an open connection (serial or TCP): close it and reconnect.
+DEFAULT_WATCHDOG_TIMEOUT: Final = 60
+# How long the config flow listens for a telegram before it gives up.
+VALIDATION_TIMEOUT: Final = 30
+
+DEVICE_NAME_ELECTRICITY: Final = "Electricity Meter"
+DEVICE_NAME_GAS: Final = "Gas Meter"
+DEVICE_NAME_WATER: Final = "Water Meter"
+DEVICE_NAME_HEAT: Final = "Heat Meter"
+DEVICE_NAME_COOLING: Final = "Cooling Meter"
+
+# Version tokens as stored in config entries (core's tokens), with the label shown in the UI.
+DSMR_VERSIONS: Final[dict[str, str]] = {
+    "5": "DSMR 5 (Netherlands)",
+    "5B": "DSMR 5B (Belgium, Fluvius e-MUCS)",
+    "5L": "DSMR 5L (Luxembourg Smarty, unencrypted)",
+    "MSn": "Luxembourg Smarty, encrypted (Creos)",
+    "SAGEMCOM_T210_D_R": "Sagemcom T210-D-R, encrypted (Austria)",
+    "5S": "DSMR 5S (Sweden)",
+    "Q3D": "Q3D (EasyMeter)",
+    "5EONHU": "DSMR 5 (E.ON Hungary)",
+    "ISKRA_IE": "Iskra (Ireland)",
+    "4+": "DSMR 4 meter sending DSMR 5 telegrams",
+    "4": "DSMR 4",
+    "2.2": "DSMR 2.2 / 3",
+}
+ENCRYPTED_DSMR_VERSIONS: Final = frozenset({"MSn", "SAGEMCOM_T210_D_R"})
+DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID: Final = frozenset({"5S", "SAGEMCOM_T210_D_R"})
+# Versions whose tariff indicator uses 1 = normal, 2 = low (the opposite of the Dutch meaning).
+SWAPPED_TARIFF_VERSIONS: Final = frozenset({"5B", "5EONHU"})
+
+# Name of the dsmr_parser.obis_references constant holding the meter's equipment identifier.
+EQUIPMENT_IDENTIFIER_OBIS: Final[dict[str, str]] = {
+    "5B": "BELGIUM_EQUIPMENT_IDENTIFIER",
+    "5L": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
+    "MSn": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
+    "5EONHU": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
+    "Q3D": "Q3D_EQUIPMENT_IDENTIFIER",
+}
+DEFAULT_EQUIPMENT_IDENTIFIER_OBIS: Final = "EQUIPMENT_IDENTIFIER"
+
+# EN 13757-3 M-Bus device types we turn into sub-meter devices.
+MBUS_TYPE_GAS: Final = 3
+MBUS_TYPE_HEAT: Final = 4
+MBUS_TYPE_WARM_WATER: Final = 6
+MBUS_TYPE_WATER: Final = 7
+MBUS_TYPE_COOLING_OUTLET: Final = 10
+MBUS_TYPE_COOLING_INLET: Final = 11
+MBUS_TYPE_HEAT_INLET: Final = 12
+MBUS_TYPE_HEAT_COOLING: Final = 13

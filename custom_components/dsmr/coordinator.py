@@ -1,0 +1,130 @@
+"""The latest telegram, the update window, and pushing both to the entities.
+
+The reader puts telegrams and connection changes on a queue; `DsmrCoordinator.async_run`
+takes them off one by one. Connection changes and the first telegram after a (re)connect are
+pushed at once; later telegrams at most once per `time_between_update` seconds, always the
+latest one (a telegram that arrives inside the window is published when the window closes,
+never dropped for good).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from dsmr_parser.objects import MbusDevice, Telegram
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+
+from .reader import ConnectionState, DsmrReader, ReaderItem
+
+type MbusListener = Callable[[MbusDevice], None]
+
+
+class DsmrCoordinator:
+    """Hold the latest telegram of one meter and push it to listeners."""
+
+    def __init__(self, hass: HomeAssistant, reader: DsmrReader, time_between_update: float) -> None:
+        """Initialize the coordinator for a reader's queue."""
+        self.hass = hass
+        self.reader = reader
+        self.window = max(0.0, float(time_between_update))
+        # Entities show their restored states until the first connection attempt says otherwise.
+        self.available = True
+        self.telegram: Telegram | None = None  # the published telegram
+        self.latest: Telegram | None = None  # the newest telegram received
+        self.published = 0
+        self._listeners: dict[int, CALLBACK_TYPE] = {}
+        self._mbus_listeners: list[MbusListener] = []
+        self._known_channels: dict[int, Any] = {}
+        self._fresh = True  # the next telegram is the first since a (re)connect
+        self._next_publish = 0.0
+        self._pending: asyncio.TimerHandle | None = None
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` on every push; return a function that removes it."""
+        key = id(update)
+        self._listeners[key] = update
+
+        def remove() -> None:
+            self._listeners.pop(key, None)
+
+        return remove
+
+    @callback
+    def async_add_mbus_listener(self, found: MbusListener) -> CALLBACK_TYPE:
+        """Call `found` for every M-Bus device the first time a telegram carries it."""
+        self._mbus_listeners.append(found)
+        for device in self._mbus_devices(self.telegram):
+            found(device)
+        return lambda: self._mbus_listeners.remove(found)
+
+    async def async_run(self) -> None:
+        """Consume the reader's queue until cancelled."""
+        queue = self.reader.queue
+        while True:
+            self.handle(await queue.get())
+
+    @callback
+    def handle(self, item: ReaderItem) -> None:
+        """Take one telegram or connection change from the reader."""
+        if isinstance(item, ConnectionState):
+            self._connection_changed(item)
+            return
+        self.latest = item
+        now = self.hass.loop.time()
+        if self._fresh or now >= self._next_publish:
+            self._publish(now)
+        elif self._pending is None:
+            self._pending = self.hass.loop.call_at(self._next_publish, self._publish_pending)
+
+    def _connection_changed(self, state: ConnectionState) -> None:
+        self._fresh = True
+        if state.connected:
+            return  # available again with the first telegram, not before
+        self._cancel_pending()
+        if self.available:
+            self.available = False
+            self._push()
+
+    def _publish_pending(self) -> None:
+        self._pending = None
+        if self.available and self.latest is not self.telegram:
+            self._publish(self.hass.loop.time())
+
+    def _publish(self, now: float) -> None:
+        self._cancel_pending()
+        self._fresh = False
+        self._next_publish = now + self.window
+        telegram = self.telegram = self.latest
+        self.available = True
+        self.published += 1
+        if self._mbus_listeners:
+            for device in self._mbus_devices(telegram):
+                key = device.channel_id
+                ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
+                if self._known_channels.get(key, False) != ident:
+                    self._known_channels[key] = ident
+                    for found in list(self._mbus_listeners):
+                        found(device)
+        self._push()
+
+    def _push(self) -> None:
+        for update in list(self._listeners.values()):
+            update()
+
+    def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    @callback
+    def async_shutdown(self) -> None:
+        """Cancel the pending publish (the run task is cancelled by the entry)."""
+        self._cancel_pending()
+
+    @staticmethod
+    def _mbus_devices(telegram: Telegram | None) -> list[MbusDevice]:
+        devices: list[MbusDevice] = getattr(telegram, "MBUS_DEVICES", None) or []
+        return devices

@@ -1,0 +1,111 @@
+"""Entity registry migrations inherited from core `dsmr`, so old entities keep their history.
+
+Core changed its unique ids twice; a user coming from any Home Assistant version may still have
+either old form in the registry. Both are reproduced here exactly:
+
+1. name-based suffixes (before 2022) become description keys;
+2. DSMR 5/5B gas entities keyed `<serial>_hourly_gas_meter_reading` or
+   `<serial>_belgium_5min_gas_meter_reading` move to the M-Bus device's identifier (2024).
+"""
+
+from __future__ import annotations
+
+from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+
+from .const import CONF_DSMR_VERSION, DOMAIN, LOGGER
+
+# Old name-based unique id suffix -> key. Order matters: the first suffix that matches wins.
+NAME_TO_KEY: tuple[tuple[str, str], ...] = (
+    ("Power_Consumption", "current_electricity_usage"),
+    ("Power_Production", "current_electricity_delivery"),
+    ("Power_Tariff", "electricity_active_tariff"),
+    ("Energy_Consumption_(tarif_1)", "electricity_used_tariff_1"),
+    ("Energy_Consumption_(tarif_2)", "electricity_used_tariff_2"),
+    ("Energy_Production_(tarif_1)", "electricity_delivered_tariff_1"),
+    ("Energy_Production_(tarif_2)", "electricity_delivered_tariff_2"),
+    ("Power_Consumption_Phase_L1", "instantaneous_active_power_l1_positive"),
+    ("Power_Consumption_Phase_L3", "instantaneous_active_power_l3_positive"),
+    ("Power_Consumption_Phase_L2", "instantaneous_active_power_l2_positive"),
+    ("Power_Production_Phase_L1", "instantaneous_active_power_l1_negative"),
+    ("Power_Production_Phase_L2", "instantaneous_active_power_l2_negative"),
+    ("Power_Production_Phase_L3", "instantaneous_active_power_l3_negative"),
+    ("Short_Power_Failure_Count", "short_power_failure_count"),
+    ("Long_Power_Failure_Count", "long_power_failure_count"),
+    ("Voltage_Sags_Phase_L1", "voltage_sag_l1_count"),
+    ("Voltage_Sags_Phase_L2", "voltage_sag_l2_count"),
+    ("Voltage_Sags_Phase_L3", "voltage_sag_l3_count"),
+    ("Voltage_Swells_Phase_L1", "voltage_swell_l1_count"),
+    ("Voltage_Swells_Phase_L2", "voltage_swell_l2_count"),
+    ("Voltage_Swells_Phase_L3", "voltage_swell_l3_count"),
+    ("Voltage_Phase_L1", "instantaneous_voltage_l1"),
+    ("Voltage_Phase_L2", "instantaneous_voltage_l2"),
+    ("Voltage_Phase_L3", "instantaneous_voltage_l3"),
+    ("Current_Phase_L1", "instantaneous_current_l1"),
+    ("Current_Phase_L2", "instantaneous_current_l2"),
+    ("Current_Phase_L3", "instantaneous_current_l3"),
+    ("Max_power_per_phase", "belgium_max_power_per_phase"),
+    ("Max_current_per_phase", "belgium_max_current_per_phase"),
+    ("Energy_Consumption_(total)", "electricity_imported_total"),
+    ("Energy_Production_(total)", "electricity_exported_total"),
+)
+OLD_GAS_SUFFIX = "Gas_Consumption"
+GAS_KEY_BY_VERSION = {
+    "4": "hourly_gas_meter_reading",
+    "5": "hourly_gas_meter_reading",
+    "5L": "hourly_gas_meter_reading",
+    "5B": "belgium_5min_gas_meter_reading",
+    "2.2": "gas_meter_reading",
+}
+PRE_MBUS_GAS_SUFFIXES = ("belgium_5min_gas_meter_reading", "hourly_gas_meter_reading")
+
+
+def migrated_unique_id(unique_id: str, dsmr_version: str) -> str | None:
+    """Return the key-based unique id for an old name-based one, or None if it is current."""
+    for old, new in NAME_TO_KEY:
+        if unique_id.endswith(old):
+            return unique_id.replace(old, new)
+    if unique_id.endswith(OLD_GAS_SUFFIX) and (key := GAS_KEY_BY_VERSION.get(dsmr_version)):
+        return unique_id.replace(OLD_GAS_SUFFIX, key)
+    return None
+
+
+async def async_migrate_entity_unique_ids(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Rewrite name-based unique ids of this entry's entities to key-based ones."""
+    version = entry.data[CONF_DSMR_VERSION]
+
+    @callback
+    def migrate(entity_entry: er.RegistryEntry) -> dict[str, str] | None:
+        if new := migrated_unique_id(entity_entry.unique_id, version):
+            return {"new_unique_id": new}
+        return None
+
+    await er.async_migrate_entries(hass, entry.entry_id, migrate)
+
+
+@callback
+def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str) -> None:
+    """Move a pre-M-Bus gas entity to the M-Bus device `mbus_id`, keeping its entity id."""
+    dev_reg = dr.async_get(hass)
+    ent_reg = er.async_get(hass)
+    for identifier in (mbus_id, entry.entry_id):
+        device = dev_reg.async_get_device(identifiers={(DOMAIN, identifier)})
+        if device is None or entry.entry_id not in device.config_entries:
+            continue
+        for entity in er.async_entries_for_device(ent_reg, device.id):
+            if not entity.unique_id.endswith(PRE_MBUS_GAS_SUFFIXES):
+                continue
+            if ent_reg.async_get_entity_id(SENSOR_DOMAIN, DOMAIN, mbus_id):
+                LOGGER.debug("Not migrating %s: %s exists already", entity.entity_id, mbus_id)
+                continue
+            new_device = dev_reg.async_get_or_create(
+                config_entry_id=entry.entry_id, identifiers={(DOMAIN, mbus_id)}
+            )
+            ent_reg.async_update_entity(
+                entity.entity_id, new_unique_id=mbus_id, device_id=new_device.id
+            )
+            LOGGER.debug("Moved %s from %s to %s", entity.entity_id, entity.unique_id, mbus_id)
+        if not er.async_entries_for_device(ent_reg, device.id, include_disabled_entities=True):
+            dev_reg.async_remove_device(device.id)

@@ -1,0 +1,385 @@
+"""Connection to the meter: open the port, cut telegrams, reconnect, watchdog.
+
+Data flows top to bottom: serialx delivers bytes to `P1Protocol.data_received`, which cuts them
+into telegrams, parses each with dsmr_parser and puts the result on the reader's queue.
+`DsmrReader.async_run` keeps a connection open for as long as the entry is loaded, and puts a
+`ConnectionState` on the same queue whenever the connection comes or goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+import re
+import time
+from typing import Any
+
+from dsmr_parser import obis_references
+from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
+from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
+from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.objects import Telegram
+from homeassistant.const import CONF_HOST, CONF_PORT
+from serialx import create_serial_connection
+
+from .const import (
+    CONF_AUTHENTICATION_KEY,
+    CONF_DSMR_VERSION,
+    CONF_ENCRYPTION_KEY,
+    CONF_PROTOCOL,
+    DEFAULT_EQUIPMENT_IDENTIFIER_OBIS,
+    DEFAULT_RECONNECT_INTERVAL,
+    DEFAULT_WATCHDOG_TIMEOUT,
+    DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
+    ENCRYPTED_DSMR_VERSIONS,
+    EQUIPMENT_IDENTIFIER_OBIS,
+    FIRST_RETRY_DELAY,
+    LOGGER,
+    RFXTRX_DSMR_PROTOCOL,
+)
+
+# A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
+# CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
+_TELEGRAM = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
+# A stream with no complete telegram in this many bytes is noise: keep only its tail.
+MAX_BUFFER = 16 * 1024
+# Repeats of the same fault are logged at most this often (seconds); the first one at once.
+LOG_REPEAT_INTERVAL = 600.0
+
+
+class CannotConnect(Exception):
+    """The port or host cannot be opened."""
+
+
+class CannotCommunicate(Exception):
+    """The port opened but no usable telegram arrived in time."""
+
+
+class InvalidKey(Exception):
+    """Telegrams arrive but cannot be decrypted with the configured key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """Queue item: the connection to the meter came up or went down."""
+
+    connected: bool
+    reason: str | None = None
+
+
+type ReaderItem = Telegram | ConnectionState
+
+
+@dataclass(slots=True)
+class ReaderStats:
+    """What the reader has seen since the entry was set up (diagnostics, health sensors)."""
+
+    telegrams: int = 0
+    crc_errors: int = 0
+    parse_errors: int = 0
+    decryption_errors: int = 0
+    discarded_bytes: int = 0
+    connects: int = 0
+    connection_errors: int = 0
+    watchdog_timeouts: int = 0
+    last_telegram: float | None = None  # time.time() of the last good telegram
+    last_error: str | None = None
+    _logged: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def fault(self, kind: str, message: str, *args: object) -> None:
+        """Log a fault: the first of a kind at warning, repeats at most every 10 minutes."""
+        self.last_error = message % args if args else message
+        now = time.monotonic()
+        last = self._logged.get(kind)
+        if last is None or now - last >= LOG_REPEAT_INTERVAL:
+            self._logged[kind] = now
+            LOGGER.warning(message + " (further such messages are rate-limited)", *args)
+        else:
+            LOGGER.debug(message, *args)
+
+    def recovered(self, kind: str) -> None:
+        """Forget that a fault was logged, so the next occurrence is reported again."""
+        self._logged.pop(kind, None)
+
+
+def port_url(data: Mapping[str, Any]) -> str:
+    """Return the serialx URL for an entry: a device path or socket://host:port.
+
+    Entries made by core's older network flow store `host` and an integer `port`; they are
+    translated here, in memory only, so the stored entry stays as core wrote it.
+    """
+    if host := data.get(CONF_HOST):
+        return f"socket://{host}:{data[CONF_PORT]}"
+    return str(data[CONF_PORT])
+
+
+def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
+    """Return the electricity meter's equipment identifier from a telegram, if it has one."""
+    name = EQUIPMENT_IDENTIFIER_OBIS.get(dsmr_version, DEFAULT_EQUIPMENT_IDENTIFIER_OBIS)
+    obj = telegram.get(getattr(obis_references, name))
+    value = getattr(obj, "value", None)
+    return str(value) if value is not None else None
+
+
+def gas_equipment_identifier(telegram: Telegram) -> str | None:
+    """Return the (DSMR 2.2/4) gas meter identifier from a telegram, if it has one."""
+    value = getattr(telegram.get(obis_references.EQUIPMENT_IDENTIFIER_GAS), "value", None)
+    return str(value) if value is not None else None
+
+
+class P1Protocol(DSMRProtocol):  # type: ignore[misc]
+    """dsmr_parser's protocol, with bounded framing, counted faults and a silence watchdog.
+
+    dsmr_parser decodes every chunk to text and lets a non-ASCII byte escape as an exception
+    (which makes asyncio drop the connection), logs every bad telegram with a traceback, and has
+    a keep-alive only for network connections. Here framing works on bytes, every fault is
+    counted and logged once, and the watchdog covers serial ports too.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        stats: ReaderStats,
+        watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize the protocol; arguments are dsmr_parser's plus our own."""
+        super().__init__(*args, **kwargs)
+        self.stats = stats
+        self.close_reason: str | None = None
+        self._buffer = bytearray()
+        self._watchdog_timeout = watchdog_timeout
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._last_frame = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the silence watchdog when the port opens."""
+        self.transport = transport
+        self._last_frame = self.loop.time()
+        self._watchdog = self.loop.call_at(
+            self._last_frame + self._watchdog_timeout, self._check_silence
+        )
+
+    def _check_silence(self) -> None:
+        idle = self.loop.time() - self._last_frame
+        if idle < self._watchdog_timeout:
+            self._watchdog = self.loop.call_at(
+                self._last_frame + self._watchdog_timeout, self._check_silence
+            )
+            return
+        self._watchdog = None
+        self.stats.watchdog_timeouts += 1
+        self.close(f"no telegram for {idle:.0f} s")
+
+    def close(self, reason: str) -> None:
+        """Close the connection, remembering why."""
+        self.close_reason = self.close_reason or reason
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        """Cut complete telegrams out of the byte stream and handle each."""
+        if self._encrypted:
+            self._last_frame = self.loop.time()
+            super().data_received(data)
+            return
+        buffer = self._buffer
+        buffer += data
+        if b"!" not in buffer:
+            if len(buffer) > MAX_BUFFER:
+                self._trim()
+            return
+        end = 0
+        for match in _TELEGRAM.finditer(buffer):
+            self.stats.discarded_bytes += match.start() - end
+            end = match.end()
+            self._last_frame = self.loop.time()
+            frame = match.group()
+            if frame.isascii():
+                self.handle_telegram(frame.decode("ascii"))
+            else:
+                self.stats.parse_errors += 1
+                self.stats.fault("non_ascii", "Skipped a telegram with non-ASCII bytes")
+        if end:
+            del buffer[:end]
+        if len(buffer) > MAX_BUFFER:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop what cannot become a telegram: all but an unfinished one at the end."""
+        start = self._buffer.rfind(b"/")
+        cut = start if start > 0 else len(self._buffer)
+        del self._buffer[:cut]
+        self.stats.discarded_bytes += cut
+
+    def handle_telegram(self, telegram: str) -> None:
+        """Parse one telegram; count and skip it when it is bad."""
+        try:
+            parsed = self.telegram_parser.parse(
+                telegram,
+                encryption_key=self._encryption_key,
+                authentication_key=self._authentication_key,
+            )
+        except DecryptionError as err:
+            self.stats.decryption_errors += 1
+            self.decryption_error = err
+            self.stats.fault("decrypt", "Cannot decrypt telegrams; check the encryption key")
+            self.close("decryption failed")
+            return
+        except InvalidChecksumError:
+            self.stats.crc_errors += 1
+            self.stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
+            return
+        except (ParseError, ValueError, IndexError, TypeError, ArithmeticError) as err:
+            self.stats.parse_errors += 1
+            self.stats.fault("parse", "Skipped a telegram that does not parse: %s", err)
+            return
+        self.stats.telegrams += 1
+        self.stats.last_telegram = time.time()
+        self.telegram_callback(parsed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the watchdog and wake up whoever waits for the connection to close."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if exc is not None and self.close_reason is None:
+            self.close_reason = str(exc) or type(exc).__name__
+        self._closed.set()
+
+
+class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
+    """P1 telegrams wrapped in RFXtrx packets."""
+
+
+async def async_open(
+    data: Mapping[str, Any],
+    callback: Callable[[Telegram], None],
+    stats: ReaderStats,
+    watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+) -> tuple[asyncio.BaseTransport, P1Protocol]:
+    """Open the meter's port with the version's serial settings; raise CannotConnect."""
+    loop = asyncio.get_running_loop()
+    version = data[CONF_DSMR_VERSION]
+    rfxtrx = data.get(CONF_PROTOCOL) == RFXTRX_DSMR_PROTOCOL
+    keys: dict[str, Any] = {}
+    if version in ENCRYPTED_DSMR_VERSIONS:
+        # No authentication key: decrypt without checking the GCM tag (the CRC still protects
+        # against line errors), as core does for meters whose grid operator gives one key only.
+        keys = {
+            "encryption_key": data.get(CONF_ENCRYPTION_KEY, ""),
+            "authentication_key": data.get(CONF_AUTHENTICATION_KEY) or None,
+        }
+    # dsmr_parser's own version table picks the telegram specification and serial settings.
+    factory, settings = _create_dsmr_protocol(
+        version,
+        callback,
+        RfxtrxP1Protocol if rfxtrx else P1Protocol,
+        loop,
+        stats=stats,
+        watchdog_timeout=watchdog_timeout,
+        **keys,
+    )
+    try:
+        transport, protocol = await create_serial_connection(
+            loop, factory, **{**settings, "url": port_url(data), "low_latency": False}
+        )
+    except (OSError, ValueError) as err:
+        raise CannotConnect(str(err) or type(err).__name__) from err
+    assert isinstance(protocol, P1Protocol)
+    return transport, protocol
+
+
+class DsmrReader:
+    """Keep a connection to the meter open and feed its telegrams to a queue."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        queue: asyncio.Queue[ReaderItem],
+        *,
+        reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
+        watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+    ) -> None:
+        """Initialize the reader for an entry's data."""
+        self.data = data
+        self.queue = queue
+        self.reconnect_interval = reconnect_interval
+        self.watchdog_timeout = watchdog_timeout
+        self.stats = ReaderStats()
+        self.connected = False
+
+    async def async_run(self) -> None:
+        """Connect, read until the connection drops, wait, and again; until cancelled."""
+        delay = FIRST_RETRY_DELAY
+        while True:
+            telegrams_before = self.stats.telegrams
+            try:
+                transport, protocol = await async_open(
+                    self.data, self.queue.put_nowait, self.stats, self.watchdog_timeout
+                )
+            except CannotConnect as err:
+                self.stats.connection_errors += 1
+                self.stats.fault("connect", "Cannot open %s: %s", port_url(self.data), err)
+                self._publish(False, str(err))
+            else:
+                await self._read_until_closed(transport, protocol)
+            if self.stats.telegrams > telegrams_before:
+                delay = FIRST_RETRY_DELAY
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max(self.reconnect_interval, FIRST_RETRY_DELAY))
+
+    async def _read_until_closed(
+        self, transport: asyncio.BaseTransport, protocol: P1Protocol
+    ) -> None:
+        self.stats.connects += 1
+        self.stats.recovered("connect")
+        self._publish(True)
+        try:
+            await protocol.wait_closed()
+        finally:
+            # Reached on a dropped connection, a watchdog timeout, or cancellation (unload).
+            transport.close()
+            reason = protocol.close_reason or "connection closed"
+            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                LOGGER.info("Connection to %s lost: %s", port_url(self.data), reason)
+            self._publish(False, reason)
+
+    def _publish(self, connected: bool, reason: str | None = None) -> None:
+        if connected != self.connected or not connected:
+            self.connected = connected
+            self.queue.put_nowait(ConnectionState(connected, reason))
+
+
+async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
+    """Open the port and return the first telegram that identifies the meter.
+
+    Returns as soon as such a telegram arrives. Raises CannotConnect when the port cannot be
+    opened, InvalidKey when telegrams cannot be decrypted, CannotCommunicate when nothing
+    usable arrives within `wait` seconds.
+    """
+    version = data[CONF_DSMR_VERSION]
+    found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
+
+    def on_telegram(telegram: Telegram) -> None:
+        identified = equipment_identifier(telegram, version) is not None or (
+            version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
+            and obis_references.P1_MESSAGE_TIMESTAMP in telegram
+        )
+        if identified and not found.done():
+            found.set_result(telegram)
+
+    stats = ReaderStats()
+    transport, protocol = await async_open(data, on_telegram, stats, watchdog_timeout=wait)
+    closed = asyncio.ensure_future(protocol.wait_closed())
+    try:
+        await asyncio.wait({found, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        transport.close()
+        closed.cancel()
+    if found.done():
+        return found.result()
+    if stats.decryption_errors:
+        raise InvalidKey
+    raise CannotCommunicate(protocol.close_reason or f"no telegram in {wait:.0f} s")

@@ -1,0 +1,335 @@
+"""Sensors for every value a DSMR telegram carries.
+
+One table (`SENSORS`) describes the electricity meter's values by dsmr_parser value name; a
+second (`MBUS_SENSORS`) describes the sub-meters (gas, water, heat, cooling) on M-Bus channels.
+Entities for the configured version exist from setup on and restore their last state; M-Bus
+entities are added whenever a channel first shows up and remembered for the next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from dsmr_parser.objects import MbusDevice, Telegram
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorDeviceClass,
+    SensorStateClass,
+)
+from homeassistant.const import UnitOfEnergy, UnitOfVolume
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity_platform import (
+    AddConfigEntryEntitiesCallback,
+    AddEntitiesCallback,
+)
+from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType, StateType
+
+from . import DsmrConfigEntry
+from .const import (
+    CONF_DSMR_VERSION,
+    CONF_MBUS_DEVICES,
+    CONF_PRECISION,
+    CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
+    DEFAULT_PRECISION,
+    DEVICE_NAME_ELECTRICITY,
+    DEVICE_NAME_GAS,
+    DOMAIN,
+    LOGGER,
+    MBUS_TYPE_GAS,
+    MBUS_TYPE_HEAT,
+    MBUS_TYPE_WATER,
+)
+from .coordinator import DsmrCoordinator
+from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription, spec_value_names
+from .entity import DsmrEntity
+from .migration import async_move_gas_to_mbus
+from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
+
+PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
+# A value the meter has not sent in this many telegrams in a row (and never sent) is disabled.
+ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
+CONF_AUTO_DISABLED = "auto_disabled"
+UNITS = {"m3": UnitOfVolume.CUBIC_METERS, "GJ": UnitOfEnergy.GIGA_JOULE}
+# Device class of a core M-Bus entity -> the M-Bus device type it was created for.
+CORE_MBUS_TYPES = {
+    SensorDeviceClass.GAS.value: MBUS_TYPE_GAS,
+    SensorDeviceClass.WATER.value: MBUS_TYPE_WATER,
+    SensorDeviceClass.ENERGY.value: MBUS_TYPE_HEAT,
+}
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: DsmrConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Create the meter's entities now, and M-Bus entities as their channels appear."""
+    coordinator = entry.runtime_data
+    version = entry.data[CONF_DSMR_VERSION]
+    names = spec_value_names(version)
+    entities: list[DsmrSensor] = [
+        DsmrSensor(entry, description, *_main_device(entry, description))
+        for description in SENSORS
+        if description.obis_name in names
+        and (description.versions is None or version in description.versions)
+        and (not description.is_gas or CONF_SERIAL_ID_GAS in entry.data)
+    ]
+    mbus = MbusEntities(hass, entry, async_add_entities)
+    entities.extend(mbus.restore())
+    async_add_entities(entities)
+    entry.async_on_unload(coordinator.async_add_mbus_listener(mbus.found))
+
+
+async def async_setup_platform(
+    hass: HomeAssistant,
+    config: ConfigType,
+    async_add_entities: AddEntitiesCallback,
+    discovery_info: DiscoveryInfoType | None = None,
+) -> None:
+    """Accept a validated `sensor: - platform: dsmr` block.
+
+    The block itself is turned into a config entry by the integration's `async_setup`, which
+    sees every block at once (and so can remove entries whose block was deleted); the entry
+    creates the entities.
+    """
+
+
+def _main_device(
+    entry: DsmrConfigEntry, description: DsmrSensorEntityDescription
+) -> tuple[DeviceInfo, str]:
+    """Return the device and unique id of an electricity (or DSMR 2.2/4 gas) entity, as core."""
+    if description.is_gas:
+        serial, name = entry.data.get(CONF_SERIAL_ID_GAS), DEVICE_NAME_GAS
+    else:
+        serial, name = entry.data.get(CONF_SERIAL_ID), DEVICE_NAME_ELECTRICITY
+    serial = serial or entry.entry_id
+    info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
+    if not description.is_gas:
+        info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
+        if entry.data.get(CONF_SERIAL_ID):
+            info["serial_number"] = entry.data[CONF_SERIAL_ID]
+    return info, f"{serial}_{description.key}"
+
+
+class MbusEntities:
+    """Create, remember and restore the entities of a meter's M-Bus sub-meters."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: DsmrConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        """Initialize for one entry."""
+        self.hass = hass
+        self.entry = entry
+        self.async_add_entities = async_add_entities
+        self.unique_ids: set[str] = set()
+
+    def restore(self) -> list[DsmrSensor]:
+        """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
+        entities: list[DsmrSensor] = []
+        for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
+            entities.extend(
+                self._entities(known["channel"], known["type"], known["id"], known["unit"])
+            )
+        for channel, device_type, ident, unit in self._left_by_core():
+            entities.extend(self._entities(channel, device_type, ident, unit))
+        return entities
+
+    def _left_by_core(self) -> list[tuple[int, int, str | None, str | None]]:
+        """M-Bus entities in the registry that this entry has not remembered (core made them).
+
+        Core keys an M-Bus reading by the bare M-Bus identifier, or `<serial>_<channel>` when
+        the device has none; its device class tells the kind of meter.
+        """
+        main_suffixes = tuple(f"_{d.key}" for d in SENSORS)
+        found = []
+        registry = er.async_get(self.hass)
+        for reg in er.async_entries_for_config_entry(registry, self.entry.entry_id):
+            unique_id = reg.unique_id
+            if reg.domain != "sensor" or unique_id.endswith(main_suffixes):
+                continue
+            device_type = CORE_MBUS_TYPES.get(str(reg.original_device_class))
+            if device_type is None:
+                continue
+            prefix, _, channel = unique_id.rpartition("_")
+            if prefix and channel.isdigit():
+                found.append((int(channel), device_type, None, reg.unit_of_measurement))
+            else:
+                found.append((0, device_type, unique_id, reg.unit_of_measurement))
+        return found
+
+    @callback
+    def found(self, device: MbusDevice) -> None:
+        """Add entities for an M-Bus device seen in a telegram, unless they exist."""
+        type_obj = getattr(device, "MBUS_DEVICE_TYPE", None)
+        if type_obj is None:
+            return
+        device_type = int(type_obj.value)
+        if device_type not in MBUS_SENSORS:
+            LOGGER.info(
+                "M-Bus channel %s: device type %s is not supported", device.channel_id, device_type
+            )
+            return
+        ident_obj = getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None)
+        ident = str(ident_obj.value) if ident_obj is not None and ident_obj.value else None
+        reading = getattr(device, "MBUS_METER_READING", None)
+        unit = getattr(reading, "unit", None)
+        if ident:
+            async_move_gas_to_mbus(self.hass, self.entry, ident)
+        entities = self._entities(device.channel_id, device_type, ident, unit)
+        if not entities:
+            return
+        self._remember(device.channel_id, device_type, ident, unit)
+        self.async_add_entities(entities)
+        for entity in entities:
+            entity.handle_mbus_discovery()
+
+    def _entities(
+        self, channel: int, device_type: int, ident: str | None, unit: str | None
+    ) -> list[DsmrSensor]:
+        data = self.entry.data
+        description, name = MBUS_SENSORS[device_type]
+        serial = ident or (data.get(CONF_SERIAL_ID_GAS) if description.is_gas else None)
+        serial = serial or data.get(CONF_SERIAL_ID) or self.entry.entry_id
+        unique_id = serial if ident else f"{serial}_{channel}"
+        if unique_id in self.unique_ids:
+            return []
+        self.unique_ids.add(unique_id)
+        if unit and (native := UNITS.get(unit, unit)) != description.native_unit_of_measurement:
+            description = replace(description, native_unit_of_measurement=native)
+            if description.device_class is SensorDeviceClass.GAS and native in set(UnitOfEnergy):
+                description = replace(description, device_class=SensorDeviceClass.ENERGY)
+        info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
+        if ident:
+            info["serial_number"] = ident
+        return [
+            DsmrSensor(self.entry, description, info, unique_id, channel=channel, mbus_id=ident)
+        ]
+
+    def _remember(
+        self, channel: int, device_type: int, ident: str | None, unit: str | None
+    ) -> None:
+        known: list[Mapping[str, Any]] = list(self.entry.data.get(CONF_MBUS_DEVICES, []))
+        record = {"channel": channel, "type": device_type, "id": ident, "unit": unit}
+        if record in known:
+            return
+        known = [k for k in known if k["channel"] != channel or k["id"] != ident] + [record]
+        self.hass.config_entries.async_update_entry(
+            self.entry, data={**self.entry.data, CONF_MBUS_DEVICES: known}
+        )
+
+
+class DsmrSensor(DsmrEntity, RestoreSensor):
+    """One value of a meter; writes its state only when that value changed."""
+
+    entity_description: DsmrSensorEntityDescription
+    coordinator: DsmrCoordinator
+
+    def __init__(
+        self,
+        entry: DsmrConfigEntry,
+        description: DsmrSensorEntityDescription,
+        device_info: DeviceInfo,
+        unique_id: str,
+        *,
+        channel: int | None = None,
+        mbus_id: str | None = None,
+    ) -> None:
+        """Initialize the sensor."""
+        super().__init__(entry.runtime_data, description, device_info, unique_id)
+        self._entry = entry
+        self._version: str = entry.data[CONF_DSMR_VERSION]
+        self._precision = int(entry.data.get(CONF_PRECISION, DEFAULT_PRECISION))
+        self._channel = channel
+        self._mbus_id = mbus_id
+        self._seen = False
+        self._absent = 0
+        self._written: tuple[bool, Any] | None = None
+        enabled = description.entity_registry_enabled_default
+        if description.enabled_versions is not None:
+            enabled = enabled and self._version in description.enabled_versions
+        self._attr_entity_registry_enabled_default = enabled
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last value before the first telegram arrives."""
+        if (last := await self.async_get_last_sensor_data()) is not None:
+            self._attr_native_value = last.native_value
+            self._seen = last.native_value is not None
+        await super().async_added_to_hass()
+
+    def _dsmr_object(self, telegram: Telegram) -> Any:
+        name = self.entity_description.obis_name
+        if self._channel is None:
+            return getattr(telegram, name, None)
+        for device in getattr(telegram, "MBUS_DEVICES", ()):
+            ident = getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None)
+            if (self._mbus_id and ident is not None and str(ident.value) == self._mbus_id) or (
+                not self._mbus_id and device.channel_id == self._channel
+            ):
+                return getattr(device, name, None)
+        return None
+
+    def handle_mbus_discovery(self) -> None:
+        """Take the value from the telegram that announced this M-Bus device."""
+        if self.hass is not None and self.coordinator.telegram is not None:
+            self._handle_coordinator_update()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        available = self.coordinator.available
+        telegram = self.coordinator.telegram
+        value = self._attr_native_value
+        if available and telegram is not None:
+            obj = self._dsmr_object(telegram)
+            if obj is None:
+                self._value_absent()
+            else:
+                self._seen = True
+                value = self._value(obj)
+                self._attr_extra_state_attributes = self.entity_description.attributes_fn(obj) or {}
+        if self._written == (available, value):
+            return
+        self._written = (available, value)
+        self._attr_native_value = value
+        self.async_write_ha_state()
+
+    def _value(self, obj: Any) -> StateType | datetime | Decimal:
+        description = self.entity_description
+        value = description.value_fn(obj, self._version)
+        if isinstance(value, Decimal):
+            number = round(float(value), self._precision)
+            if (
+                not number
+                and description.state_class is SensorStateClass.TOTAL_INCREASING
+                and (description.device_class is not None)
+            ):
+                return None  # an empty register (no gas meter), not a reset to zero
+            return number
+        return value
+
+    def _value_absent(self) -> None:
+        if self._seen or self._channel is not None:
+            return
+        self._absent += 1
+        if self._absent != ABSENT_TELEGRAMS_BEFORE_DISABLE or self.registry_entry is None:
+            return
+        auto_disabled: list[str] = list(self._entry.data.get(CONF_AUTO_DISABLED, []))
+        if self.registry_entry.disabled_by is not None or self.unique_id in auto_disabled:
+            return  # disabled already, or the user enabled it again after we disabled it once
+        LOGGER.info("%s: the meter does not send this value; disabling the entity", self.entity_id)
+        self.hass.config_entries.async_update_entry(
+            self._entry,
+            data={**self._entry.data, CONF_AUTO_DISABLED: [*auto_disabled, str(self.unique_id)]},
+        )
+        er.async_get(self.hass).async_update_entity(
+            self.entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION
+        )

@@ -1,0 +1,97 @@
+"""`sensor: - platform: dsmr` in YAML, kept in step with config entries.
+
+Each YAML block becomes a config entry (so devices, diagnostics and options work), marked as
+coming from YAML. On every start the entries follow the YAML: a block that is new is imported,
+changed keys are written into its entry, and an entry whose block was removed is removed. Entries
+that core's YAML import created years ago carry no mark and are never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.sensor import PLATFORM_SCHEMA as SENSOR_PLATFORM_SCHEMA
+from homeassistant.config_entries import SOURCE_IMPORT
+from homeassistant.const import CONF_HOST, CONF_PLATFORM, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+import probatio as vol
+
+from .const import (
+    CONF_DSMR_VERSION,
+    CONF_PRECISION,
+    CONF_RECONNECT_INTERVAL,
+    CONF_SOURCE_YAML,
+    DEFAULT_DSMR_VERSION,
+    DEFAULT_PORT,
+    DEFAULT_PRECISION,
+    DEFAULT_RECONNECT_INTERVAL,
+    DOMAIN,
+    DSMR_VERSIONS,
+    LOGGER,
+)
+
+PLATFORM_SCHEMA = SENSOR_PLATFORM_SCHEMA.extend(
+    {
+        vol.Optional(CONF_PORT, default=DEFAULT_PORT): vol.Any(cv.port, cv.string),
+        vol.Optional(CONF_HOST): cv.string,
+        vol.Optional(CONF_DSMR_VERSION, default=DEFAULT_DSMR_VERSION): vol.All(
+            cv.string, vol.In(list(DSMR_VERSIONS))
+        ),
+        vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=3600)
+        ),
+        vol.Optional(CONF_PRECISION, default=DEFAULT_PRECISION): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=6)
+        ),
+    }
+)
+
+
+def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
+    """Entry data for a validated YAML block, in core's data layout."""
+    data: dict[str, Any] = {
+        CONF_PORT: str(block[CONF_PORT]),
+        CONF_DSMR_VERSION: block[CONF_DSMR_VERSION],
+        CONF_RECONNECT_INTERVAL: block[CONF_RECONNECT_INTERVAL],
+        CONF_PRECISION: block[CONF_PRECISION],
+        CONF_SOURCE_YAML: True,
+    }
+    if host := block.get(CONF_HOST):
+        # Core's network entries keep host and an integer port.
+        data[CONF_HOST] = host
+        data[CONF_PORT] = cv.port(block[CONF_PORT])
+    return data
+
+
+def yaml_key(data: dict[str, Any] | Any) -> tuple[str | None, str]:
+    """What identifies a YAML meter across restarts: its host (if any) and port."""
+    return (data.get(CONF_HOST), str(data[CONF_PORT]))
+
+
+async def async_import_yaml(hass: HomeAssistant, config: ConfigType) -> None:
+    """Import every dsmr YAML block; remove entries whose block is gone."""
+    blocks: list[dict[str, Any]] = []
+    for key in config:
+        if key.partition(" ")[0] != "sensor":
+            continue
+        for raw in config[key] or []:
+            if not isinstance(raw, dict) or raw.get(CONF_PLATFORM) != DOMAIN:
+                continue
+            try:
+                blocks.append(PLATFORM_SCHEMA(raw))
+            except vol.Invalid as err:
+                LOGGER.error("Invalid dsmr configuration in YAML: %s", err)
+    wanted = {yaml_key(yaml_data(block)) for block in blocks}
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) not in wanted:
+            LOGGER.info("Removing %s: its YAML block was removed", entry.title)
+            await hass.config_entries.async_remove(entry.entry_id)
+    for block in blocks:
+        hass.async_create_task(
+            hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": SOURCE_IMPORT}, data=yaml_data(block)
+            ),
+            eager_start=True,
+        )

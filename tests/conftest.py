@@ -1,0 +1,39 @@
+"""Shared fixtures: custom integrations enabled, meter simulator fixtures, entry factories."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.dsmr.const import DOMAIN
+
+# pytest_plugins = ["dsmr_sim.pytest_plugin"]  # enabled once the simulator plugin lands
+
+MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
+    """Load custom_components/dsmr instead of core's dsmr in every test."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def loopback_sockets(socket_enabled: None) -> Generator[None]:
+    """Real TCP on 127.0.0.1 (ser2net-style bridges are real sockets in these tests)."""
+    yield
+
+
+def core_entry(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:
+    """A config entry laid out exactly as Home Assistant core's dsmr writes it."""
+    defaults: dict[str, Any] = {
+        "domain": DOMAIN,
+        "version": 1,
+        "title": str(data.get("port")),
+        "unique_id": data.get("serial_id"),
+        "options": {"time_between_update": 0},
+    }
+    return MockConfigEntry(data=data, **{**defaults, **kwargs})

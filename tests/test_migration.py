@@ -1,0 +1,155 @@
+"""A user who ran core `dsmr` keeps every entity id and unique id after installing ours."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+
+from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.migration import migrated_unique_id
+
+from .conftest import MISSING_PORT, core_entry
+
+
+def _core_entity(
+    hass: HomeAssistant,
+    entry_id: str,
+    device_identifier: str,
+    device_name: str,
+    unique_id: str,
+    entity_id: str,
+    device_class: str | None = None,
+) -> None:
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry_id, identifiers={(DOMAIN, device_identifier)}, name=device_name
+    )
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        unique_id,
+        suggested_object_id=entity_id.removeprefix("sensor."),
+        config_entry=hass.config_entries.async_get_entry(entry_id),
+        device_id=device.id,
+        original_device_class=device_class,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "version", "new"),
+    [
+        ("1234_Power_Consumption", "5", "1234_current_electricity_usage"),
+        ("1234_Power_Consumption_Phase_L2", "5", "1234_instantaneous_active_power_l2_positive"),
+        ("1234_Energy_Production_(tarif_2)", "4", "1234_electricity_delivered_tariff_2"),
+        ("1234_Max_current_per_phase", "5B", "1234_belgium_max_current_per_phase"),
+        ("1234_Energy_Consumption_(total)", "5L", "1234_electricity_imported_total"),
+        ("5678_Gas_Consumption", "4", "5678_hourly_gas_meter_reading"),
+        ("5678_Gas_Consumption", "5B", "5678_belgium_5min_gas_meter_reading"),
+        ("5678_Gas_Consumption", "2.2", "5678_gas_meter_reading"),
+        ("5678_Gas_Consumption", "5S", None),
+        ("1234_current_electricity_usage", "5", None),
+    ],
+)
+def test_migrated_unique_id(old: str, version: str, new: str | None) -> None:
+    assert migrated_unique_id(old, version) == new
+
+
+async def test_dsmr5_with_gas_keeps_entities(hass: HomeAssistant) -> None:
+    """DSMR 5 meter with an M-Bus gas meter, as core left it, incl. one pre-2022 unique id."""
+    entry = core_entry(
+        {
+            "port": MISSING_PORT,
+            "dsmr_version": "5",
+            "protocol": "dsmr_protocol",
+            "serial_id": "4530303435303031363238353137313135",
+            "serial_id_gas": None,
+        }
+    )
+    entry.add_to_hass(hass)
+    serial = "4530303435303031363238353137313135"
+    gas = "4730303339303031363532303530323136"
+    _core_entity(
+        hass,
+        entry.entry_id,
+        serial,
+        "Electricity Meter",
+        f"{serial}_current_electricity_usage",
+        "sensor.electricity_meter_power_consumption",
+    )
+    _core_entity(
+        hass,
+        entry.entry_id,
+        serial,
+        "Electricity Meter",
+        f"{serial}_Power_Production",
+        "sensor.power_production",
+    )
+    _core_entity(
+        hass,
+        entry.entry_id,
+        serial,
+        "Electricity Meter",
+        f"{serial}_electricity_used_tariff_1",
+        "sensor.electricity_meter_energy_consumption_tarif_1",
+    )
+    _core_entity(
+        hass, entry.entry_id, gas, "Gas Meter", gas, "sensor.gas_meter_gas_consumption", "gas"
+    )
+    before = {
+        e.entity_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+    registry = er.async_get(hass)
+    assert (
+        registry.async_get("sensor.power_production").unique_id
+        == f"{serial}_current_electricity_delivery"
+    )
+    assert registry.async_get("sensor.gas_meter_gas_consumption").unique_id == gas
+    after = {e.entity_id for e in er.async_entries_for_config_entry(registry, entry.entry_id)}
+    assert before <= after
+    for entity_id in before:
+        state = hass.states.get(entity_id)
+        assert state is not None
+        # Claimed by a live entity of ours, not a registry placeholder for a missing one.
+        assert "restored" not in state.attributes, entity_id
+    # No second device for the same meter.
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert sorted(d.identifiers.pop()[1] for d in devices) == sorted([serial, gas])
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_legacy_network_entry_loads(hass: HomeAssistant) -> None:
+    """An entry from core's old network flow (host + integer port) loads unchanged."""
+    entry = core_entry(
+        {
+            "host": "127.0.0.1",
+            "port": 9,  # discard port: nothing listens, the reader keeps retrying
+            "dsmr_version": "2.2",
+            "protocol": "dsmr_protocol",
+            "serial_id": "1234",
+            "serial_id_gas": "5678",
+        },
+        title="127.0.0.1:9",
+    )
+    entry.add_to_hass(hass)
+    _core_entity(
+        hass,
+        entry.entry_id,
+        "5678",
+        "Gas Meter",
+        "5678_gas_meter_reading",
+        "sensor.gas_meter_gas_consumption",
+        "gas",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert dict(entry.data)["port"] == 9
+    state = hass.states.get("sensor.gas_meter_gas_consumption")
+    assert state is not None and "restored" not in state.attributes
+    assert hass.states.get("sensor.electricity_meter_power_consumption") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
