@@ -232,7 +232,7 @@ async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
     return {
         **data,
         CONF_SERIAL_ID: equipment_identifier(telegram, version),
-        CONF_SERIAL_ID_GAS: gas_equipment_identifier(telegram),
+        CONF_SERIAL_ID_GAS: gas_equipment_identifier(telegram, version),
     }
 
 

@@ -31,7 +31,6 @@ from .const import (
     DEFAULT_EQUIPMENT_IDENTIFIER_OBIS,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_WATCHDOG_TIMEOUT,
-    DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     ENCRYPTED_DSMR_VERSIONS,
     EQUIPMENT_IDENTIFIER_OBIS,
     FIRST_RETRY_DELAY,
@@ -122,8 +121,10 @@ def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def gas_equipment_identifier(telegram: Telegram) -> str | None:
+def gas_equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
     """Return the (DSMR 2.2/4) gas meter identifier from a telegram, if it has one."""
+    if EQUIPMENT_IDENTIFIER_OBIS.get(dsmr_version) == "EQUIPMENT_IDENTIFIER_GAS":
+        return None  # that line identifies the electricity meter on this version
     value = getattr(telegram.get(obis_references.EQUIPMENT_IDENTIFIER_GAS), "value", None)
     return str(value) if value is not None else None
 
@@ -353,7 +354,7 @@ class DsmrReader:
 
 
 async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
-    """Open the port and return the first telegram that identifies the meter.
+    """Open the port and return the first telegram that parses as the meter's.
 
     Returns as soon as such a telegram arrives. Raises CannotConnect when the port cannot be
     opened, InvalidKey when telegrams cannot be decrypted, CannotCommunicate when nothing
@@ -363,11 +364,14 @@ async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
     found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
 
     def on_telegram(telegram: Telegram) -> None:
-        identified = equipment_identifier(telegram, version) is not None or (
-            version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
-            and obis_references.P1_MESSAGE_TIMESTAMP in telegram
+        # Every telegram carries all of the meter's lines, so the first one that parses tells
+        # all there is: its identifier, or that it has none (Sweden, Austria, some others).
+        usable = (
+            equipment_identifier(telegram, version) is not None
+            or obis_references.P1_MESSAGE_TIMESTAMP in telegram
+            or obis_references.CURRENT_ELECTRICITY_USAGE in telegram
         )
-        if identified and not found.done():
+        if usable and not found.done():
             found.set_result(telegram)
 
     stats = ReaderStats()

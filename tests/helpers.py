@@ -1,0 +1,96 @@
+"""Helpers shared by the integration tests: set up a meter against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.dsmr.config_flow import async_validated
+from custom_components.dsmr.const import DOMAIN
+from dsmr_sim.server import BaseServer
+from dsmr_sim.tcp import TcpServer
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll until `predicate` holds (the reader runs on real sockets and ttys)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def entry_data(server: BaseServer, **extra: Any) -> dict[str, Any]:
+    """Entry data reaching the simulator: network entries as host + port, serial as a path."""
+    data: dict[str, Any] = {"dsmr_version": server.meter.version, "protocol": "dsmr_protocol"}
+    if isinstance(server, TcpServer):
+        data |= {"host": server.host, "port": server.port}
+    else:
+        data |= {"port": server.port}
+    if server.meter.encrypted:
+        data["encryption_key"] = server.meter.key_hex
+    return data | extra
+
+
+async def validated(server: BaseServer, **extra: Any) -> dict[str, Any]:
+    """What the config flow stores: the data plus identifiers read from a real telegram."""
+    task = asyncio.ensure_future(async_validated(entry_data(server, **extra)))
+    while not task.done():
+        await server.send_telegram()
+        await asyncio.sleep(0.02)
+    return await task
+
+
+async def setup_meter(
+    hass: HomeAssistant, server: BaseServer, options: dict[str, Any] | None = None, **extra: Any
+) -> MockConfigEntry:
+    """Add and set up an entry for the simulated meter, and deliver its first telegram."""
+    data = await validated(server, **extra)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=data,
+        unique_id=data["serial_id"],
+        options=options if options is not None else {"time_between_update": 0},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server)
+    return entry
+
+
+async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:
+    """Send telegrams and wait until the coordinator has taken each of them."""
+    for _ in range(count):
+        stats = entry.runtime_data.reader.stats
+        before = stats.telegrams + stats.crc_errors + stats.parse_errors
+        await server.send_telegram()
+        await wait_for(lambda: stats.telegrams + stats.crc_errors + stats.parse_errors > before)
+        await wait_for(lambda: entry.runtime_data.reader.queue.empty())
+    await asyncio.sleep(0)
+
+
+def entity_snapshot(hass: HomeAssistant, entry: MockConfigEntry) -> list[dict[str, Any]]:
+    """Every entity of an entry: registry facts, and the state of the enabled ones."""
+    registry = er.async_get(hass)
+    rows = []
+    for reg in sorted(
+        er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda r: r.unique_id
+    ):
+        state = hass.states.get(reg.entity_id)
+        rows.append(
+            {
+                "entity_id": reg.entity_id,
+                "unique_id": reg.unique_id.replace(entry.entry_id, "<entry_id>"),
+                "disabled_by": reg.disabled_by,
+                "device_class": reg.original_device_class,
+                "unit": reg.unit_of_measurement,
+                "state": state.state if state else None,
+                "attributes": dict(state.attributes) if state else None,
+            }
+        )
+    return rows
