@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -16,15 +15,13 @@ MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/dsmr instead of core's dsmr in every test."""
-    yield
 
 
 @pytest.fixture(autouse=True)
-def loopback_sockets(socket_enabled: None) -> Generator[None]:
+def loopback_sockets(socket_enabled: None) -> None:
     """Real TCP on 127.0.0.1 (ser2net-style bridges are real sockets in these tests)."""
-    yield
 
 
 def core_entry(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:

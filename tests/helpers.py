@@ -65,12 +65,17 @@ async def setup_meter(
 
 async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:
     """Send telegrams and wait until the coordinator has taken each of them."""
+    stats = entry.runtime_data.reader.stats
+    queue = entry.runtime_data.reader.queue
+
+    def frames() -> int:
+        return stats.telegrams + stats.crc_errors + stats.parse_errors
+
     for _ in range(count):
-        stats = entry.runtime_data.reader.stats
-        before = stats.telegrams + stats.crc_errors + stats.parse_errors
+        before = frames()
         await server.send_telegram()
-        await wait_for(lambda: stats.telegrams + stats.crc_errors + stats.parse_errors > before)
-        await wait_for(lambda: entry.runtime_data.reader.queue.empty())
+        await wait_for(lambda before=before: frames() > before)  # type: ignore[misc]
+        await wait_for(queue.empty)
     await asyncio.sleep(0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dsmr_parser import telegram_specifications
+from dsmr_parser.parsers import TelegramParser
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -9,8 +11,11 @@ import pytest
 
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.migration import migrated_unique_id
+from dsmr_sim.meter import Meter
+from dsmr_sim.tcp import TcpServer
 
 from .conftest import MISSING_PORT, core_entry
+from .helpers import send, validated, wait_for
 
 
 def _core_entity(
@@ -153,3 +158,114 @@ async def test_legacy_network_entry_loads(hass: HomeAssistant) -> None:
     assert state is not None and "restored" not in state.attributes
     assert hass.states.get("sensor.electricity_meter_power_consumption") is not None
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _mbus_ids(meter: Meter) -> list[str]:
+    spec = {"5": telegram_specifications.V5, "5B": telegram_specifications.BELGIUM_FLUVIUS}
+    telegram = TelegramParser(spec[meter.version]).parse(meter.telegram())
+    return [str(d.MBUS_EQUIPMENT_IDENTIFIER.value) for d in telegram.MBUS_DEVICES]
+
+
+async def test_belgian_meter_with_two_mbus_devices(hass: HomeAssistant) -> None:
+    """5B with gas and water on M-Bus, registry as core left it: ids carry on, no duplicates."""
+    server = TcpServer(Meter("5B", seed=7, mbus=("gas", "water")))
+    await server.start()
+    try:
+        data = await validated(server)
+        entry = core_entry(data, title="5B")
+        entry.add_to_hass(hass)
+        serial = data["serial_id"]
+        gas_id, water_id = _mbus_ids(server.meter)
+        _core_entity(
+            hass,
+            entry.entry_id,
+            serial,
+            "Electricity Meter",
+            f"{serial}_current_electricity_usage",
+            "sensor.electricity_meter_power_consumption",
+        )
+        _core_entity(
+            hass,
+            entry.entry_id,
+            serial,
+            "Electricity Meter",
+            f"{serial}_belgium_current_average_demand",
+            "sensor.electricity_meter_current_average_demand",
+        )
+        _core_entity(
+            hass,
+            entry.entry_id,
+            gas_id,
+            "Gas Meter",
+            gas_id,
+            "sensor.gas_meter_gas_consumption",
+            "gas",
+        )
+        _core_entity(
+            hass,
+            entry.entry_id,
+            water_id,
+            "Water Meter",
+            water_id,
+            "sensor.water_meter_water_consumption",
+            "water",
+        )
+        before = {
+            e.entity_id: e.unique_id
+            for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        }
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server, 2)
+        await hass.async_block_till_done()
+        registry = er.async_get(hass)
+        for entity_id, unique_id in before.items():
+            assert registry.async_get(entity_id).unique_id == unique_id
+            assert float(hass.states.get(entity_id).state) >= 0
+        # No duplicate entities (e.g. water_consumption_2) and no duplicate devices.
+        ids = [e.entity_id for e in er.async_entries_for_config_entry(registry, entry.entry_id)]
+        assert [i for i in ids if "gas_consumption" in i] == ["sensor.gas_meter_gas_consumption"]
+        assert [i for i in ids if "water_consumption" in i] == [
+            "sensor.water_meter_water_consumption"
+        ]
+        devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        assert len(devices) == 3
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_pre_mbus_gas_entity_moves_to_the_mbus_device(hass: HomeAssistant) -> None:
+    """Core before 2024 keyed DSMR 5 gas `<serial>_hourly_gas_meter_reading`; it moves, keeping its id."""
+    server = TcpServer(Meter("5", seed=8, mbus=("gas",)))
+    await server.start()
+    try:
+        data = await validated(server)
+        entry = core_entry(data)
+        entry.add_to_hass(hass)
+        serial = data["serial_id"]
+        (gas_id,) = _mbus_ids(server.meter)
+        # Core keyed its gas device by serial_id_gas, None on DSMR 5, so by the entry id.
+        _core_entity(
+            hass,
+            entry.entry_id,
+            entry.entry_id,
+            "Gas Meter",
+            f"{entry.entry_id}_hourly_gas_meter_reading",
+            "sensor.gas_meter_gas_consumption",
+            "gas",
+        )
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        await hass.async_block_till_done()
+        moved = er.async_get(hass).async_get("sensor.gas_meter_gas_consumption")
+        assert moved.unique_id == gas_id
+        device = dr.async_get(hass).async_get(moved.device_id)
+        assert (DOMAIN, gas_id) in device.identifiers
+        assert float(hass.states.get("sensor.gas_meter_gas_consumption").state) > 0
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

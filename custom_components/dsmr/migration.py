@@ -91,8 +91,8 @@ def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str
     dev_reg = dr.async_get(hass)
     ent_reg = er.async_get(hass)
     for identifier in (mbus_id, entry.entry_id):
-        device = dev_reg.async_get_device(identifiers={(DOMAIN, identifier)})
-        if device is None or entry.entry_id not in device.config_entries:
+        device = dev_reg.async_get_device_by_identifier((DOMAIN, identifier), entry.entry_id)
+        if device is None:
             continue
         for entity in er.async_entries_for_device(ent_reg, device.id):
             if not entity.unique_id.endswith(PRE_MBUS_GAS_SUFFIXES):

@@ -1,0 +1,205 @@
+"""Entity life: restore, late M-Bus devices, values the meter does not send, bad telegrams."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+)
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.dsmr.const import DOMAIN
+from dsmr_sim.meter import Meter
+from dsmr_sim.tcp import TcpServer
+
+from .conftest import MISSING_PORT
+from .helpers import send, setup_meter, wait_for
+
+POWER = "sensor.electricity_meter_power_consumption"
+
+
+async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(POWER, "1.234"),
+                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
+            )
+        ],
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            "port": MISSING_PORT,
+            "dsmr_version": "5",
+            "serial_id": "1234",
+            "serial_id_gas": None,
+        },
+    )
+    entry.add_to_hass(hass)
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1234_current_electricity_usage",
+        suggested_object_id="electricity_meter_power_consumption",
+        config_entry=entry,
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # Restored although no telegram ever arrived; unavailable once the port is known missing.
+    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors > 0)
+    await hass.async_block_till_done()
+    state = hass.states.get(POWER)
+    assert state is not None
+    assert state.state == "unavailable"
+    assert entry.runtime_data.available is False
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> None:
+    mock_restore_cache_with_extra_data(
+        hass, [(State(POWER, "1.234"), {"native_value": 1.234, "native_unit_of_measurement": "kW"})]
+    )
+    server = TcpServer(Meter("5", seed=1))
+    await server.start()
+    try:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            data={
+                "host": "127.0.0.1",
+                "port": server.port,
+                "dsmr_version": "5",
+                "serial_id": "1234",
+                "serial_id_gas": None,
+            },
+        )
+        entry.add_to_hass(hass)
+        er.async_get(hass).async_get_or_create(
+            "sensor",
+            DOMAIN,
+            "1234_current_electricity_usage",
+            suggested_object_id="electricity_meter_power_consumption",
+            config_entry=entry,
+        )
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert hass.states.get(POWER).state == "1.234"
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        assert float(hass.states.get(POWER).state) == float(
+            server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAssistant) -> None:
+    without = TcpServer(Meter("5", seed=2, mbus=()))
+    await without.start()
+    port = without.port
+    entry = await setup_meter(hass, without)
+    devices = dr.async_get(hass)
+    assert len(dr.async_entries_for_config_entry(devices, entry.entry_id)) == 1
+    await without.stop()
+    # The same meter, now with a gas and a water meter connected (channels 1 and 2).
+    with_mbus = TcpServer(Meter("5", seed=2, mbus=("gas", "water")), port=port)
+    await with_mbus.start()
+    try:
+        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await send(entry, with_mbus)
+        await hass.async_block_till_done()
+        names = sorted(d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id))
+        assert names == ["Electricity Meter", "Gas Meter", "Water Meter"]
+        gas = hass.states.get("sensor.gas_meter_gas_consumption")
+        assert gas.attributes["unit_of_measurement"] == "m³"
+        water = hass.states.get("sensor.water_meter_water_consumption")
+        assert float(water.state) > 0
+        assert len(entry.data["mbus_devices"]) == 2
+        # After a reload they exist at once, before any telegram.
+        await with_mbus.stop()
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        state = hass.states.get("sensor.water_meter_water_consumption")
+        assert state is not None
+        assert "restored" not in state.attributes
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await with_mbus.stop()
+
+
+async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
+    """A Luxembourg entry enables the import total; a meter that lacks the line hides it."""
+    server = TcpServer(Meter("5", seed=3))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, dsmr_version="5L")
+        total = "sensor.electricity_meter_energy_consumption_total"
+        registry = er.async_get(hass)
+        assert registry.async_get(total).disabled_by is None
+        await send(entry, server, 3)
+        await hass.async_block_till_done()
+        assert registry.async_get(total).disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        # The user enables it again: it stays enabled.
+        registry.async_update_entity(total, disabled_by=None)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server, 4)
+        await hass.async_block_till_done()
+        assert registry.async_get(total).disabled_by is None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_bad_crc_is_counted_and_changes_nothing(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=4))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        before = hass.states.get(POWER)
+        server.faults.set("bad_crc")
+        await send(entry, server, 3)
+        stats = entry.runtime_data.reader.stats
+        assert stats.crc_errors == 3
+        after = hass.states.get(POWER)
+        assert after.state == before.state
+        assert after.last_updated == before.last_updated
+        server.faults.clear()
+        await send(entry, server)
+        assert hass.states.get(POWER).state == str(
+            float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_diagnostics_hide_keys_and_identifiers(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> None:
+    key = "00112233445566778899AABBCCDDEEFF"
+    server = TcpServer(Meter("MSn", seed=5, key=key, mbus=("gas",)))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        text = json.dumps(diagnostics)
+        assert key not in text
+        assert entry.data["serial_id"] not in text
+        mbus_id = entry.data["mbus_devices"][0]["id"]
+        assert mbus_id not in text
+        assert diagnostics["reader"]["telegrams"] == 1
+        assert diagnostics["telegram"]["CURRENT_ELECTRICITY_USAGE"]["value"] is not None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
