@@ -244,7 +244,6 @@ async def test_pre_mbus_gas_entity_moves_to_the_mbus_device(hass: HomeAssistant)
         data = await validated(server)
         entry = core_entry(data)
         entry.add_to_hass(hass)
-        serial = data["serial_id"]
         (gas_id,) = _mbus_ids(server.meter)
         # Core keyed its gas device by serial_id_gas, None on DSMR 5, so by the entry id.
         _core_entity(
