@@ -9,7 +9,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
 
-# pytest_plugins = ["dsmr_sim.pytest_plugin"]  # enabled once the simulator plugin lands
+pytest_plugins = ["dsmr_sim.pytest_plugin"]
 
 MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
 

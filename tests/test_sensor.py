@@ -33,6 +33,7 @@ VERSIONS = [
     "SAGEMCOM_T210_D_R",
 ]
 KEY = "00112233445566778899AABBCCDDEEFF"
+SEVEN_BIT = {"2.2", "4", "4+"}  # opened once on a pty: see helpers.identified
 
 
 def make_meter(version: str) -> Meter:
@@ -74,7 +75,7 @@ async def test_power_over_a_real_tty(hass: HomeAssistant, version: str, tmp_path
     server = PtyServer(make_meter(version), link=tmp_path / "ttyP1")
     await server.start()
     try:
-        entry = await setup_meter(hass, server)
+        entry = await setup_meter(hass, server, validate=version not in SEVEN_BIT)
         rendered = server.last_rendered
         assert rendered is not None
         state = hass.states.get("sensor.electricity_meter_power_consumption")

@@ -335,6 +335,8 @@ class DsmrReader:
         self, transport: asyncio.BaseTransport, protocol: P1Protocol
     ) -> None:
         self.stats.connects += 1
+        if self.stats.connects > 1 or self.stats.connection_errors:
+            LOGGER.info("Connected to %s again", port_url(self.data))
         self.stats.recovered("connect")
         self._publish(True)
         try:

@@ -53,6 +53,7 @@ from .migration import async_move_gas_to_mbus
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
+PARALLEL_UPDATES = 0  # push: entities never poll
 # A value the meter has not sent in this many telegrams in a row (and never sent) is disabled.
 ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
 CONF_AUTO_DISABLED = "auto_disabled"

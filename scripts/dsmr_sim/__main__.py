@@ -1,0 +1,213 @@
+"""Command line: serve a simulated meter over TCP and/or a pty until SIGINT or SIGTERM.
+
+Every endpoint is announced on stdout, one line each, flushed, so scripts can parse them:
+``TCP 127.0.0.1:2001``, ``PTY /dev/pts/5`` and ``LINK /path/to/symlink`` (a new ``PTY`` line
+follows each replug). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import datetime
+import logging
+import signal
+import sys
+
+from .faults import FAULT_NAMES, Faults
+from .house import MBUS_KINDS
+from .meter import Meter
+from .serial_pty import PtyServer
+from .server import BaseServer
+from .tcp import TcpServer
+from .versions import VERSIONS
+
+__all__ = ["build_parser", "main", "parse_hostport", "serve"]
+
+_LOGGER = logging.getLogger("dsmr_sim")
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0 = any free port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (its ``--help`` is the CLI's documentation)."""
+    versions = "\n".join(f"  {k:<18} {v.description}" for k, v in VERSIONS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m dsmr_sim",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Simulate a DSMR / P1 smart meter over TCP (like ser2net) and/or a pty.",
+        epilog=f"versions:\n{versions}\n\nfaults: {', '.join(FAULT_NAMES)}\n"
+        "stdout: one line per endpoint: 'TCP host:port', 'PTY /dev/pts/N', 'LINK path'.",
+    )
+    parser.add_argument(
+        "--dsmr-version",
+        default="5",
+        choices=list(VERSIONS),
+        metavar="VERSION",
+        help="meter version, as Home Assistant names it (default: 5)",
+    )
+    parser.add_argument(
+        "--tcp",
+        type=parse_hostport,
+        metavar="HOST:PORT",
+        help="serve TCP on HOST:PORT (port 0: any free port); the default "
+        "endpoint when neither --tcp nor --pty is given is 127.0.0.1:2001",
+    )
+    parser.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
+    parser.add_argument(
+        "--link", metavar="PATH", help="keep a symlink at PATH pointing at the pty (implies --pty)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between telegrams (default: the version's, 1 or 10)",
+    )
+    parser.add_argument(
+        "--step",
+        type=float,
+        metavar="SECONDS",
+        help="simulated seconds per telegram (default: the interval)",
+    )
+    parser.add_argument(
+        "--mbus",
+        metavar="KINDS",
+        help=f"comma-separated M-Bus devices on channels 1..4, of: "
+        f"{', '.join(MBUS_KINDS)} (default: gas where the version has M-Bus; "
+        "'' for none)",
+    )
+    parser.add_argument(
+        "--key", metavar="HEX", help="encryption key (32 hex digits) for MSn and SAGEMCOM_T210_D_R"
+    )
+    parser.add_argument(
+        "--auth-key", metavar="HEX", help="authentication key (default: the public Luxmetering key)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the house (default 0)")
+    parser.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        metavar="ISO",
+        help="simulated start time, local to the meter (default 2024-01-15T12:00)",
+    )
+    parser.add_argument("--timezone", metavar="TZ", help="meter time zone (default per version)")
+    parser.add_argument("--equipment-id", metavar="TEXT", help="meter identifier (plain ASCII)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=FAULT_NAMES,
+        metavar="NAME",
+        help=f"switch a fault on (repeatable): {', '.join(FAULT_NAMES)}",
+    )
+    parser.add_argument(
+        "--drop-every",
+        type=int,
+        default=5,
+        metavar="N",
+        help="with --fault drop: drop/replug after every N telegrams (default 5)",
+    )
+    parser.add_argument(
+        "--drip-delay",
+        type=float,
+        default=0.001,
+        metavar="SECONDS",
+        help="with --fault drip: pause between bytes (default 0.001)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every telegram to stderr")
+    return parser
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set, for embedding and tests)."""
+    mbus = None if args.mbus is None else tuple(k for k in args.mbus.split(",") if k)
+
+    def new_meter() -> Meter:
+        # One meter per endpoint: same seed and steps, so both serve the same telegrams.
+        return Meter(
+            args.dsmr_version,
+            seed=args.seed,
+            start=args.start,
+            timezone=args.timezone,
+            mbus=mbus,
+            equipment_id=args.equipment_id,
+            key=args.key,
+            auth_key=args.auth_key,
+        )
+
+    def new_faults() -> Faults:
+        faults = Faults(drop_every_default=args.drop_every, drip_delay=args.drip_delay)
+        for name in args.fault:
+            faults.set(name)
+        return faults
+
+    meter = new_meter()
+    interval = args.interval or meter.info.nominal_interval
+    common = {"interval": interval, "step_seconds": args.step}
+    servers: list[BaseServer] = []
+    if args.tcp or not (args.pty or args.link):
+        host, port = args.tcp or ("127.0.0.1", 2001)
+        servers.append(TcpServer(meter, host, port, faults=new_faults(), **common))
+    if args.pty or args.link:
+        pty_meter = new_meter() if servers else meter
+        servers.append(_AnnouncingPty(pty_meter, link=args.link, faults=new_faults(), **common))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for server in servers:
+            await server.start()
+            if isinstance(server, TcpServer):
+                _announce(f"TCP {server.host}:{server.port}")
+            elif isinstance(server, PtyServer):
+                _announce(f"PTY {server.path}")
+                if server.link:
+                    _announce(f"LINK {server.link}")
+        _LOGGER.info("serving DSMR %s (%s); Ctrl-C stops", meter.version, meter.info.description)
+        await stop.wait()
+    finally:
+        for server in servers:
+            await server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+class _AnnouncingPty(PtyServer):
+    """A pty server that prints the new slave path after every replug."""
+
+    def _plug(self) -> None:
+        super()._plug()
+        if self.running:
+            _announce(f"PTY {self.path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.verbose:
+        logging.getLogger("dsmr_sim").setLevel(logging.DEBUG)
+    try:
+        return asyncio.run(serve(args))
+    except (ValueError, OSError) as err:
+        print(f"dsmr_sim: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

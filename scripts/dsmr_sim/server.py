@@ -1,0 +1,200 @@
+"""What the TCP and pty servers share: the telegram clock, fault handling and counters."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+import asyncio
+import contextlib
+import logging
+import random
+
+from .faults import Faults, corrupt_crc, garbage_bytes
+from .meter import Meter
+from .templates import Rendered
+
+__all__ = ["BaseServer"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class BaseServer(ABC):
+    """Sends the meter's telegrams to whoever listens, on a timer or on demand.
+
+    With ``interval`` (seconds, float) the server sends a telegram every interval once
+    started; with ``interval=None`` it is in manual mode and sends only when
+    :meth:`send_telegram` is awaited. Each telegram first advances the meter by
+    ``step_seconds`` of simulated time (default: the interval, or the version's nominal
+    interval in manual mode).
+    """
+
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        interval: float | None = None,
+        step_seconds: float | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        """Bind the server to ``meter``; nothing is opened before :meth:`start`."""
+        if interval is not None and interval <= 0:
+            raise ValueError("interval must be > 0 (or None for manual mode)")
+        self.meter = meter
+        self.interval = interval
+        self.step_seconds = step_seconds or interval or meter.info.nominal_interval
+        self.faults = faults or Faults()
+        #: Telegrams written to the line (stalled or unplugged ones are not counted).
+        self.telegrams_sent = 0
+        #: Telegrams generated, whether or not anything was written.
+        self.telegrams_generated = 0
+        #: The last telegram generated and the values it carries.
+        self.last_rendered: Rendered | None = None
+        #: The bytes last written for a telegram (faults included); b"" when nothing was.
+        self.last_payload = b""
+        self._rng = random.Random(meter.seed ^ 0x5EED)
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._sent_event = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the server has been started and not stopped."""
+        return self._started
+
+    async def start(self) -> None:
+        """Open the endpoint and, in automatic mode, start the telegram clock (idempotent)."""
+        if self._started:
+            return
+        await self._open()
+        self._started = True
+        if self.interval is not None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"dsmr_sim {type(self).__name__}"
+            )
+
+    async def stop(self) -> None:
+        """Stop the clock and close everything (idempotent); leaves no task, timer or fd."""
+        if not self._started:
+            return
+        self._started = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        async with self._lock:
+            await self._close()
+
+    async def __aenter__(self) -> BaseServer:
+        """Start on entering ``async with``."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop on leaving ``async with``."""
+        await self.stop()
+
+    async def _run(self) -> None:
+        assert self.interval is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += self.interval
+            await asyncio.sleep(max(deadline - loop.time(), 0))
+            try:
+                await self.send_telegram()
+            except OSError:
+                _LOGGER.exception("sending a telegram failed")
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def send_telegram(self) -> bytes:
+        """Advance the meter one step and send one telegram now; return the bytes written."""
+        async with self._lock:
+            self.meter.step(self.step_seconds)
+            rendered = self.meter.render()
+            self.last_rendered = rendered
+            self.telegrams_generated += 1
+            payload = self._apply_faults(rendered.text)
+            written = b""
+            if payload and self._can_write():
+                await self._emit(payload)
+                written = payload
+                self.telegrams_sent += 1
+                self._sent_event.set()
+            self.last_payload = written
+            _LOGGER.debug(
+                "telegram %d (%d bytes written)\n%s",
+                self.telegrams_generated,
+                len(written),
+                rendered.text,
+            )
+            drop = self.faults.drop_every
+            if drop and self.telegrams_generated % drop == 0:
+                await self._drop()
+            return written
+
+    def _apply_faults(self, text: str) -> bytes:
+        faults = self.faults
+        if faults.stall:
+            return b""
+        hit = faults.applies_to(self.telegrams_generated)
+        if hit and faults.bad_crc:
+            text = corrupt_crc(text)
+        data = self.meter.wrap(text)
+        if hit and faults.truncate:
+            data = data[: max(len(data) * 2 // 3, 1)]
+        if hit and faults.duplicate:
+            data += data
+        if hit and faults.garbage:
+            data = garbage_bytes(self._rng, self._rng.randint(8, 40)) + data
+        return data
+
+    async def _emit(self, data: bytes) -> None:
+        faults = self.faults
+        if not faults.drip:
+            self._write(data, first=True)
+            return
+        size = max(faults.drip_size, 1)
+        for offset in range(0, len(data), size):
+            if offset:
+                await asyncio.sleep(faults.drip_delay)
+            if not self._can_write():
+                return
+            self._write(data[offset : offset + size], first=offset == 0)
+
+    async def wait_sent(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until at least ``count`` telegrams have been sent in total."""
+        async with asyncio.timeout(timeout):
+            while self.telegrams_sent < count:
+                self._sent_event.clear()
+                await self._sent_event.wait()
+
+    # --- transport hooks ------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def endpoint(self) -> str:
+        """What a client opens: ``socket://host:port`` (TCP) or the device path (pty)."""
+
+    @abstractmethod
+    async def _open(self) -> None:
+        """Open the endpoint."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Close the endpoint and every connection."""
+
+    @abstractmethod
+    def _can_write(self) -> bool:
+        """Whether there is a line to write to (an unplugged pty has none)."""
+
+    @abstractmethod
+    def _write(self, data: bytes, *, first: bool) -> None:
+        """Write bytes to every listener; ``first`` marks the start of a telegram."""
+
+    @abstractmethod
+    async def _drop(self) -> None:
+        """The ``drop`` fault: drop connections (TCP) or unplug and replug (pty)."""
