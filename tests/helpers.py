@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -13,7 +14,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.dsmr.config_flow import async_validated
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
