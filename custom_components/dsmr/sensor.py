@@ -152,7 +152,7 @@ class MbusEntities:
         the device has none; its device class tells the kind of meter.
         """
         main_suffixes = tuple(f"_{d.key}" for d in SENSORS)
-        found = []
+        found: list[tuple[int, int, str | None, str | None]] = []
         registry = er.async_get(self.hass)
         for reg in er.async_entries_for_config_entry(registry, self.entry.entry_id):
             unique_id = reg.unique_id
