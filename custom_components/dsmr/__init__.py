@@ -11,6 +11,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import (
     CONF_RECONNECT_INTERVAL,
     CONF_TIME_BETWEEN_UPDATE,
+    CONF_WATCHDOG_TIMEOUT,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_TIME_BETWEEN_UPDATE,
     DEFAULT_WATCHDOG_TIMEOUT,
@@ -38,10 +39,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         entry.data,
         queue,
         reconnect_interval=entry.data.get(CONF_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL),
-        watchdog_timeout=DEFAULT_WATCHDOG_TIMEOUT,
+        watchdog_timeout=entry.options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
     )
     coordinator = DsmrCoordinator(
-        hass, reader, entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE)
+        hass,
+        reader,
+        entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
+        entry,
     )
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -19,6 +19,7 @@ CONF_SERIAL_ID_GAS: Final = "serial_id_gas"
 CONF_ENCRYPTION_KEY: Final = "encryption_key"
 CONF_AUTHENTICATION_KEY: Final = "authentication_key"
 CONF_TIME_BETWEEN_UPDATE: Final = "time_between_update"
+CONF_WATCHDOG_TIMEOUT: Final = "watchdog_timeout"
 # YAML-era keys (core's YAML import stored them in entries; we honour them again).
 CONF_RECONNECT_INTERVAL: Final = "reconnect_interval"
 CONF_PRECISION: Final = "precision"

@@ -14,9 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dsmr_parser.objects import MbusDevice, Telegram
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
-from .reader import ConnectionState, DsmrReader, ReaderItem
+from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
+from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
+from .repairs import async_connection_changed, async_meter_replaced
 
 type MbusListener = Callable[[MbusDevice], None]
 
@@ -24,10 +27,20 @@ type MbusListener = Callable[[MbusDevice], None]
 class DsmrCoordinator:
     """Hold the latest telegram of one meter and push it to listeners."""
 
-    def __init__(self, hass: HomeAssistant, reader: DsmrReader, time_between_update: float) -> None:
-        """Initialize the coordinator for a reader's queue."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        reader: DsmrReader,
+        time_between_update: float,
+        entry: ConfigEntry | None = None,
+    ) -> None:
+        """Initialize the coordinator for a reader's queue (and the entry it serves)."""
         self.hass = hass
         self.reader = reader
+        self.entry = entry
+        # Set when the meter reports another equipment id than the entry's: a replaced meter,
+        # whose registers may start lower (a new cycle for the statistics, not a bad read).
+        self.meter_replaced = False
         self.window = max(0.0, float(time_between_update))
         # Entities show their restored states until the first connection attempt says otherwise.
         self.available = True
@@ -74,19 +87,35 @@ class DsmrCoordinator:
             return
         self.latest = item
         now = self.hass.loop.time()
-        if self._fresh or now >= self._next_publish:
+        if self._fresh:
+            self._check_identity(item)
+            self._publish(now)
+        elif now >= self._next_publish:
             self._publish(now)
         elif self._pending is None:
             self._pending = self.hass.loop.call_at(self._next_publish, self._publish_pending)
 
     def _connection_changed(self, state: ConnectionState) -> None:
         self._fresh = True
+        if self.entry is not None:
+            async_connection_changed(self.hass, self.entry, state)
         if state.connected:
             return  # available again with the first telegram, not before
         self._cancel_pending()
         if self.available:
             self.available = False
             self._push()
+
+    def _check_identity(self, telegram: Telegram) -> None:
+        """Check, on the first telegram of each connection, that it is still the same meter."""
+        entry = self.entry
+        if entry is None or not (expected := entry.data.get(CONF_SERIAL_ID)):
+            return
+        found = equipment_identifier(telegram, entry.data[CONF_DSMR_VERSION])
+        if found is not None and found != expected and not self.meter_replaced:
+            LOGGER.warning("%s reports another equipment identifier: meter replaced?", entry.title)
+            self.meter_replaced = True
+            async_meter_replaced(self.hass, entry)
 
     def _publish_pending(self) -> None:
         self._pending = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+import logging
 import re
 import time
 from typing import Any
@@ -65,6 +67,7 @@ class ConnectionState:
 
     connected: bool
     reason: str | None = None
+    failures_in_a_row: int = 0
 
 
 type ReaderItem = Telegram | ConnectionState
@@ -77,10 +80,12 @@ class ReaderStats:
     telegrams: int = 0
     crc_errors: int = 0
     parse_errors: int = 0
+    bad_lines: int = 0  # lines dsmr_parser could not read (the rest of the telegram is used)
     decryption_errors: int = 0
     discarded_bytes: int = 0
     connects: int = 0
     connection_errors: int = 0
+    failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
     last_telegram: float | None = None  # time.time() of the last good telegram
     last_error: str | None = None
@@ -100,6 +105,29 @@ class ReaderStats:
     def recovered(self, kind: str) -> None:
         """Forget that a fault was logged, so the next occurrence is reported again."""
         self._logged.pop(kind, None)
+
+
+# The stats of the telegram being parsed, so dsmr_parser's own log records can be counted there.
+_PARSING: ContextVar[ReaderStats | None] = ContextVar("dsmr_parsing", default=None)
+
+
+class _CountParserNoise(logging.Filter):
+    """Turn dsmr_parser's per-line error records (with tracebacks) into a counter.
+
+    dsmr_parser logs every unreadable line at error level with a traceback, every second on a
+    DSMR 5 meter with a flaky line. While one of our readers parses, such records are counted
+    in its stats and reported by it once, rate-limited; other users of the library see them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        stats = _PARSING.get()
+        if stats is None or record.levelno < logging.ERROR:
+            return True
+        stats.bad_lines += 1
+        return False
+
+
+logging.getLogger("dsmr_parser.parsers").addFilter(_CountParserNoise())
 
 
 def port_url(data: Mapping[str, Any]) -> str:
@@ -216,6 +244,9 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
     def handle_telegram(self, telegram: str) -> None:
         """Parse one telegram; count and skip it when it is bad."""
+        stats = self.stats
+        bad_lines = stats.bad_lines
+        parsing = _PARSING.set(stats)
         try:
             parsed = self.telegram_parser.parse(
                 telegram,
@@ -223,21 +254,28 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
                 authentication_key=self._authentication_key,
             )
         except DecryptionError as err:
-            self.stats.decryption_errors += 1
+            stats.decryption_errors += 1
             self.decryption_error = err
-            self.stats.fault("decrypt", "Cannot decrypt telegrams; check the encryption key")
+            stats.fault("decrypt", "Cannot decrypt telegrams; check the encryption key")
             self.close("decryption failed")
             return
         except InvalidChecksumError:
-            self.stats.crc_errors += 1
-            self.stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
+            stats.crc_errors += 1
+            stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
             return
         except (ParseError, ValueError, IndexError, TypeError, ArithmeticError) as err:
-            self.stats.parse_errors += 1
-            self.stats.fault("parse", "Skipped a telegram that does not parse: %s", err)
+            # The message may quote a line (identifiers included): log the kind only.
+            stats.parse_errors += 1
+            stats.fault("parse", "Skipped a telegram that does not parse (%s)", type(err).__name__)
             return
-        self.stats.telegrams += 1
-        self.stats.last_telegram = time.time()
+        finally:
+            _PARSING.reset(parsing)
+        if stats.bad_lines != bad_lines:
+            stats.fault(
+                "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines
+            )
+        stats.telegrams += 1
+        stats.last_telegram = time.time()
         self.telegram_callback(parsed)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -322,6 +360,7 @@ class DsmrReader:
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1
+                self.stats.failures_in_a_row += 1
                 self.stats.fault("connect", "Cannot open %s: %s", port_url(self.data), err)
                 self._publish(False, str(err))
             else:
@@ -338,6 +377,7 @@ class DsmrReader:
         if self.stats.connects > 1 or self.stats.connection_errors:
             LOGGER.info("Connected to %s again", port_url(self.data))
         self.stats.recovered("connect")
+        self.stats.failures_in_a_row = 0
         self._publish(True)
         try:
             await protocol.wait_closed()
@@ -352,7 +392,7 @@ class DsmrReader:
     def _publish(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:
             self.connected = connected
-            self.queue.put_nowait(ConnectionState(connected, reason))
+            self.queue.put_nowait(ConnectionState(connected, reason, self.stats.failures_in_a_row))
 
 
 async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:

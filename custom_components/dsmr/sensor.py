@@ -56,6 +56,8 @@ PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
 PARALLEL_UPDATES = 0  # push: entities never poll
 # A value the meter has not sent in this many telegrams in a row (and never sent) is disabled.
 ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
+# A total_increasing register that goes down is accepted only after this many telegrams say so.
+DECREASE_CONFIRMATIONS = 3
 CONF_AUTO_DISABLED = "auto_disabled"
 UNITS = {"m3": UnitOfVolume.CUBIC_METERS, "GJ": UnitOfEnergy.GIGA_JOULE}
 # Device class of a core M-Bus entity -> the M-Bus device type it was created for.
@@ -254,6 +256,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         self._mbus_id = mbus_id
         self._seen = False
         self._absent = 0
+        self._held_back = 0
         self._written: tuple[bool, Any] | None = None
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
@@ -306,16 +309,30 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
     def _value(self, obj: Any) -> StateType | datetime | Decimal:
         description = self.entity_description
         value = description.value_fn(obj, self._version)
-        if isinstance(value, Decimal):
-            number = round(float(value), self._precision)
-            if (
-                not number
-                and description.state_class is SensorStateClass.TOTAL_INCREASING
-                and (description.device_class is not None)
-            ):
-                return None  # an empty register (no gas meter), not a reset to zero
+        if not isinstance(value, Decimal):
+            return value
+        number = round(float(value), self._precision)
+        if description.state_class is not SensorStateClass.TOTAL_INCREASING:
             return number
-        return value
+        if not number and description.device_class is not None:
+            return None  # an empty register (no gas meter), not a reset to zero
+        previous = self._attr_native_value
+        if (
+            isinstance(previous, float)
+            and number < previous
+            and not self.coordinator.meter_replaced
+            and self._held_back < DECREASE_CONFIRMATIONS
+        ):
+            # A register that goes down is a bad read until it stays down: hold the old value.
+            self._held_back += 1
+            self.coordinator.reader.stats.fault(
+                "decrease",
+                "%s went down; keeping the previous value unless it stays down",
+                self.entity_id,
+            )
+            return previous
+        self._held_back = 0
+        return number
 
     def _value_absent(self) -> None:
         if self._seen or self._channel is not None:

@@ -1,0 +1,59 @@
+"""Repair issues: a meter that stays unreachable, a meter that was replaced."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+from .reader import ConnectionState, port_url
+
+# Connection attempts that must fail in a row (1, 2, 4, 8 ... s apart) before we raise an issue:
+# short outages (a bridge rebooting) do not deserve one.
+FAILURES_BEFORE_ISSUE = 5
+
+
+def _unreachable_id(entry: ConfigEntry) -> str:
+    return f"unreachable_{entry.entry_id}"
+
+
+@callback
+def async_connection_changed(
+    hass: HomeAssistant, entry: ConfigEntry, state: ConnectionState
+) -> None:
+    """Raise the 'cannot reach the meter' issue after repeated failures; clear it on success."""
+    issue_id = _unreachable_id(entry)
+    if state.connected:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    if state.failures_in_a_row < FAILURES_BEFORE_ISSUE:
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="unreachable",
+        translation_placeholders={
+            "title": entry.title,
+            "port": port_url(entry.data),
+            "error": state.reason or "unknown error",
+        },
+    )
+
+
+@callback
+def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Tell the user the electricity meter now reports another equipment identifier."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"replaced_{entry.entry_id}",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="meter_replaced",
+        translation_placeholders={"title": entry.title},
+    )
