@@ -1,0 +1,218 @@
+"""Every fault a real installation sees, over real sockets and ttys: recovered, nothing lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import os
+from pathlib import Path
+
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.dsmr import reader as reader_module
+from custom_components.dsmr.const import DOMAIN
+from dsmr_sim.meter import Meter
+from dsmr_sim.serial_pty import PtyServer
+from dsmr_sim.tcp import TcpServer
+
+from .conftest import MISSING_PORT
+from .helpers import send, setup_meter, wait_for
+
+POWER = "sensor.electricity_meter_power_consumption"
+TARIFF_1 = "sensor.electricity_meter_energy_consumption_tarif_1"
+WATCHDOG = 1  # seconds, via the watchdog_timeout option
+OPTIONS = {"time_between_update": 0, "watchdog_timeout": WATCHDOG}
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Reconnect after 50 ms instead of 1 s (the backoff still doubles from there)."""
+    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    yield
+
+
+def power(hass: HomeAssistant) -> str:
+    return hass.states.get(POWER).state
+
+
+def expected_power(server: TcpServer | PtyServer) -> float:
+    return float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
+
+
+async def test_tcp_server_restart(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=11))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    await server.stop()
+    await wait_for(lambda: power(hass) == STATE_UNAVAILABLE)
+    await server.start()  # same port
+    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=WATCHDOG + 5)
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    assert entry.runtime_data.reader.stats.connects == 2
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_half_open_tcp_is_caught_by_the_watchdog(hass: HomeAssistant) -> None:
+    """The bridge stops sending but never closes (no FIN): the watchdog reconnects."""
+    server = TcpServer(Meter("5", seed=12))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    server.faults.set("stall")
+    loop = hass.loop
+    started = loop.time()
+    await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
+    assert loop.time() - started < WATCHDOG + 1.5
+    stats = entry.runtime_data.reader.stats
+    assert stats.watchdog_timeouts == 1
+    server.faults.clear()
+    await wait_for(
+        lambda: entry.runtime_data.reader.connected and server.client_count == 1, timeout=5
+    )
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_silent_serial_meter_and_unplug_replug(hass: HomeAssistant, tmp_path: Path) -> None:
+    server = PtyServer(Meter("5", seed=13), link=tmp_path / "by-id" / "usb-P1-if00")
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    # Silent meter: the tty stays open, nothing arrives; the watchdog covers serial too.
+    server.faults.set("stall")
+    await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
+    server.faults.clear()
+    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=5)
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    # Unplug: the device vanishes; replug: a new pty behind the same by-id link.
+    await server.unplug()
+    await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
+    await server.replug()
+    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+@pytest.mark.parametrize("fault", ["drip", "garbage", "truncate", "duplicate"])
+async def test_stream_faults_keep_values_right(hass: HomeAssistant, fault: str) -> None:
+    server = TcpServer(Meter("5B", seed=14, mbus=("gas", "water")))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    stats = entry.runtime_data.reader.stats
+    server.faults.set(fault)
+    server.faults.drip_size = 16  # 16 bytes a millisecond: still hundreds of reads a telegram
+    for _ in range(3):
+        if fault == "truncate":
+            # A cut-off telegram has no end: it is discarded when the next one starts.
+            await server.send_telegram()
+        else:
+            await send(entry, server)
+        assert power(hass) != STATE_UNAVAILABLE
+    if fault != "truncate":
+        assert float(power(hass)) == expected_power(server)
+    server.faults.clear()
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    assert float(hass.states.get(TARIFF_1).state) == float(
+        server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]
+    )
+    if fault in {"garbage", "truncate"}:
+        assert stats.discarded_bytes > 0
+    assert entry.runtime_data.reader.connected
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_duplicate_telegrams_write_no_state(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=15))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    before = hass.states.get(TARIFF_1)
+    stats = entry.runtime_data.reader.stats
+    writes: list[str] = []
+    hass.bus.async_listen("state_changed", lambda event: writes.append(event.data["entity_id"]))
+    # The same bytes again (a bridge replaying its buffer): parsed, nothing changes, nothing written.
+    server._write(server.last_payload, first=False)
+    await wait_for(lambda: stats.telegrams == 2)
+    await hass.async_block_till_done()
+    assert writes == []
+    assert hass.states.get(TARIFF_1).last_updated == before.last_updated
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_unreachable_port_raises_a_repair_issue_and_clears_it(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    link = tmp_path / "ttyP1"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"port": str(link), "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
+        options=OPTIONS,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    issues = ir.async_get(hass)
+    issue_id = f"unreachable_{entry.entry_id}"
+    await wait_for(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None, timeout=10)
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue.translation_placeholders["port"] == str(link)
+    # The device shows up (e.g. re-plugged): the issue goes away by itself.
+    server = PtyServer(Meter("5", seed=16), link=link)
+    await server.start()
+    await wait_for(lambda: issues.async_get_issue(DOMAIN, issue_id) is None, timeout=10)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_connection_errors_are_logged_once_without_traceback(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"port": MISSING_PORT, "dsmr_version": "5", "serial_id": None, "serial_id_gas": None},
+        options=OPTIONS,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors >= 4, timeout=10)
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
+    warnings = [r for r in ours if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert MISSING_PORT in warnings[0].getMessage()
+    assert all(r.exc_info is None for r in ours)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hundred_reloads_leak_nothing(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=17))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    await hass.async_block_till_done()
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def tasks() -> int:
+        return len([t for t in __import__("asyncio").all_tasks() if not t.done()])
+
+    baseline_fds, baseline_tasks = fds(), tasks()
+    for _ in range(100):
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+    await hass.async_block_till_done()
+    await wait_for(lambda: server.client_count == 1)
+    assert fds() == baseline_fds
+    assert tasks() == baseline_tasks
+    await send(entry, server)
+    assert float(power(hass)) == expected_power(server)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
