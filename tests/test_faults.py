@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import os
 from pathlib import Path
 
@@ -28,10 +27,9 @@ OPTIONS = {"time_between_update": 0, "watchdog_timeout": WATCHDOG}
 
 
 @pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect after 50 ms instead of 1 s (the backoff still doubles from there)."""
     monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
-    yield
 
 
 def power(hass: HomeAssistant) -> str:
