@@ -203,3 +203,34 @@ async def test_diagnostics_hide_keys_and_identifiers(
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
+
+
+async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=6))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 1})
+        coordinator = entry.runtime_data
+        published = coordinator.published
+        samples = []
+        for _ in range(5):
+            await send(entry, server)
+            samples.append(float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]))
+        assert coordinator.published == published  # still inside the window
+        await wait_for(lambda: coordinator.published == published + 1, timeout=3)
+        await hass.async_block_till_done()
+        state = hass.states.get(POWER)
+        assert float(state.state) == round(sum(samples) / len(samples), 3)
+        assert state.attributes["min"] == min(samples)
+        assert state.attributes["max"] == max(samples)
+        assert state.attributes["samples"] == 5
+        # Registers publish their latest value, not a mean.
+        tariff = hass.states.get("sensor.electricity_meter_energy_consumption_tarif_1")
+        assert float(tariff.state) == float(
+            server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]
+        )
+        net = hass.states.get("sensor.electricity_meter_net_power")
+        assert float(net.state) == round(sum(samples) / len(samples), 3)  # no export in this window
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

@@ -2,9 +2,9 @@
 
 The reader puts telegrams and connection changes on a queue; `DsmrCoordinator.async_run`
 takes them off one by one. Connection changes and the first telegram after a (re)connect are
-pushed at once; later telegrams at most once per `time_between_update` seconds, always the
-latest one (a telegram that arrives inside the window is published when the window closes,
-never dropped for good).
+pushed at once; later telegrams at most once per `time_between_update` seconds. Nothing is
+dropped: the window's telegrams are handed over with the push, measurement sensors publish
+their mean and registers the latest value.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class DsmrCoordinator:
         self.available = True
         self.telegram: Telegram | None = None  # the published telegram
         self.latest: Telegram | None = None  # the newest telegram received
+        # The telegrams of the window being published (the published one last): measurement
+        # sensors publish their mean over these, so no reading is thrown away.
+        self.window_telegrams: list[Telegram] = []
+        self._collecting: list[Telegram] = []
         self.published = 0
         self._listeners: dict[int, CALLBACK_TYPE] = {}
         self._mbus_listeners: list[MbusListener] = []
@@ -86,6 +90,8 @@ class DsmrCoordinator:
             self._connection_changed(item)
             return
         self.latest = item
+        if self.window:
+            self._collecting.append(item)
         now = self.hass.loop.time()
         if self._fresh:
             self._check_identity(item)
@@ -102,6 +108,7 @@ class DsmrCoordinator:
         if state.connected:
             return  # available again with the first telegram, not before
         self._cancel_pending()
+        self._collecting = []
         if self.available:
             self.available = False
             self._push()
@@ -127,6 +134,7 @@ class DsmrCoordinator:
         self._fresh = False
         self._next_publish = now + self.window
         telegram = self.telegram = self.latest
+        self.window_telegrams, self._collecting = self._collecting, []
         self.available = True
         self.published += 1
         if self._mbus_listeners:

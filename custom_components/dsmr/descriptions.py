@@ -97,8 +97,14 @@ def _count(obj: Any, version: str) -> int:
     return int(obj.buffer_length)
 
 
-def _no_attributes(obj: Any) -> dict[str, Any] | None:
-    return None
+def _net_power(telegram: Any) -> Decimal | None:
+    """Import minus export (kW): positive while taking from the grid, negative while feeding in."""
+    usage = getattr(telegram, "CURRENT_ELECTRICITY_USAGE", None)
+    delivery = getattr(telegram, "CURRENT_ELECTRICITY_DELIVERY", None)
+    if usage is None or delivery is None:
+        return None
+    value: Decimal = usage.value - delivery.value
+    return value
 
 
 def _peak_time(obj: Any) -> dict[str, Any] | None:
@@ -139,7 +145,11 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
     # DSMR 2.2/4 gas on the main telegram: a separate device keyed by `serial_id_gas`.
     is_gas: bool = False
     value_fn: Callable[[Any, str], Value] = _value
-    attributes_fn: Callable[[Any], dict[str, Any] | None] = _no_attributes
+    attributes_fn: Callable[[Any], dict[str, Any] | None] | None = None
+    # A value computed from the whole telegram instead of one object (derived sensors).
+    telegram_fn: Callable[[Any], Value] | None = None
+    # Publish the mean over the update window instead of the latest value.
+    average: bool = False
 
 
 def _energy(key: str, obis: str, tk: str | None = None, **kw: Any) -> DsmrSensorEntityDescription:
@@ -162,12 +172,14 @@ def _measure(
     tk: str | None = None,
     *,
     enabled: bool = False,
+    average: bool = True,
     **kw: Any,
 ) -> DsmrSensorEntityDescription:
     return DsmrSensorEntityDescription(
         key=key,
         obis_name=obis,
         translation_key=tk or key,
+        average=average,
         device_class=device_class,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=unit,
@@ -210,6 +222,16 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
     _measure("current_electricity_usage", "CURRENT_ELECTRICITY_USAGE", POWER, KW, enabled=True),
     _measure(
         "current_electricity_delivery", "CURRENT_ELECTRICITY_DELIVERY", POWER, KW, enabled=True
+    ),
+    DsmrSensorEntityDescription(
+        key="net_power",
+        obis_name="CURRENT_ELECTRICITY_USAGE",
+        translation_key="net_power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.KILO_WATT,
+        telegram_fn=_net_power,
+        average=True,
     ),
     DsmrSensorEntityDescription(
         key="electricity_active_tariff",
@@ -285,6 +307,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         "max_power_per_phase",
         versions=frozenset({"5B"}),
         entity_category=EntityCategory.DIAGNOSTIC,
+        average=False,
     ),
     _measure(
         "actual_threshold_electricity",
@@ -293,6 +316,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         versions=EVERYWHERE_BUT_BELGIUM,
         entity_category=EntityCategory.DIAGNOSTIC,
+        average=False,
     ),
     _measure(
         "belgium_max_current_per_phase",
@@ -302,6 +326,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         "max_current_per_phase",
         versions=frozenset({"5B"}),
         entity_category=EntityCategory.DIAGNOSTIC,
+        average=False,
     ),
     *(
         _measure(
@@ -311,6 +336,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
             UnitOfElectricCurrent.AMPERE,
             versions=EVERYWHERE_BUT_BELGIUM,
             entity_category=EntityCategory.DIAGNOSTIC,
+            average=False,
         )
         for n in PHASES
     ),
@@ -321,6 +347,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "current_average_demand",
         enabled=True,
+        average=False,
     ),
     _measure(
         "belgium_maximum_demand_current_month",
@@ -330,6 +357,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         "maximum_demand_current_month",
         enabled=True,
         attributes_fn=_peak_time,
+        average=False,
     ),
     _measure(
         "belgium_maximum_demand_13_months",
@@ -340,6 +368,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         enabled=True,
         value_fn=_average_peak,
         attributes_fn=_peak_history,
+        average=False,
     ),
     # DSMR 2.2 and 4: the gas meter's reading on the main telegram (a separate device, as core).
     DsmrSensorEntityDescription(

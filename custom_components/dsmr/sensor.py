@@ -236,6 +236,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
     entity_description: DsmrSensorEntityDescription
     coordinator: DsmrCoordinator
+    _unrecorded_attributes = frozenset({"min", "max", "samples"})
 
     def __init__(
         self,
@@ -287,28 +288,53 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if self.hass is not None and self.coordinator.telegram is not None:
             self._handle_coordinator_update()
 
+    def _raw(self, telegram: Telegram) -> tuple[Any, Any]:
+        """Return the value's dsmr_parser object (None when derived) and its raw value."""
+        description = self.entity_description
+        if description.telegram_fn is not None:
+            return None, description.telegram_fn(telegram)
+        obj = self._dsmr_object(telegram)
+        return obj, None if obj is None else description.value_fn(obj, self._version)
+
     @callback
     def _handle_coordinator_update(self) -> None:
-        available = self.coordinator.available
-        telegram = self.coordinator.telegram
+        coordinator = self.coordinator
+        available = coordinator.available
+        telegram = coordinator.telegram
         value = self._attr_native_value
         if available and telegram is not None:
-            obj = self._dsmr_object(telegram)
-            if obj is None:
+            obj, raw = self._raw(telegram)
+            if raw is None and obj is None:
                 self._value_absent()
             else:
                 self._seen = True
-                value = self._value(obj)
-                self._attr_extra_state_attributes = self.entity_description.attributes_fn(obj) or {}
+                description = self.entity_description
+                if description.average and len(coordinator.window_telegrams) > 1:
+                    value = self._mean(coordinator.window_telegrams)
+                else:
+                    value = self._value(raw)
+                if obj is not None and description.attributes_fn is not None:
+                    self._attr_extra_state_attributes = description.attributes_fn(obj) or {}
         if self._written == (available, value):
             return
         self._written = (available, value)
         self._attr_native_value = value
         self.async_write_ha_state()
 
-    def _value(self, obj: Any) -> StateType | datetime | Decimal:
+    def _mean(self, telegrams: list[Telegram]) -> float | None:
+        """The mean over the window's telegrams; min, max and count as (unrecorded) attributes."""
+        samples = [float(raw) for t in telegrams if isinstance(raw := self._raw(t)[1], Decimal)]
+        if not samples:
+            return None
+        self._attr_extra_state_attributes = {
+            "min": round(min(samples), self._precision),
+            "max": round(max(samples), self._precision),
+            "samples": len(samples),
+        }
+        return round(sum(samples) / len(samples), self._precision)
+
+    def _value(self, value: StateType | datetime | Decimal) -> StateType | datetime | Decimal:
         description = self.entity_description
-        value = description.value_fn(obj, self._version)
         if not isinstance(value, Decimal):
             return value
         number = round(float(value), self._precision)
