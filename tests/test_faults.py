@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import os
 from pathlib import Path
 
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.dsmr import reader as reader_module
 from custom_components.dsmr.const import DOMAIN
@@ -212,5 +214,44 @@ async def test_a_hundred_reloads_leak_nothing(hass: HomeAssistant) -> None:
     assert tasks() == baseline_tasks
     await send(entry, server)
     assert float(power(hass)) == expected_power(server)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
+async def test_health_entities_follow_the_faults(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=18))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    registry = er.async_get(hass)
+    health = {
+        key: f"sensor.electricity_meter_{key}"
+        for key in (
+            "telegrams_per_minute",
+            "skipped_telegrams",
+            "last_telegram",
+            "meter_clock_offset",
+        )
+    }
+    for entity_id in health.values():
+        registry.async_update_entity(entity_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server, 3)
+    connection = "binary_sensor.electricity_meter_connection"
+    assert hass.states.get(connection).state == "on"
+    assert int(hass.states.get(health["telegrams_per_minute"]).state) == 3
+    assert hass.states.get(health["skipped_telegrams"]).state == "0"
+    assert hass.states.get(health["last_telegram"]).state != "unknown"
+    # The simulated meter's clock (2024) is far from HA's: the offset says so.
+    assert abs(float(hass.states.get(health["meter_clock_offset"]).state)) > 86_400
+    server.faults.set("bad_crc")
+    await server.send_telegram()
+    await server.send_telegram()
+    await wait_for(lambda: entry.runtime_data.reader.stats.crc_errors == 2)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
+    await hass.async_block_till_done()
+    assert hass.states.get(health["skipped_telegrams"]).state == "2"
+    server.faults.set("stall")
+    await wait_for(lambda: hass.states.get(connection).state == "off", timeout=WATCHDOG + 3)
     assert await hass.config_entries.async_unload(entry.entry_id)
     await server.stop()

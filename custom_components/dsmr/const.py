@@ -9,7 +9,7 @@ from homeassistant.const import Platform
 
 DOMAIN: Final = "dsmr"
 LOGGER = logging.getLogger(__package__)
-PLATFORMS: Final = [Platform.SENSOR]
+PLATFORMS: Final = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 # Config entry data keys (identical to Home Assistant core's dsmr, so its entries load unchanged).
 CONF_DSMR_VERSION: Final = "dsmr_version"

@@ -9,6 +9,7 @@ into telegrams, parses each with dsmr_parser and puts the result on the reader's
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class ReaderStats:
     failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
     last_telegram: float | None = None  # time.time() of the last good telegram
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
     last_error: str | None = None
     _logged: dict[str, float] = field(default_factory=dict, repr=False)
 
@@ -101,6 +103,11 @@ class ReaderStats:
             LOGGER.warning(message + " (further such messages are rate-limited)", *args)
         else:
             LOGGER.debug(message, *args)
+
+    def per_minute(self) -> int:
+        """Good telegrams in the last 60 seconds."""
+        since = time.time() - 60
+        return sum(1 for t in reversed(self.recent) if t >= since) if self.recent else 0
 
     def recovered(self, kind: str) -> None:
         """Forget that a fault was logged, so the next occurrence is reported again."""
@@ -275,7 +282,8 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
                 "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines
             )
         stats.telegrams += 1
-        stats.last_telegram = time.time()
+        stats.last_telegram = now = time.time()
+        stats.recent.append(now)
         self.telegram_callback(parsed)
 
     def connection_lost(self, exc: Exception | None) -> None:

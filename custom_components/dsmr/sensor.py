@@ -18,6 +18,7 @@ from dsmr_parser.objects import MbusDevice, Telegram
 from homeassistant.components.sensor import (
     RestoreSensor,
     SensorDeviceClass,
+    SensorEntity,
     SensorStateClass,
 )
 from homeassistant.const import UnitOfEnergy, UnitOfVolume
@@ -49,6 +50,7 @@ from .const import (
 from .coordinator import DsmrCoordinator
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription, spec_value_names
 from .entity import DsmrEntity
+from .health import health_entities
 from .migration import async_move_gas_to_mbus
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
@@ -77,8 +79,8 @@ async def async_setup_entry(
     coordinator = entry.runtime_data
     version = entry.data[CONF_DSMR_VERSION]
     names = spec_value_names(version)
-    entities: list[DsmrSensor] = [
-        DsmrSensor(entry, description, *_main_device(entry, description))
+    entities: list[SensorEntity] = [
+        _main_entity(entry, description)
         for description in SENSORS
         if description.obis_name in names
         and (description.versions is None or version in description.versions)
@@ -86,6 +88,7 @@ async def async_setup_entry(
     ]
     mbus = MbusEntities(hass, entry, async_add_entities)
     entities.extend(mbus.restore())
+    entities.extend(health_entities(coordinator, *main_device(entry)))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_mbus_listener(mbus.found))
 
@@ -104,21 +107,24 @@ async def async_setup_platform(
     """
 
 
-def _main_device(
-    entry: DsmrConfigEntry, description: DsmrSensorEntityDescription
-) -> tuple[DeviceInfo, str]:
-    """Return the device and unique id of an electricity (or DSMR 2.2/4 gas) entity, as core."""
-    if description.is_gas:
+def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInfo, str]:
+    """Return the electricity (or DSMR 2.2/4 gas) meter's device and its serial, as core."""
+    if gas:
         serial, name = entry.data.get(CONF_SERIAL_ID_GAS), DEVICE_NAME_GAS
     else:
         serial, name = entry.data.get(CONF_SERIAL_ID), DEVICE_NAME_ELECTRICITY
     serial = serial or entry.entry_id
     info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
-    if not description.is_gas:
+    if not gas:
         info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
         if entry.data.get(CONF_SERIAL_ID):
             info["serial_number"] = entry.data[CONF_SERIAL_ID]
-    return info, f"{serial}_{description.key}"
+    return info, serial
+
+
+def _main_entity(entry: DsmrConfigEntry, description: DsmrSensorEntityDescription) -> DsmrSensor:
+    device, serial = main_device(entry, gas=description.is_gas)
+    return DsmrSensor(entry, description, device, f"{serial}_{description.key}")
 
 
 class MbusEntities:
