@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
     SelectOptionDict,
     SelectSelector,
@@ -22,6 +24,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
 )
 import probatio as vol
+from serialx import SerialException
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -55,7 +58,7 @@ from .yaml_import import yaml_key
 
 CONF_RFXTRX = "rfxtrx"
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9.\-:\[\]_]+$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 VERSION_SELECTOR = SelectSelector(
     SelectSelectorConfig(
@@ -203,13 +206,23 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self.async_create_entry(title=_title(data), data=data)
 
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
-        """A `sensor: - platform: dsmr` YAML block (see yaml_import)."""
+        """A `sensor: - platform: dsmr` YAML block (see yaml_import).
+
+        Only entries marked as coming from YAML follow the YAML; an entry made in the UI (or
+        by core's YAML import long ago) for the same port or meter is never taken over, as
+        removing the block would then remove it.
+        """
         for entry in self._async_current_entries(include_ignore=False):
-            if entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) == yaml_key(import_data):
-                merged = {**entry.data, **import_data}
-                if merged == dict(entry.data):
-                    return self.async_abort(reason="already_configured")
-                return self.async_update_reload_and_abort(entry, data=merged)
+            if yaml_key(entry.data) != yaml_key(import_data):
+                continue
+            if not entry.data.get(CONF_SOURCE_YAML):
+                return self._async_abort_yaml_duplicate(import_data, entry)
+            merged = {**entry.data, **import_data}
+            if merged == dict(entry.data):
+                return self.async_abort(reason="already_configured")
+            return self.async_update_reload_and_abort(
+                entry, data=merged, reason="already_configured"
+            )
         try:
             data = await async_validated({**import_data, CONF_PROTOCOL: DSMR_PROTOCOL})
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
@@ -221,13 +234,31 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="cannot_connect")
         if data[CONF_SERIAL_ID]:
             await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            self._abort_if_unique_id_configured(updates=import_data)
+            if same := self.hass.config_entries.async_entry_for_domain_unique_id(
+                DOMAIN, data[CONF_SERIAL_ID]
+            ):
+                return self._async_abort_yaml_duplicate(import_data, same)
         return self.async_create_entry(title=_title(data), data=data)
+
+    def _async_abort_yaml_duplicate(
+        self, import_data: dict[str, Any], entry: ConfigEntry
+    ) -> ConfigFlowResult:
+        LOGGER.warning(
+            "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
+            port_url(import_data),
+            entry.title,
+        )
+        return self.async_abort(reason="already_configured")
 
 
 async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
     """Read a telegram with these settings; return the data with the meter's identifiers."""
-    telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
+    try:
+        telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
+    except (SerialException, HomeAssistantError) as err:
+        # serialx's own errors (a URL scheme nothing handles, an ESPHome proxy that is gone) and
+        # ConfigEntryNotReady from the esphome-hass:// stub while ESPHome has not loaded.
+        raise CannotConnect(str(err) or type(err).__name__) from err
     version = data[CONF_DSMR_VERSION]
     return {
         **data,
@@ -241,12 +272,21 @@ def _protocol(user_input: dict[str, Any]) -> str:
 
 
 def _clean_host(value: str) -> str | None:
-    """Accept a host name or address; strip a scheme or path a user pasted with it."""
+    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
+
+    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
+    """
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
     host = host.split("/", 1)[0]
-    if host.count(":") == 1:  # host:port pasted into the host field
+    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
+        host = bracketed.group(1)
+    elif host.count(":") == 1:  # host:port pasted into the host field
         host = host.split(":", 1)[0]
-    return host if host and HOST_PATTERN.match(host) else None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host if HOST_PATTERN.match(host) else None
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 def _title(data: dict[str, Any]) -> str:
@@ -261,7 +301,8 @@ class DsmrOptionsFlow(OptionsFlowWithReload):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The update window (seconds; 0 = every telegram)."""
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            # Keep options this form does not show (watchdog_timeout).
+            return self.async_create_entry(data={**self.config_entry.options, **user_input})
         current = self.config_entry.options.get(
             CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE
         )

@@ -24,7 +24,8 @@ from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
-from serialx import create_serial_connection
+from homeassistant.exceptions import HomeAssistantError
+from serialx import SerialException, create_serial_connection
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -227,7 +228,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
                 self._trim()
             return
         end = 0
-        for match in _TELEGRAM.finditer(buffer):
+        for match in TELEGRAM_FRAME.finditer(buffer):
             self.stats.discarded_bytes += match.start() - end
             end = match.end()
             self._last_frame = self.loop.time()
@@ -332,7 +333,8 @@ async def async_open(
         transport, protocol = await create_serial_connection(
             loop, factory, **{**settings, "url": port_url(data), "low_latency": False}
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SerialException, HomeAssistantError) as err:
+        # Missing device, refused connection, bad URL, or an ESPHome proxy not loaded yet.
         raise CannotConnect(str(err) or type(err).__name__) from err
     assert isinstance(protocol, P1Protocol)
     return transport, protocol
@@ -404,7 +406,7 @@ class DsmrReader:
 
 
 async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
-    """Open the port and return the first telegram that parses as the meter's.
+    """Open the port and return the first telegram that identifies the meter.
 
     Returns as soon as such a telegram arrives. Raises CannotConnect when the port cannot be
     opened, InvalidKey when telegrams cannot be decrypted, CannotCommunicate when nothing
@@ -414,14 +416,12 @@ async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
     found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
 
     def on_telegram(telegram: Telegram) -> None:
-        # Every telegram carries all of the meter's lines, so the first one that parses tells
-        # all there is: its identifier, or that it has none (Sweden, Austria, some others).
-        usable = (
-            equipment_identifier(telegram, version) is not None
-            or obis_references.P1_MESSAGE_TIMESTAMP in telegram
-            or obis_references.CURRENT_ELECTRICITY_USAGE in telegram
+        # As core: the meter's identifier must be there, except on versions that send none.
+        identified = equipment_identifier(telegram, version) is not None or (
+            version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
+            and obis_references.P1_MESSAGE_TIMESTAMP in telegram
         )
-        if usable and not found.done():
+        if identified and not found.done():
             found.set_result(telegram)
 
     stats = ReaderStats()

@@ -32,20 +32,37 @@ from .const import (
     LOGGER,
 )
 
-PLATFORM_SCHEMA = SENSOR_PLATFORM_SCHEMA.extend(
-    {
-        vol.Optional(CONF_PORT, default=DEFAULT_PORT): vol.Any(cv.port, cv.string),
-        vol.Optional(CONF_HOST): cv.string,
-        vol.Optional(CONF_DSMR_VERSION, default=DEFAULT_DSMR_VERSION): vol.All(
-            cv.string, vol.In(list(DSMR_VERSIONS))
-        ),
-        vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=3600)
-        ),
-        vol.Optional(CONF_PRECISION, default=DEFAULT_PRECISION): vol.All(
-            vol.Coerce(int), vol.Range(min=0, max=6)
-        ),
-    }
+
+def _tcp_port_with_host(block: dict[str, Any]) -> dict[str, Any]:
+    """With `host`, `port` is the bridge's TCP port (core's YAML), not a device path."""
+    if CONF_HOST in block:
+        try:
+            port = cv.port(block[CONF_PORT])
+        except vol.Invalid as err:
+            raise vol.Invalid(
+                "port must be a TCP port number when host is given", path=[CONF_PORT]
+            ) from err
+        block = {**block, CONF_PORT: port}
+    return block
+
+
+PLATFORM_SCHEMA = vol.All(
+    SENSOR_PLATFORM_SCHEMA.extend(
+        {
+            vol.Optional(CONF_PORT, default=DEFAULT_PORT): vol.Any(cv.port, cv.string),
+            vol.Optional(CONF_HOST): cv.string,
+            vol.Optional(CONF_DSMR_VERSION, default=DEFAULT_DSMR_VERSION): vol.All(
+                cv.string, vol.In(list(DSMR_VERSIONS))
+            ),
+            vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=3600)
+            ),
+            vol.Optional(CONF_PRECISION, default=DEFAULT_PRECISION): vol.All(
+                vol.Coerce(int), vol.Range(min=0, max=6)
+            ),
+        }
+    ),
+    _tcp_port_with_host,
 )
 
 
@@ -67,25 +84,36 @@ def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
 
 def yaml_key(data: dict[str, Any] | Any) -> tuple[str | None, str]:
     """What identifies a YAML meter across restarts: its host (if any) and port."""
-    return (data.get(CONF_HOST), str(data[CONF_PORT]))
+    return (data.get(CONF_HOST), str(data.get(CONF_PORT)))
 
 
 async def async_import_yaml(hass: HomeAssistant, config: ConfigType) -> None:
-    """Import every dsmr YAML block; remove entries whose block is gone."""
+    """Import every dsmr YAML block; remove entries whose block is gone.
+
+    While a dsmr block is invalid nothing is removed: a typo must not delete an entry (and its
+    history) that the block, once fixed, names again.
+    """
     blocks: list[dict[str, Any]] = []
+    invalid = False
     for key in config:
         if key.partition(" ")[0] != "sensor":
             continue
-        for raw in config[key] or []:
+        # `sensor:` may hold a single block instead of a list, as Home Assistant allows.
+        for raw in cv.ensure_list(config[key]):
             if not isinstance(raw, dict) or raw.get(CONF_PLATFORM) != DOMAIN:
                 continue
             try:
                 blocks.append(PLATFORM_SCHEMA(raw))
             except vol.Invalid as err:
-                LOGGER.error("Invalid dsmr configuration in YAML: %s", err)
+                invalid = True
+                LOGGER.error(
+                    "Invalid dsmr configuration in YAML: %s; no dsmr entry is removed until "
+                    "it is fixed",
+                    err,
+                )
     wanted = {yaml_key(yaml_data(block)) for block in blocks}
     for entry in hass.config_entries.async_entries(DOMAIN):
-        if entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) not in wanted:
+        if not invalid and entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) not in wanted:
             LOGGER.info("Removing %s: its YAML block was removed", entry.title)
             await hass.config_entries.async_remove(entry.entry_id)
     for block in blocks:

@@ -1,0 +1,142 @@
+"""Recognise a meter from what it sends: line settings first, then the telegram's own lines.
+
+`async_detect` listens on a port with each serial setting in turn and stops at the first
+complete telegram (or encrypted frame); `detect_version` names the DSMR version from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import re
+from typing import Any
+
+from dsmr_parser.clients.settings import (
+    SERIAL_SETTINGS_V2_2,
+    SERIAL_SETTINGS_V4,
+    SERIAL_SETTINGS_V5,
+)
+from serialx import create_serial_connection
+
+from .reader import TELEGRAM_FRAME, CannotCommunicate, CannotConnect
+
+ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
+GENERAL_GLOBAL_CIPHER_TAG = 0xDB
+# Serial settings tried, in order: DSMR 5 and most others, then DSMR 4, then DSMR 2.2.
+SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("115200 8N1", SERIAL_SETTINGS_V5),
+    ("115200 7E1", SERIAL_SETTINGS_V4),
+    ("9600 7E1", SERIAL_SETTINGS_V2_2),
+)
+# Bytes without a telegram after which a setting is taken to be wrong (noise at a wrong speed).
+NOISE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What was found on a port."""
+
+    version: str  # a dsmr_version token, or ENCRYPTED
+    settings: str  # e.g. "115200 8N1"; "network" for TCP
+    seconds: float  # how long detection took
+    telegram: bytes  # the telegram (or encrypted frame) it was recognised from
+
+
+def _has(text: str, obis: str) -> bool:
+    return re.search(rf"(?m)^{re.escape(obis)}\(", text) is not None
+
+
+def detect_version(frame: bytes) -> str | None:
+    """Name the DSMR version of one complete telegram; None if it cannot be told."""
+    if frame[:1] == bytes([GENERAL_GLOBAL_CIPHER_TAG]):
+        return ENCRYPTED
+    text = frame.decode("ascii", "replace")
+    header = text.split("\r\n", 1)[0]
+    version = re.search(r"(?m)^1-3:0\.2\.8\((\d+)\)", text)
+    if "Q3D" in header or "*255(" in text:
+        return "Q3D"
+    if _has(text, "0-0:96.1.4") or header.startswith("/FLU"):
+        return "5B"  # Belgian e-MUCS version information
+    if _has(text, "1-0:1.8.3") or _has(text, "1-0:1.8.4"):
+        return "5EONHU"  # four tariffs
+    if _has(text, "0-0:42.0.0"):
+        return "5L"  # Luxembourg logical device name
+    if version is None:
+        if _has(text, "0-0:96.1.0"):
+            return "ISKRA_IE"  # the Irish meter names itself on 96.1.0
+        if _has(text, "1-0:3.8.0") and not _has(text, "0-0:96.1.1"):
+            return "5S"  # Sweden: reactive registers, no equipment identifier
+        if _has(text, "0-0:1.0.0"):
+            return "5"
+        return "2.2"
+    if version.group(1).startswith("4"):
+        return "4+" if _has(text, "1-0:32.7.0") else "4"  # voltages only exist in DSMR 5 telegrams
+    return "5"
+
+
+class _Listener(asyncio.Protocol):
+    """Collects bytes until a complete telegram or encrypted frame arrives."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.found: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.noise = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.found.done():
+            return
+        start = self.buffer.find(GENERAL_GLOBAL_CIPHER_TAG)
+        if start >= 0 and len(self.buffer) >= start + 13:
+            # tag, title length (8), title, 0x82 + 2-byte length: the frame's own length.
+            title = self.buffer[start + 1]
+            if self.buffer[start + 2 + title : start + 3 + title] == b"\x82":
+                length = int.from_bytes(self.buffer[start + 3 + title : start + 5 + title], "big")
+                end = start + 5 + title + length
+                if len(self.buffer) >= end:
+                    self.found.set_result(bytes(self.buffer[start:end]))
+                    return
+        if match := TELEGRAM_FRAME.search(self.buffer):
+            self.found.set_result(match.group())
+        elif len(self.buffer) > NOISE_LIMIT and not self.noise.done():
+            self.noise.set_result(None)
+
+
+async def _listen(url: str, settings: dict[str, Any], wait: float) -> bytes | None:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, listener = await create_serial_connection(
+            loop, _Listener, **{**settings, "url": url, "low_latency": False}
+        )
+    except (OSError, ValueError) as err:
+        raise CannotConnect(str(err) or type(err).__name__) from err
+    assert isinstance(listener, _Listener)
+    try:
+        await asyncio.wait(
+            {listener.found, listener.noise}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        transport.close()
+        listener.noise.cancel()
+    if listener.found.done() and not listener.found.cancelled():
+        return listener.found.result()
+    listener.found.cancel()
+    return None
+
+
+async def async_detect(url: str, *, wait: float = 12.0) -> Detection:
+    """Find the line settings and version of the meter on `url` (a path or socket://host:port).
+
+    A network bridge passes bytes through, so only serial ports try settings. Each setting gets
+    `wait` seconds (a little more than the slowest meters' 10 s interval), and is left as soon as
+    a telegram arrives or its bytes are noise. Raises CannotConnect or CannotCommunicate.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    network = "://" in url and not url.startswith("/")
+    candidates = (("network", SERIAL_SETTINGS_V5),) if network else SETTINGS
+    for label, settings in candidates:
+        frame = await _listen(url, settings, wait)
+        if frame is not None and (version := detect_version(frame)) is not None:
+            return Detection(version, label, loop.time() - started, frame)
+    raise CannotCommunicate(f"no telegram recognised in {loop.time() - started:.0f} s")
