@@ -35,6 +35,7 @@ from .const import (
     DEFAULT_EQUIPMENT_IDENTIFIER_OBIS,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_WATCHDOG_TIMEOUT,
+    DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     ENCRYPTED_DSMR_VERSIONS,
     EQUIPMENT_IDENTIFIER_OBIS,
     FIRST_RETRY_DELAY,
@@ -44,7 +45,7 @@ from .const import (
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
-_TELEGRAM = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
+TELEGRAM_FRAME = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
 # A stream with no complete telegram in this many bytes is noise: keep only its tail.
 MAX_BUFFER = 16 * 1024
 # Repeats of the same fault are logged at most this often (seconds); the first one at once.
