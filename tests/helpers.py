@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.dsmr.config_flow import async_validated
+from custom_components.dsmr.validation import async_validated
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
 from dsmr_sim.server import BaseServer

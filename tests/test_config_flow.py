@@ -29,7 +29,7 @@ from .helpers import send, wait_for
 
 KEY = "00112233445566778899AABBCCDDEEFF"
 WRONG_KEY = "FFEEDDCCBBAA99887766554433221100"
-TIMEOUT = "custom_components.dsmr.config_flow.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.validation.VALIDATION_TIMEOUT"
 
 type Tcp = Callable[..., Awaitable[TcpServer]]
 type Pty = Callable[[str], Awaitable[PtyServer]]
@@ -173,8 +173,8 @@ async def test_menu(hass: HomeAssistant) -> None:
 @pytest.mark.parametrize(
     ("step", "fields"),
     [
-        ("serial", {"port": "/dev/ttyUSB0", "dsmr_version": "5", "rfxtrx": False}),
-        ("network", {"host": "", "port": 23, "dsmr_version": "5", "rfxtrx": False}),
+        ("serial", {"port": "/dev/ttyUSB0", "dsmr_version": "auto", "rfxtrx": False}),
+        ("network", {"host": "", "port": 23, "dsmr_version": "auto", "rfxtrx": False}),
     ],
 )
 async def test_forms(hass: HomeAssistant, step: str, fields: dict[str, Any]) -> None:
@@ -625,20 +625,21 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    assert defaults(result) == {"time_between_update": 30}
+    assert defaults(result) == {"time_between_update": 30, "watchdog_timeout": 60}
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"time_between_update": 5}
+        result["flow_id"], {"time_between_update": 5, "watchdog_timeout": 90}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert entry.options == {"time_between_update": 5}
+    assert entry.options == {"time_between_update": 5, "watchdog_timeout": 90}
+    assert entry.runtime_data.reader.watchdog_timeout == 90
     # Saved options reload the entry: a new coordinator with the new window.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not coordinator
     assert entry.runtime_data.window == 5
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert defaults(result) == {"time_between_update": 5}
+    assert defaults(result) == {"time_between_update": 5, "watchdog_timeout": 90}
     hass.config_entries.options.async_abort(result["flow_id"])
 
 
@@ -660,14 +661,18 @@ async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={"port": nowhere(), "dsmr_version": "5"},
-        options={"time_between_update": 0, "watchdog_timeout": 120},
+        options={"time_between_update": 0, "watchdog_timeout": 120, "future_option": "x"},
     )
     entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert defaults(result) == {"time_between_update": 0}
+    assert defaults(result) == {"time_between_update": 0, "watchdog_timeout": 120}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"time_between_update": 10}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {"time_between_update": 10, "watchdog_timeout": 120}
+    assert entry.options == {
+        "time_between_update": 10,
+        "watchdog_timeout": 120,
+        "future_option": "x",
+    }
     await hass.async_block_till_done()

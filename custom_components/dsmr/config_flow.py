@@ -1,11 +1,16 @@
-"""Config flow: add a meter on a serial port or a network bridge, validated by a real telegram."""
+"""Config flow: add a meter on a serial port or a network bridge, validated by a real telegram.
+
+The meter type defaults to "Detect automatically": the port is listened to with each line setting
+in turn and the version is read from the first telegram (detect.py); the user confirms what was
+found. USB discovery offers a port only after a telegram was heard on it. Reconfigure changes the
+port, host or key of an existing meter, which must still be the same meter.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Any
 
+from homeassistant.components.usb import get_serial_by_id
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -14,7 +19,6 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
     SelectOptionDict,
     SelectSelector,
@@ -23,8 +27,8 @@ from homeassistant.helpers.selector import (
     SerialPortSelector,
     TextSelector,
 )
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
 import probatio as vol
-from serialx import SerialException
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -32,76 +36,73 @@ from .const import (
     CONF_ENCRYPTION_KEY,
     CONF_PROTOCOL,
     CONF_SERIAL_ID,
-    CONF_SERIAL_ID_GAS,
     CONF_SOURCE_YAML,
     CONF_TIME_BETWEEN_UPDATE,
+    CONF_WATCHDOG_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_TIME_BETWEEN_UPDATE,
+    DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
     DSMR_VERSIONS,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
     RFXTRX_DSMR_PROTOCOL,
-    VALIDATION_TIMEOUT,
+    VERSION_AUTO,
 )
-from .reader import (
-    CannotCommunicate,
-    CannotConnect,
-    InvalidKey,
-    async_read_telegram,
-    equipment_identifier,
-    gas_equipment_identifier,
-    port_url,
+from .detect import ENCRYPTED, Detection, async_detect
+from .reader import CannotCommunicate, CannotConnect, InvalidKey, port_url
+from .validation import (
+    async_validated,
+    clean_host,
+    identify_encrypted,
+    keys,
+    parse_frame,
+    title,
+    with_identifiers,
 )
 from .yaml_import import yaml_key
 
 CONF_RFXTRX = "rfxtrx"
-KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
-
 VERSION_SELECTOR = SelectSelector(
     SelectSelectorConfig(
         options=[
-            SelectOptionDict(value=token, label=label) for token, label in DSMR_VERSIONS.items()
+            SelectOptionDict(value=VERSION_AUTO, label="Detect automatically"),
+            *(SelectOptionDict(value=v, label=label) for v, label in DSMR_VERSIONS.items()),
         ],
         mode=SelectSelectorMode.DROPDOWN,
     )
 )
-
-
-def _serial_schema(defaults: dict[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(
-                CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)
-            ): SerialPortSelector(),
-            vol.Required(
-                CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, "5")
-            ): VERSION_SELECTOR,
-            vol.Optional(CONF_RFXTRX, default=False): bool,
-        }
-    )
-
-
-def _network_schema(defaults: dict[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
-            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
-                vol.Coerce(int), vol.Range(min=1, max=65535)
-            ),
-            vol.Required(
-                CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, "5")
-            ): VERSION_SELECTOR,
-            vol.Optional(CONF_RFXTRX, default=False): bool,
-        }
-    )
-
-
 KEY_SCHEMA = vol.Schema(
     {vol.Required(CONF_ENCRYPTION_KEY): str, vol.Optional(CONF_AUTHENTICATION_KEY): str}
 )
+
+
+def _serial_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): SerialPortSelector()
+    }
+    if version:
+        fields[
+            vol.Required(CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO))
+        ] = VERSION_SELECTOR
+        fields[vol.Optional(CONF_RFXTRX, default=False)] = bool
+    return vol.Schema(fields)
+
+
+def _network_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
+        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=65535)
+        ),
+    }
+    if version:
+        fields[
+            vol.Required(CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO))
+        ] = VERSION_SELECTOR
+        fields[vol.Optional(CONF_RFXTRX, default=False)] = bool
+    return vol.Schema(fields)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
@@ -112,11 +113,12 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """Initialize the flow."""
         self._data: dict[str, Any] = {}
+        self._detection: Detection | None = None
 
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> DsmrOptionsFlow:
-        """Options: the update window."""
+        """Options: the update window and the watchdog."""
         return DsmrOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -125,47 +127,55 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
 
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A P1 cable on a local serial port (or any serialx URL)."""
-        errors: dict[str, str] = {}
         if user_input is not None:
-            port = user_input[CONF_PORT].strip()
-            if not port:
-                errors[CONF_PORT] = "invalid_port"
-            else:
-                self._data = {
-                    CONF_PORT: port,
-                    CONF_DSMR_VERSION: user_input[CONF_DSMR_VERSION],
-                    CONF_PROTOCOL: _protocol(user_input),
-                }
-                return await self._async_next()
-        return self.async_show_form(
-            step_id="serial", data_schema=_serial_schema(user_input or {}), errors=errors
-        )
+            if not (port := user_input[CONF_PORT].strip()):
+                return self._show("serial", user_input, {CONF_PORT: "invalid_port"})
+            self._data = {CONF_PORT: port, **_version_and_protocol(user_input)}
+            return await self._async_next("serial", user_input)
+        return self._show("serial", {}, {})
 
     async def async_step_network(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """A ser2net server or an ESP bridge: host and port."""
-        errors: dict[str, str] = {}
         if user_input is not None:
-            host = _clean_host(user_input[CONF_HOST])
-            if not host:
-                errors[CONF_HOST] = "invalid_host"
-            else:
-                self._data = {
-                    CONF_HOST: host,
-                    CONF_PORT: user_input[CONF_PORT],
-                    CONF_DSMR_VERSION: user_input[CONF_DSMR_VERSION],
-                    CONF_PROTOCOL: _protocol(user_input),
-                }
-                return await self._async_next()
-        return self.async_show_form(
-            step_id="network", data_schema=_network_schema(user_input or {}), errors=errors
-        )
+            if not (host := clean_host(user_input[CONF_HOST])):
+                return self._show("network", user_input, {CONF_HOST: "invalid_host"})
+            self._data = {
+                CONF_HOST: host,
+                CONF_PORT: user_input[CONF_PORT],
+                **_version_and_protocol(user_input),
+            }
+            return await self._async_next("network", user_input)
+        return self._show("network", {}, {})
 
-    async def _async_next(self) -> ConfigFlowResult:
+    def _show(
+        self, step: str, defaults: dict[str, Any], errors: dict[str, str]
+    ) -> ConfigFlowResult:
+        schema = _network_schema(defaults) if step == "network" else _serial_schema(defaults)
+        return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
+
+    async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
+        if self._data[CONF_DSMR_VERSION] == VERSION_AUTO:
+            try:
+                self._detection = await async_detect(port_url(self._data))
+            except CannotConnect:
+                return self._show(step, user_input, {"base": "cannot_connect"})
+            except CannotCommunicate:
+                return self._show(step, user_input, {"base": "not_recognised"})
+            if self._detection.version == ENCRYPTED:
+                return await self.async_step_encryption_key()
+            self._data[CONF_DSMR_VERSION] = self._detection.version
+            try:
+                data = with_identifiers(
+                    self._data, parse_frame(self._detection.telegram, self._data)
+                )
+            except CannotCommunicate, InvalidKey:
+                return self._show(step, user_input, {"base": "cannot_communicate"})
+            return await self._async_confirm(data)
         if self._data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS:
             return await self.async_step_encryption_key()
-        return await self._async_validate_and_create(self._data, "user")
+        return await self._async_validate_and_create(self._data, step, user_input)
 
     async def async_step_encryption_key(
         self, user_input: dict[str, Any] | None = None
@@ -173,37 +183,132 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         """The key (and optional authentication key) of an encrypted meter."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            key = user_input[CONF_ENCRYPTION_KEY].strip()
-            auth = (user_input.get(CONF_AUTHENTICATION_KEY) or "").strip()
-            if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
+            if (found := keys(user_input)) is None:
                 errors["base"] = "invalid_key_format"
+            elif self._detection is not None and self._detection.version == ENCRYPTED:
+                try:  # decrypt the frame heard during detection: a wrong key shows at once
+                    data = identify_encrypted(self._detection.telegram, {**self._data, **found})
+                except InvalidKey:
+                    errors["base"] = "invalid_key"
+                except CannotCommunicate:
+                    errors["base"] = "not_recognised"
+                else:
+                    return await self._async_confirm(data)
             else:
-                data = {**self._data, CONF_ENCRYPTION_KEY: key.upper()}
-                if auth:
-                    data[CONF_AUTHENTICATION_KEY] = auth.upper()
-                return await self._async_validate_and_create(data, "encryption_key")
+                return await self._async_validate_and_create(
+                    {**self._data, **found}, "encryption_key", user_input
+                )
         return self.async_show_form(step_id="encryption_key", data_schema=KEY_SCHEMA, errors=errors)
 
-    async def _async_validate_and_create(self, data: dict[str, Any], step: str) -> ConfigFlowResult:
-        errors: dict[str, str] = {}
+    async def _async_validate_and_create(
+        self, data: dict[str, Any], step: str, user_input: dict[str, Any]
+    ) -> ConfigFlowResult:
         try:
             data = await async_validated(data)
-        except CannotConnect:
-            errors["base"] = "cannot_connect"
-        except CannotCommunicate:
-            errors["base"] = "cannot_communicate"
-        except InvalidKey:
-            errors["base"] = "invalid_key"
-        if errors:
+        except (CannotConnect, CannotCommunicate, InvalidKey) as err:
+            error = {CannotConnect: "cannot_connect", InvalidKey: "invalid_key"}.get(
+                type(err), "cannot_communicate"
+            )
             if step == "encryption_key":
-                return self.async_show_form(step_id=step, data_schema=KEY_SCHEMA, errors=errors)
-            schema = _network_schema(data) if CONF_HOST in data else _serial_schema(data)
-            step = "network" if CONF_HOST in data else "serial"
-            return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
+                return self.async_show_form(
+                    step_id=step, data_schema=KEY_SCHEMA, errors={"base": error}
+                )
+            return self._show(step, user_input, {"base": error})
         if data[CONF_SERIAL_ID]:
             await self.async_set_unique_id(data[CONF_SERIAL_ID])
             self._abort_if_unique_id_configured()
-        return self.async_create_entry(title=_title(data), data=data)
+        return self.async_create_entry(title=title(data), data=data)
+
+    async def _async_confirm(self, data: dict[str, Any]) -> ConfigFlowResult:
+        """Tell the user what detection found; one click creates the entry."""
+        if data.get(CONF_SERIAL_ID):
+            await self.async_set_unique_id(data[CONF_SERIAL_ID])
+            self._abort_if_unique_id_configured(updates={CONF_PORT: data[CONF_PORT]})
+        self._data = data
+        return await self.async_step_detected()
+
+    async def async_step_detected(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the meter that was found."""
+        if user_input is not None:
+            return self.async_create_entry(title=title(self._data), data=self._data)
+        detection = self._detection
+        assert detection is not None
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="detected",
+            description_placeholders={
+                "meter": DSMR_VERSIONS.get(
+                    self._data[CONF_DSMR_VERSION], self._data[CONF_DSMR_VERSION]
+                ),
+                "port": port_url(self._data),
+                "settings": detection.settings,
+                "seconds": f"{detection.seconds:.1f}",
+            },
+        )
+
+    async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
+        """A USB serial adapter appeared: offer it only if a meter is talking on it."""
+        port = await self.hass.async_add_executor_job(get_serial_by_id, discovery_info.device)
+        self._async_abort_entries_match({CONF_PORT: port})
+        self._data = {
+            CONF_PORT: port,
+            CONF_DSMR_VERSION: VERSION_AUTO,
+            CONF_PROTOCOL: DSMR_PROTOCOL,
+        }
+        try:
+            self._detection = await async_detect(port)
+        except CannotConnect, CannotCommunicate:
+            return self.async_abort(reason="not_dsmr")
+        self.context["title_placeholders"] = {"name": port}
+        if self._detection.version == ENCRYPTED:
+            return await self.async_step_encryption_key()
+        self._data[CONF_DSMR_VERSION] = self._detection.version
+        try:
+            data = with_identifiers(self._data, parse_frame(self._detection.telegram, self._data))
+        except CannotCommunicate, InvalidKey:
+            return self.async_abort(reason="not_dsmr")
+        return await self._async_confirm(data)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change where the meter is read from (and its key), keeping every entity."""
+        entry = self._get_reconfigure_entry()
+        network = CONF_HOST in entry.data
+        encrypted = entry.data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS
+        schema = (
+            _network_schema(dict(entry.data), version=False)
+            if network
+            else _serial_schema(dict(entry.data), version=False)
+        )
+        if encrypted:
+            schema = schema.extend(
+                {
+                    vol.Required(
+                        CONF_ENCRYPTION_KEY, default=entry.data.get(CONF_ENCRYPTION_KEY, "")
+                    ): str
+                }
+            )
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = _reconfigured(dict(entry.data), user_input, network, encrypted)
+            if not errors:
+                try:
+                    data = await async_validated(data)
+                except CannotConnect:
+                    errors["base"] = "cannot_connect"
+                except CannotCommunicate:
+                    errors["base"] = "cannot_communicate"
+                except InvalidKey:
+                    errors["base"] = "invalid_key"
+                else:
+                    if entry.unique_id:
+                        await self.async_set_unique_id(data[CONF_SERIAL_ID])
+                        self._abort_if_unique_id_mismatch(reason="wrong_meter")
+                    return self.async_update_reload_and_abort(entry, title=title(data), data=data)
+        return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
         """A `sensor: - platform: dsmr` YAML block (see yaml_import).
@@ -218,13 +323,21 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             if not entry.data.get(CONF_SOURCE_YAML):
                 return self._async_abort_yaml_duplicate(import_data, entry)
             merged = {**entry.data, **import_data}
+            if import_data[CONF_DSMR_VERSION] == VERSION_AUTO:
+                merged[CONF_DSMR_VERSION] = entry.data[CONF_DSMR_VERSION]  # detected before
             if merged == dict(entry.data):
                 return self.async_abort(reason="already_configured")
             return self.async_update_reload_and_abort(
                 entry, data=merged, reason="already_configured"
             )
+        data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
         try:
-            data = await async_validated({**import_data, CONF_PROTOCOL: DSMR_PROTOCOL})
+            if data[CONF_DSMR_VERSION] == VERSION_AUTO:
+                detection = await async_detect(port_url(data))
+                data[CONF_DSMR_VERSION] = detection.version
+                data = with_identifiers(data, parse_frame(detection.telegram, data))
+            else:
+                data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
             LOGGER.error(
                 "Cannot import the dsmr meter on %s from YAML: %s; retrying at the next start",
@@ -238,7 +351,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 DOMAIN, data[CONF_SERIAL_ID]
             ):
                 return self._async_abort_yaml_duplicate(import_data, same)
-        return self.async_create_entry(title=_title(data), data=data)
+        return self.async_create_entry(title=title(data), data=data)
 
     def _async_abort_yaml_duplicate(
         self, import_data: dict[str, Any], entry: ConfigEntry
@@ -251,68 +364,54 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self.async_abort(reason="already_configured")
 
 
-async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
-    """Read a telegram with these settings; return the data with the meter's identifiers."""
-    try:
-        telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
-    except (SerialException, HomeAssistantError) as err:
-        # serialx's own errors (a URL scheme nothing handles, an ESPHome proxy that is gone) and
-        # ConfigEntryNotReady from the esphome-hass:// stub while ESPHome has not loaded.
-        raise CannotConnect(str(err) or type(err).__name__) from err
-    version = data[CONF_DSMR_VERSION]
+def _reconfigured(
+    data: dict[str, Any], user_input: dict[str, Any], network: bool, encrypted: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The entry data with the new port, host and key; or the form errors."""
+    if network:
+        if not (host := clean_host(user_input[CONF_HOST])):
+            return data, {CONF_HOST: "invalid_host"}
+        data |= {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
+    elif port := str(user_input[CONF_PORT]).strip():
+        data[CONF_PORT] = port
+    else:
+        return data, {CONF_PORT: "invalid_port"}
+    if encrypted:
+        if (found := keys(user_input)) is None:
+            return data, {"base": "invalid_key_format"}
+        data.pop(CONF_AUTHENTICATION_KEY, None)
+        data |= found
+    return data, {}
+
+
+def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:
     return {
-        **data,
-        CONF_SERIAL_ID: equipment_identifier(telegram, version),
-        CONF_SERIAL_ID_GAS: gas_equipment_identifier(telegram, version),
+        CONF_DSMR_VERSION: user_input.get(CONF_DSMR_VERSION, VERSION_AUTO),
+        CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
     }
 
 
-def _protocol(user_input: dict[str, Any]) -> str:
-    return RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL
-
-
-def _clean_host(value: str) -> str | None:
-    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
-
-    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
-    """
-    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
-    host = host.split("/", 1)[0]
-    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
-        host = bracketed.group(1)
-    elif host.count(":") == 1:  # host:port pasted into the host field
-        host = host.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host if HOST_PATTERN.match(host) else None
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def _title(data: dict[str, Any]) -> str:
-    if CONF_HOST in data:
-        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
-    return str(data[CONF_PORT])
-
-
 class DsmrOptionsFlow(OptionsFlowWithReload):
-    """How often entities are updated."""
+    """How often entities are updated, and how long a silent connection is trusted."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The update window (seconds; 0 = every telegram)."""
+        """The update window (seconds; 0 = every telegram) and the watchdog (seconds)."""
         if user_input is not None:
-            # Keep options this form does not show (watchdog_timeout).
+            # Keep options this form does not show.
             return self.async_create_entry(data={**self.config_entry.options, **user_input})
-        current = self.config_entry.options.get(
-            CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE
-        )
+        options = self.config_entry.options
         return self.async_show_form(
             step_id="init",
             data_schema=vol.Schema(
                 {
-                    vol.Required(CONF_TIME_BETWEEN_UPDATE, default=current): vol.All(
-                        vol.Coerce(int), vol.Range(min=0, max=3600)
-                    )
+                    vol.Required(
+                        CONF_TIME_BETWEEN_UPDATE,
+                        default=options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
+                    ): vol.All(vol.Coerce(int), vol.Range(min=0, max=3600)),
+                    vol.Required(
+                        CONF_WATCHDOG_TIMEOUT,
+                        default=options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
+                    ): vol.All(vol.Coerce(int), vol.Range(min=5, max=3600)),
                 }
             ),
         )

@@ -48,6 +48,8 @@ DEVICE_NAME_WATER: Final = "Water Meter"
 DEVICE_NAME_HEAT: Final = "Heat Meter"
 DEVICE_NAME_COOLING: Final = "Cooling Meter"
 
+# Chosen in the flow or YAML to have the version detected from the meter's own telegram.
+VERSION_AUTO: Final = "auto"
 # Version tokens as stored in config entries (core's tokens), with the label shown in the UI.
 DSMR_VERSIONS: Final[dict[str, str]] = {
     "5": "DSMR 5 (Netherlands)",

@@ -30,6 +30,8 @@ SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 # Bytes without a telegram after which a setting is taken to be wrong (noise at a wrong speed).
 NOISE_LIMIT = 4096
+# How long each setting is listened to: a little more than the slowest meters' 10 s interval.
+DETECTION_WAIT = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +126,14 @@ async def _listen(url: str, settings: dict[str, Any], wait: float) -> bytes | No
     return None
 
 
-async def async_detect(url: str, *, wait: float = 12.0) -> Detection:
+async def async_detect(url: str, *, wait: float | None = None) -> Detection:
     """Find the line settings and version of the meter on `url` (a path or socket://host:port).
 
     A network bridge passes bytes through, so only serial ports try settings. Each setting gets
-    `wait` seconds (a little more than the slowest meters' 10 s interval), and is left as soon as
+    `wait` seconds (DETECTION_WAIT by default), and is left as soon as
     a telegram arrives or its bytes are noise. Raises CannotConnect or CannotCommunicate.
     """
+    wait = DETECTION_WAIT if wait is None else wait
     loop = asyncio.get_running_loop()
     started = loop.time()
     network = "://" in url and not url.startswith("/")

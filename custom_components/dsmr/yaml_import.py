@@ -30,6 +30,7 @@ from .const import (
     DOMAIN,
     DSMR_VERSIONS,
     LOGGER,
+    VERSION_AUTO,
 )
 
 
@@ -52,7 +53,7 @@ PLATFORM_SCHEMA = vol.All(
             vol.Optional(CONF_PORT, default=DEFAULT_PORT): vol.Any(cv.port, cv.string),
             vol.Optional(CONF_HOST): cv.string,
             vol.Optional(CONF_DSMR_VERSION, default=DEFAULT_DSMR_VERSION): vol.All(
-                cv.string, vol.In(list(DSMR_VERSIONS))
+                cv.string, vol.In([VERSION_AUTO, *DSMR_VERSIONS])
             ),
             vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
                 vol.Coerce(int), vol.Range(min=1, max=3600)

@@ -1,0 +1,140 @@
+"""What the config flow checks: a real telegram from the meter, keys, host names."""
+
+from __future__ import annotations
+
+from functools import cache
+import ipaddress
+import re
+from typing import Any
+
+from dsmr_parser.clients.protocol import _create_dsmr_protocol
+from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.objects import Telegram
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.exceptions import HomeAssistantError
+from serialx import SerialException
+
+from .const import (
+    CONF_AUTHENTICATION_KEY,
+    CONF_DSMR_VERSION,
+    CONF_ENCRYPTION_KEY,
+    CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
+    DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
+    VALIDATION_TIMEOUT,
+)
+from .reader import (
+    CannotCommunicate,
+    CannotConnect,
+    InvalidKey,
+    async_read_telegram,
+    equipment_identifier,
+    gas_equipment_identifier,
+)
+
+KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+# An encrypted frame is one of these; the decrypted telegram tells which (Smarty has an id).
+ENCRYPTED_CANDIDATES = ("MSn", "SAGEMCOM_T210_D_R")
+
+
+async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
+    """Read a telegram with these settings; return the data with the meter's identifiers."""
+    try:
+        telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
+    except (SerialException, HomeAssistantError) as err:
+        # serialx's own errors (a URL scheme nothing handles, an ESPHome proxy that is gone) and
+        # ConfigEntryNotReady from the esphome-hass:// stub while ESPHome has not loaded.
+        raise CannotConnect(str(err) or type(err).__name__) from err
+    return with_identifiers(data, telegram)
+
+
+def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]:
+    """The entry data plus the identifiers a telegram carries."""
+    version = data[CONF_DSMR_VERSION]
+    return {
+        **data,
+        CONF_SERIAL_ID: equipment_identifier(telegram, version),
+        CONF_SERIAL_ID_GAS: gas_equipment_identifier(telegram, version),
+    }
+
+
+@cache
+def _parser(version: str) -> Any:
+    factory, _settings = _create_dsmr_protocol(version, None, object)
+    return factory.args[1]
+
+
+def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
+    """Parse a telegram (or encrypted frame) heard during detection, as the reader would.
+
+    Raises InvalidKey when an encrypted frame does not decrypt, CannotCommunicate when the
+    telegram does not identify the meter.
+    """
+    version = data[CONF_DSMR_VERSION]
+    try:
+        if frame[:1] == b"\xdb":
+            telegram = _parser(version).parse(
+                frame.hex(),
+                encryption_key=data.get(CONF_ENCRYPTION_KEY, ""),
+                authentication_key=data.get(CONF_AUTHENTICATION_KEY) or None,
+            )
+        else:
+            telegram = _parser(version).parse(frame.decode("ascii"))
+    except DecryptionError as err:
+        raise InvalidKey from err
+    except (InvalidChecksumError, ParseError, ValueError, IndexError, TypeError) as err:
+        raise CannotCommunicate(type(err).__name__) from err
+    if equipment_identifier(telegram, version) is None and (
+        version not in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
+    ):
+        raise CannotCommunicate("no equipment identifier")
+    return telegram
+
+
+def identify_encrypted(frame: bytes, data: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt a detected frame with the user's key: Luxembourg Smarty, or the Austrian meter."""
+    for version in ENCRYPTED_CANDIDATES:
+        candidate = {**data, CONF_DSMR_VERSION: version}
+        try:
+            return with_identifiers(candidate, parse_frame(frame, candidate))
+        except CannotCommunicate:
+            continue
+    raise CannotCommunicate("decrypted, but not a known encrypted meter")
+
+
+def clean_host(value: str) -> str | None:
+    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
+
+    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
+    """
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
+    host = host.split("/", 1)[0]
+    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
+        host = bracketed.group(1)
+    elif host.count(":") == 1:  # host:port pasted into the host field
+        host = host.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host if HOST_PATTERN.match(host) else None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
+    """The encryption (and optional authentication) key, upper-case; None if malformed."""
+    key = str(user_input.get(CONF_ENCRYPTION_KEY) or "").strip()
+    auth = str(user_input.get(CONF_AUTHENTICATION_KEY) or "").strip()
+    if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
+        return None
+    found = {CONF_ENCRYPTION_KEY: key.upper()}
+    if auth:
+        found[CONF_AUTHENTICATION_KEY] = auth.upper()
+    return found
+
+
+def title(data: dict[str, Any]) -> str:
+    """An entry's title: the port, or host:port."""
+    if CONF_HOST in data:
+        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
+    return str(data[CONF_PORT])
