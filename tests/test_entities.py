@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     mock_restore_cache_with_extra_data,
@@ -234,3 +236,39 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
+
+
+async def test_stale_mbus_device_can_be_removed(hass: HomeAssistant, hass_ws_client: Any) -> None:
+    """A sub-meter the meter no longer reports can be deleted; current ones and the meter cannot."""
+    server = TcpServer(Meter("5", seed=9, mbus=("gas", "water")))
+    await server.start()
+    entry = await setup_meter(hass, server)
+    await server.stop()
+    only_gas = TcpServer(Meter("5", seed=9, mbus=("gas",)), port=server.port)  # water meter removed
+    await only_gas.start()
+    try:
+        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await send(entry, only_gas)
+        assert await async_setup_component(hass, "config", {})
+        client = await hass_ws_client(hass)
+        devices = {
+            d.name: d for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        }
+
+        async def remove(name: str) -> bool:
+            await client.send_json_auto_id(
+                {
+                    "type": "config/device_registry/remove_config_entry",
+                    "config_entry_id": entry.entry_id,
+                    "device_id": devices[name].id,
+                }
+            )
+            return bool((await client.receive_json())["success"])
+
+        assert not await remove("Electricity Meter")
+        assert not await remove("Gas Meter")
+        assert await remove("Water Meter")
+        assert [k["type"] for k in entry.data["mbus_devices"]] == [3]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await only_gas.stop()

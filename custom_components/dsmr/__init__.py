@@ -6,15 +6,20 @@ import asyncio
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
+    CONF_MBUS_DEVICES,
     CONF_RECONNECT_INTERVAL,
+    CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
     CONF_TIME_BETWEEN_UPDATE,
     CONF_WATCHDOG_TIMEOUT,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_TIME_BETWEEN_UPDATE,
     DEFAULT_WATCHDOG_TIMEOUT,
+    DOMAIN,
     PLATFORMS,
 )
 from .coordinator import DsmrCoordinator
@@ -54,6 +59,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     entry.async_create_background_task(hass, coordinator.async_run(), "dsmr coordinator")
     entry.async_create_background_task(hass, reader.async_run(), "dsmr reader")
     entry.async_on_unload(coordinator.async_shutdown)
+    return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: DsmrConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user delete an M-Bus sub-meter that the meter no longer reports.
+
+    The electricity meter (and the DSMR 2.2/4 gas meter) stay; so does a sub-meter that the
+    latest telegram still carries.
+    """
+    identifiers = {ident for domain, ident in device.identifiers if domain == DOMAIN}
+    fixed = {entry.data.get(CONF_SERIAL_ID), entry.data.get(CONF_SERIAL_ID_GAS), entry.entry_id}
+    if identifiers & fixed:
+        return False
+    current = {
+        str(getattr(getattr(d, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None))
+        for d in getattr(entry.runtime_data.latest, "MBUS_DEVICES", None) or []
+    }
+    if identifiers & current:
+        return False
+    known = [k for k in entry.data.get(CONF_MBUS_DEVICES, []) if k.get("id") not in identifiers]
+    hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_MBUS_DEVICES: known})
     return True
 
 
