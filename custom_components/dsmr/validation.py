@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from functools import cache
 import ipaddress
 import re
 from typing import Any
 
+from dsmr_parser import obis_references
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
 from dsmr_parser.objects import Telegram
@@ -27,7 +30,8 @@ from .reader import (
     CannotCommunicate,
     CannotConnect,
     InvalidKey,
-    async_read_telegram,
+    ReaderStats,
+    async_open,
     equipment_identifier,
     gas_equipment_identifier,
 )
@@ -36,6 +40,40 @@ KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 # An encrypted frame is one of these; the decrypted telegram tells which (Smarty has an id).
 ENCRYPTED_CANDIDATES = ("MSn", "SAGEMCOM_T210_D_R")
+
+
+async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
+    """Open the port and return the first telegram that identifies the meter.
+
+    Returns as soon as such a telegram arrives. Raises CannotConnect when the port cannot be
+    opened, InvalidKey when telegrams cannot be decrypted, CannotCommunicate when nothing
+    usable arrives within `wait` seconds.
+    """
+    version = data[CONF_DSMR_VERSION]
+    found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
+
+    def on_telegram(telegram: Telegram) -> None:
+        # As core: the meter's identifier must be there, except on versions that send none.
+        identified = equipment_identifier(telegram, version) is not None or (
+            version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
+            and obis_references.P1_MESSAGE_TIMESTAMP in telegram
+        )
+        if identified and not found.done():
+            found.set_result(telegram)
+
+    stats = ReaderStats()
+    transport, protocol = await async_open(data, on_telegram, stats, watchdog_timeout=wait)
+    closed = asyncio.ensure_future(protocol.wait_closed())
+    try:
+        await asyncio.wait({found, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        transport.close()
+        closed.cancel()
+    if found.done():
+        return found.result()
+    if stats.decryption_errors:
+        raise InvalidKey
+    raise CannotCommunicate(protocol.close_reason or f"no telegram in {wait:.0f} s")
 
 
 async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
