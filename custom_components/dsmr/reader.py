@@ -35,7 +35,6 @@ from .const import (
     DEFAULT_EQUIPMENT_IDENTIFIER_OBIS,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_WATCHDOG_TIMEOUT,
-    DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     ENCRYPTED_DSMR_VERSIONS,
     EQUIPMENT_IDENTIFIER_OBIS,
     FIRST_RETRY_DELAY,
@@ -404,37 +403,3 @@ class DsmrReader:
         if connected != self.connected or not connected:
             self.connected = connected
             self.queue.put_nowait(ConnectionState(connected, reason, self.stats.failures_in_a_row))
-
-
-async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
-    """Open the port and return the first telegram that identifies the meter.
-
-    Returns as soon as such a telegram arrives. Raises CannotConnect when the port cannot be
-    opened, InvalidKey when telegrams cannot be decrypted, CannotCommunicate when nothing
-    usable arrives within `wait` seconds.
-    """
-    version = data[CONF_DSMR_VERSION]
-    found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
-
-    def on_telegram(telegram: Telegram) -> None:
-        # As core: the meter's identifier must be there, except on versions that send none.
-        identified = equipment_identifier(telegram, version) is not None or (
-            version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
-            and obis_references.P1_MESSAGE_TIMESTAMP in telegram
-        )
-        if identified and not found.done():
-            found.set_result(telegram)
-
-    stats = ReaderStats()
-    transport, protocol = await async_open(data, on_telegram, stats, watchdog_timeout=wait)
-    closed = asyncio.ensure_future(protocol.wait_closed())
-    try:
-        await asyncio.wait({found, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        transport.close()
-        closed.cancel()
-    if found.done():
-        return found.result()
-    if stats.decryption_errors:
-        raise InvalidKey
-    raise CannotCommunicate(protocol.close_reason or f"no telegram in {wait:.0f} s")
