@@ -84,7 +84,8 @@ def _text(obj: Any, version: str) -> str | None:
 def _monthly_peaks(obj: Any) -> list[Any]:
     """The valid entries of the Belgian 13-month peak history (unused slots are skipped)."""
     peaks = obj if isinstance(obj, list) else []
-    return [p for p in peaks if p.value is not None and p.datetime is not None]
+    # Unused slots carry an invalid timestamp (e.g. 632525252525W), parsed as None: skip them.
+    return [p for p in peaks if p.value is not None and p.datetime and p.occurred]
 
 
 def _average_peak(obj: Any, version: str) -> Decimal | None:
@@ -116,7 +117,7 @@ def _peak_history(obj: Any) -> dict[str, Any] | None:
         "history": [
             {
                 "month": p.datetime.isoformat(),
-                "occurred": p.occurred.isoformat() if p.occurred else None,
+                "occurred": p.occurred.isoformat(),
                 "value": float(p.value),
             }
             for p in _monthly_peaks(obj)
