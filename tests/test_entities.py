@@ -272,3 +272,28 @@ async def test_stale_mbus_device_can_be_removed(hass: HomeAssistant, hass_ws_cli
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await only_gas.stop()
+
+
+async def test_lowering_precision_is_not_a_decrease(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=10))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        tariff = "sensor.electricity_meter_energy_consumption_tarif_1"
+        hass.config_entries.async_update_entry(entry, data={**entry.data, "precision": 1})
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        expected = round(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]), 1)
+        assert float(hass.states.get(tariff).state) == expected
+        assert (
+            entry.runtime_data.reader.stats.last_error is None
+            or "went down" not in entry.runtime_data.reader.stats.last_error
+        )
+        device = dr.async_get(hass).async_get_device_by_identifier(
+            ("dsmr", entry.data["serial_id"]), entry.entry_id
+        )
+        assert device.serial_number == server.meter.equipment_id  # readable, not hex
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

@@ -107,6 +107,18 @@ async def async_setup_platform(
     """
 
 
+def readable(identifier: str) -> str:
+    """Meters send their equipment id as hex-encoded ASCII; show the text when it is that.
+
+    Unique ids keep the hex form (core's), only the device's serial number is decoded.
+    """
+    try:
+        text = bytes.fromhex(identifier).decode("ascii")
+    except ValueError:
+        return identifier
+    return text if text.isprintable() and text.strip() else identifier
+
+
 def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInfo, str]:
     """Return the electricity (or DSMR 2.2/4 gas) meter's device and its serial, as core."""
     if gas:
@@ -118,7 +130,7 @@ def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInf
     if not gas:
         info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
         if entry.data.get(CONF_SERIAL_ID):
-            info["serial_number"] = entry.data[CONF_SERIAL_ID]
+            info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
     return info, serial
 
 
@@ -219,7 +231,7 @@ class MbusEntities:
                 description = replace(description, device_class=SensorDeviceClass.ENERGY)
         info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
         if ident:
-            info["serial_number"] = ident
+            info["serial_number"] = readable(ident)
         return [
             DsmrSensor(self.entry, description, info, unique_id, channel=channel, mbus_id=ident)
         ]
@@ -349,6 +361,8 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if not number and description.device_class is not None:
             return None  # an empty register (no gas meter), not a reset to zero
         previous = self._attr_native_value
+        if isinstance(previous, float):
+            previous = round(previous, self._precision)  # a lowered precision is no decrease
         if (
             isinstance(previous, float)
             and number < previous
