@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import pytest_socket
 
+from dsmr_dev.installer import ensure_frontend
+
 from .harness import HassProcess, Simulator
-from .installer import ensure_frontend
 
 
 @pytest.hookimpl(wrapper=True)

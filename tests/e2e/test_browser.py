@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from dsmr_dev.installer import ensure_browser
+
 from .harness import ARTIFACTS, PASSWORD, USERNAME, HassProcess, Simulator, async_wait_until
-from .installer import ensure_browser
 
 SCREENSHOT = ARTIFACTS / "device-page.png"
 STEPS = ARTIFACTS / "e2e" / "browser-steps"

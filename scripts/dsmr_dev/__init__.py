@@ -1,0 +1,1 @@
+"""Development helpers used by scripts/develop and the end-to-end tests."""
