@@ -123,7 +123,7 @@ async def _feed(
             size = rng.randint(32, 1024)  # serial reads arrive in pieces
             protocol.data_received(telegram[position : position + size])
             position += size
-        while not queue.empty():
+        while not queue.empty():  # noqa: ASYNC110 - yield until the coordinator has taken it
             await asyncio.sleep(0)
         await asyncio.sleep(0)
 
