@@ -136,12 +136,9 @@ def main() -> None:
     parser.add_argument("--version", default="5")
     args = parser.parse_args()
     result = asyncio.run(soak(args.telegrams, args.version))
-    print(
-        f"soak: {result['telegrams']} DSMR {args.version} telegrams through the pipeline ({result['parsed']} parsed)"
-    )
-    print(
-        f"  CPU per telegram : {result['cpu_us_per_telegram']:8.1f} µs (process CPU, whole pipeline)"
-    )
+    telegrams, parsed, cpu = result["telegrams"], result["parsed"], result["cpu_us_per_telegram"]
+    print(f"soak: {telegrams} DSMR {args.version} telegrams through the pipeline ({parsed} parsed)")
+    print(f"  CPU per telegram : {cpu:8.1f} µs (process CPU, whole pipeline)")
     print(f"  wall time        : {result['wall_s']:8.1f} s")
     print(
         f"  RSS              : {result['rss_before_mb']:.1f} MB -> {result['rss_after_mb']:.1f} MB "
