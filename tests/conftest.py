@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
+from dsmr_sim.server import BaseServer
 
 pytest_plugins = ["dsmr_sim.pytest_plugin"]
 
@@ -22,6 +26,18 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 @pytest.fixture(autouse=True)
 def loopback_sockets(socket_enabled: None) -> None:
     """Real TCP on 127.0.0.1 (ser2net-style bridges are real sockets in these tests)."""
+
+
+@pytest.fixture
+async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
+    """Simulators to stop at the end, after the entries that read them are unloaded."""
+    started: list[BaseServer] = []
+    yield started
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            assert await hass.config_entries.async_unload(entry.entry_id)
+    for server in started:
+        await server.stop()
 
 
 def core_entry(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 import logging
 from pathlib import Path
 import socket
@@ -33,18 +33,6 @@ TIMEOUT = "custom_components.dsmr.validation.VALIDATION_TIMEOUT"
 
 type Tcp = Callable[..., Awaitable[TcpServer]]
 type Pty = Callable[[str], Awaitable[PtyServer]]
-
-
-@pytest.fixture
-async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
-    """Simulators to stop at the end, after the entries the flows created are unloaded."""
-    started: list[BaseServer] = []
-    yield started
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        if entry.state is ConfigEntryState.LOADED:
-            assert await hass.config_entries.async_unload(entry.entry_id)
-    for server in started:
-        await server.stop()
 
 
 @pytest.fixture

@@ -33,18 +33,6 @@ ENERGY_T1 = "sensor.electricity_meter_energy_consumption_tarif_1"
 
 
 @pytest.fixture
-async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
-    """Simulators to stop at the end, after the entries that read them are unloaded."""
-    started: list[BaseServer] = []
-    yield started
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        if entry.state is ConfigEntryState.LOADED:
-            assert await hass.config_entries.async_unload(entry.entry_id)
-    for server in started:
-        await server.stop()
-
-
-@pytest.fixture
 async def server(servers: list[BaseServer]) -> TcpServer:
     """A ser2net-style bridge in front of a DSMR 5 meter (manual mode)."""
     tcp = TcpServer(Meter("5", seed=1))

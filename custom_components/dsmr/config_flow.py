@@ -82,12 +82,17 @@ def _serial_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Sch
     fields: dict[Any, Any] = {
         vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): SerialPortSelector()
     }
-    if version:
-        fields[
-            vol.Required(CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO))
-        ] = VERSION_SELECTOR
-        fields[vol.Optional(CONF_RFXTRX, default=False)] = bool
-    return vol.Schema(fields)
+    return vol.Schema(fields | _version_fields(defaults) if version else fields)
+
+
+def _version_fields(defaults: dict[str, Any]) -> dict[Any, Any]:
+    """The meter type (detect by default) and the RFXtrx framing option."""
+    return {
+        vol.Required(
+            CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)
+        ): VERSION_SELECTOR,
+        vol.Optional(CONF_RFXTRX, default=False): bool,
+    }
 
 
 def _network_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
@@ -97,12 +102,7 @@ def _network_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Sc
             vol.Coerce(int), vol.Range(min=1, max=65535)
         ),
     }
-    if version:
-        fields[
-            vol.Required(CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO))
-        ] = VERSION_SELECTOR
-        fields[vol.Optional(CONF_RFXTRX, default=False)] = bool
-    return vol.Schema(fields)
+    return vol.Schema(fields | _version_fields(defaults) if version else fields)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):

@@ -202,6 +202,18 @@ def _diagnostic(
     )
 
 
+def _gas_on_main(key: str, obis: str) -> DsmrSensorEntityDescription:
+    return DsmrSensorEntityDescription(
+        key=key,
+        obis_name=obis,
+        translation_key="gas_meter_reading",
+        device_class=SensorDeviceClass.GAS,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfVolume.CUBIC_METERS,
+        is_gas=True,
+    )
+
+
 def _counter(key: str, obis: str) -> DsmrSensorEntityDescription:
     return _diagnostic(key, obis, state_class=SensorStateClass.TOTAL_INCREASING)
 
@@ -372,24 +384,8 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         average=False,
     ),
     # DSMR 2.2 and 4: the gas meter's reading on the main telegram (a separate device, as core).
-    DsmrSensorEntityDescription(
-        key="hourly_gas_meter_reading",
-        obis_name="HOURLY_GAS_METER_READING",
-        translation_key="gas_meter_reading",
-        device_class=SensorDeviceClass.GAS,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfVolume.CUBIC_METERS,
-        is_gas=True,
-    ),
-    DsmrSensorEntityDescription(
-        key="gas_meter_reading",
-        obis_name="GAS_METER_READING",
-        translation_key="gas_meter_reading",
-        device_class=SensorDeviceClass.GAS,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfVolume.CUBIC_METERS,
-        is_gas=True,
-    ),
+    _gas_on_main("hourly_gas_meter_reading", "HOURLY_GAS_METER_READING"),
+    _gas_on_main("gas_meter_reading", "GAS_METER_READING"),
     _diagnostic("gas_device_type", "DEVICE_TYPE", is_gas=True),
     _diagnostic("gas_valve_position", "VALVE_POSITION_GAS", is_gas=True),
     # E.ON Hungary (core's keys).
