@@ -41,6 +41,7 @@ from .const import (
     LOGGER,
     RFXTRX_DSMR_PROTOCOL,
 )
+from .parser import CachingTelegramParser
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
@@ -183,6 +184,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
     ) -> None:
         """Initialize the protocol; arguments are dsmr_parser's plus our own."""
         super().__init__(*args, **kwargs)
+        # Same contract and result as dsmr_parser's TelegramParser; unchanged lines are not
+        # parsed again (see parser.py).
+        self.telegram_parser: CachingTelegramParser = CachingTelegramParser(
+            self.telegram_parser.telegram_specification
+        )
         self.stats = stats
         self.close_reason: str | None = None
         self._buffer = bytearray()

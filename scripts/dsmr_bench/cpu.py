@@ -1,0 +1,208 @@
+"""Section 1: CPU per telegram, parser alone and end to end; and the parser soak.
+
+End to end, each entry gets its own simulated meter on a real TCP socket; telegrams go out one
+at a time, `pace` seconds apart (far more than either side needs, so each telegram is handled
+on its own), with `time_between_update = 0` so that every telegram is published. A worker's
+CPU over a window of telegrams, less its idle CPU over the same time, divided by the number
+of telegrams, is the cost of one telegram. Ours and core take turns, window by window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+import gc
+import statistics
+import time
+import tracemalloc
+from typing import Any
+
+from dsmr_parser.clients.protocol import _create_dsmr_protocol
+from dsmr_parser.parsers import ProfileGenericParser, TelegramParser
+
+from custom_components.dsmr.parser import CachingTelegramParser
+from dsmr_sim.meter import Meter
+from dsmr_sim.tcp import TcpServer
+
+from .driver import Cpu, Meters, Worker, entry_data, send_paced
+
+IMPLS = ("ours", "core")
+MODES = ("default", "all")
+
+
+@dataclass
+class Slot:
+    """One entry under test: a worker, its entry and the meter feeding it."""
+
+    worker: Worker
+    server: TcpServer
+    entry_id: str
+    entities: dict[str, int] = field(default_factory=dict)
+    samples: list[float] = field(default_factory=list)  # CPU seconds per telegram
+
+
+async def prime(worker: Worker, server: TcpServer, count: int) -> None:
+    """Send `count` telegrams once the integration is connected, and wait until handled."""
+    await asyncio.sleep(0.3)  # a reload closes the old connection before the new one opens
+    await server.wait_for_clients(1, timeout=30)
+    target = (await worker.cpu()).handled + count
+    for _ in range(count):
+        await server.send_telegram()
+        await asyncio.sleep(0.05)
+    await worker.call("wait", count=target, limit=30)
+
+
+async def add_slot(worker: Worker, meters: Meters, version: str, mode: str, seed: int) -> Slot:
+    """An entry for a fresh meter, primed; with `mode == "all"` every entity enabled."""
+    server = await meters.tcp(version, seed=seed)
+    reply = await worker.call(
+        "add_entry", data=entry_data(server), options={"time_between_update": 0}
+    )
+    slot = Slot(worker, server, reply["entry_id"])
+    await prime(worker, server, 3)
+    if mode == "all":
+        await worker.call("enable_all", entry_id=slot.entry_id)
+        await prime(worker, server, 3)
+    slot.entities = await worker.call("entities", entry_id=slot.entry_id)
+    return slot
+
+
+async def idle_rate(worker: Worker, seconds: float) -> float:
+    """CPU seconds per second of a worker with nothing arriving."""
+    before = await worker.cpu()
+    await asyncio.sleep(seconds)
+    spent = await worker.cpu() - before
+    return spent.cpu / spent.t
+
+
+async def window(slot: Slot, count: int, pace: float, idle: float) -> float:
+    """CPU seconds per telegram over `count` telegrams."""
+    before = await slot.worker.cpu()
+    await send_paced([slot.server], count, pace)
+    await slot.worker.call("wait", count=before.handled + count, limit=60)
+    spent: Cpu = await slot.worker.cpu() - before
+    return (spent.cpu - idle * spent.t) / count
+
+
+async def end_to_end(
+    versions: list[str], count: int, pace: float, rounds: int, profile_dir: str | None
+) -> dict[str, Any]:
+    """Section 1b/1c: both integrations, default and all entities, interleaved windows."""
+    meters = Meters()
+    workers = dict(zip(IMPLS, await asyncio.gather(*(Worker.start(i) for i in IMPLS)), strict=True))
+    try:
+        slots: dict[tuple[str, str, str], Slot] = {}
+        for seed, (version, mode) in enumerate(((v, m) for v in versions for m in MODES), start=1):
+            for impl in IMPLS:  # the same meter (seed) for both: the same telegrams
+                slots[version, mode, impl] = await add_slot(
+                    workers[impl], meters, version, mode, seed
+                )
+        idle = {impl: await idle_rate(worker, 2.0) for impl, worker in workers.items()}
+        for slot in slots.values():  # warm up: caches, first-time code paths
+            await window(slot, 20, pace, idle[slot.worker.impl])
+        if profile_dir:
+            for worker in workers.values():
+                await worker.call("profile")
+        for round_ in range(rounds):
+            for version in versions:
+                for mode in MODES:
+                    order = IMPLS if round_ % 2 == 0 else IMPLS[::-1]
+                    for impl in order:
+                        slot = slots[version, mode, impl]
+                        slot.samples.append(await window(slot, count, pace, idle[impl]))
+        if profile_dir:
+            for impl, worker in workers.items():
+                await worker.call("profile", path=f"{profile_dir}/e2e-{impl}.prof")
+        return {
+            "idle_ms_per_s": {impl: rate * 1e3 for impl, rate in idle.items()},
+            "slots": {
+                "/".join(key): {
+                    "us": statistics.median(slot.samples) * 1e6,
+                    "samples_us": [s * 1e6 for s in slot.samples],
+                    "entities": slot.entities,
+                }
+                for key, slot in slots.items()
+            },
+        }
+    finally:
+        for worker in workers.values():
+            await worker.stop()
+        await meters.close()
+
+
+def telegrams(version: str, count: int) -> list[str]:
+    """The first `count` telegrams of the benchmark's meter, one second apart."""
+    meter = Meter(version, seed=1)
+    out = []
+    for _ in range(count):
+        meter.step(1.0)
+        out.append(meter.telegram())
+    return out
+
+
+def specification(version: str) -> dict[str, Any]:
+    """dsmr_parser's telegram specification for a version token."""
+    factory, _ = _create_dsmr_protocol(version, None, object)
+    spec: dict[str, Any] = factory.args[1].telegram_specification
+    return spec
+
+
+def parse_alone(versions: list[str], count: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Section 1a: CPU per telegram of dsmr_parser's parse and of ours, interleaved."""
+    results: dict[str, dict[str, float]] = {}
+    for version in versions:
+        data = telegrams(version, count + 10)
+        spec = specification(version)
+        parsers: dict[str, Any] = {
+            "dsmr_parser": TelegramParser(spec),
+            "ours": CachingTelegramParser(spec),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in parsers}
+        for parser in parsers.values():
+            for text in data[:10]:
+                parser.parse(text)
+        for _ in range(rounds):
+            for name, parser in parsers.items():
+                gc.collect()
+                started = time.process_time()
+                for text in data[10:]:
+                    parser.parse(text)
+                samples[name].append((time.process_time() - started) / count)
+        results[version] = {name: statistics.median(s) * 1e6 for name, s in samples.items()}
+    return results
+
+
+def soak(count: int) -> dict[str, dict[str, float]]:
+    """Parse `count` DSMR 5 telegrams (with a power failure log) with each parser.
+
+    dsmr_parser's `ProfileGenericParser._parse_values` appends to the parser's shared
+    `value_formats` list on every parse of a non-empty power failure log; ours parses that
+    line again only when it changes.
+    """
+    data = telegrams("5", count)
+    spec = specification("5")
+    log_parsers = [
+        obj["value_parser"]
+        for obj in spec["objects"]
+        if isinstance(obj["value_parser"], ProfileGenericParser)
+    ]
+    results: dict[str, dict[str, float]] = {}
+    for name, parser in (
+        ("dsmr_parser", TelegramParser(spec)),
+        ("ours", CachingTelegramParser(spec)),
+    ):
+        gc.collect()
+        formats = sum(len(p.value_formats) for p in log_parsers)
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        for text in data:
+            parser.parse(text)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        results[name] = {
+            "telegrams": count,
+            "value_formats_added": sum(len(p.value_formats) for p in log_parsers) - formats,
+            "retained_kib": grown / 1024,
+        }
+    return results

@@ -1,0 +1,237 @@
+"""Sections 2-5: real-rate CPU over a pty, writes, scale, setup latency.
+
+Ours and core always run at the same time here, each in its own worker with its own meters,
+so that whatever else the machine does hits both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+import random
+import statistics
+from typing import Any
+
+from dsmr_sim.server import BaseServer
+from dsmr_sim.tcp import TcpServer
+
+from .cpu import IMPLS, prime
+from .driver import Cpu, Meters, Worker, entry_data, now, send_paced
+
+POWER = "CURRENT_ELECTRICITY_USAGE"
+
+
+async def _workers() -> dict[str, Worker]:
+    started = await asyncio.gather(*(Worker.start(impl) for impl in IMPLS))
+    return dict(zip(IMPLS, started, strict=True))
+
+
+async def _stop(workers: dict[str, Worker], meters: Meters) -> None:
+    await asyncio.gather(*(worker.stop() for worker in workers.values()))
+    await meters.close()
+
+
+async def real_rate(seconds: float, baseline: float) -> dict[str, Any]:
+    """Section 2: CPU per second with a DSMR 5 meter sending 1 telegram/s over a real pty.
+
+    Every telegram is published (`time_between_update = 0`), default entities; the first
+    telegrams are left out. Before that, each Home Assistant's own idle CPU (no entry yet) is
+    measured for `baseline` seconds, so that the integration's share can be told apart.
+    """
+    meters, workers = Meters(), await _workers()
+    try:
+        before = {impl: await worker.cpu() for impl, worker in workers.items()}
+        await asyncio.sleep(baseline)
+        idle = {impl: await worker.cpu() - before[impl] for impl, worker in workers.items()}
+        for worker in workers.values():
+            server = await meters.pty("5", seed=11, interval=1.0)
+            await worker.call(
+                "add_entry", data=entry_data(server), options={"time_between_update": 0}
+            )
+        await asyncio.sleep(3.0)
+        before = {impl: await worker.cpu() for impl, worker in workers.items()}
+        await asyncio.sleep(seconds)
+        spent = {impl: await worker.cpu() - before[impl] for impl, worker in workers.items()}
+        return {
+            impl: {
+                "ms_per_s": cpu.cpu / cpu.t * 1e3,
+                "baseline_ms_per_s": idle[impl].cpu / idle[impl].t * 1e3,
+                "telegrams": cpu.handled,
+                "us_per_telegram": cpu.cpu / max(cpu.handled, 1) * 1e6,
+                "seconds": cpu.t,
+            }
+            for impl, cpu in spent.items()
+        }
+    finally:
+        await _stop(workers, meters)
+
+
+async def writes(meter_seconds: int, speedup: float) -> dict[str, Any]:
+    """Section 3: state changes per hour and the published mean power, default settings.
+
+    Meter time runs `speedup` times faster than the clock: a telegram every 1/speedup s, each
+    one second of meter time later than the one before, and the update window (30 s by
+    default) shrunk by the same factor, so both integrations see exactly what they would see
+    in real time, only sooner. Published power is sampled just before each next telegram
+    (what a dashboard shows during that meter second) and compared with the telegrams' own
+    power.
+    """
+    meters, workers = Meters(), await _workers()
+    pace = 1.0 / speedup
+    options = {"time_between_update": 30.0 / speedup}
+    try:
+        servers: dict[str, TcpServer] = {}
+        for impl, worker in workers.items():
+            servers[impl] = await meters.tcp("5", seed=21, step_seconds=1.0)
+            await worker.call("add_entry", data=entry_data(servers[impl]), options=options)
+            await prime(worker, servers[impl], 3)
+        # Two windows of meter time before counting: core creates its entities on the first
+        # telegram its throttle lets through, and the first state of each is not a change.
+        await send_paced(list(servers.values()), 2 * 30, pace)
+        await asyncio.sleep(1.0)
+        for worker in workers.values():
+            await worker.call("watch")
+        sent: list[tuple[float, float]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        for _ in range(meter_seconds):
+            for server in servers.values():
+                await server.send_telegram()
+            sent.append((now(), _power(servers["ours"])))
+            deadline += pace
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+        await asyncio.sleep(1.0)
+        result: dict[str, Any] = {}
+        true_mean = statistics.fmean(value for _, value in sent)
+        for impl, worker in workers.items():
+            watched = await worker.call("watch_result")
+            published = _published_mean(sent, watched["power"], pace)
+            result[impl] = {
+                "changes_per_hour": watched["changes"] * 3600 / meter_seconds,
+                "power_changes_per_hour": len(watched["power"]) * 3600 / meter_seconds,
+                "published_mean_kw": published,
+                "true_mean_kw": true_mean,
+                "mean_error_pct": (published - true_mean) / true_mean * 100,
+                "by_entity": watched["by_entity"],
+            }
+        return result
+    finally:
+        await _stop(workers, meters)
+
+
+def _power(server: BaseServer) -> float:
+    rendered = server.last_rendered
+    assert rendered is not None
+    value = rendered.values[POWER]
+    assert isinstance(value, Decimal | float | int)
+    return float(value)
+
+
+def _published_mean(
+    sent: list[tuple[float, float]], changes: list[tuple[float, float | None]], pace: float
+) -> float:
+    """Mean of the published power, sampled just before each next telegram."""
+    samples: list[float] = []
+    index, current = 0, None
+    for sent_at, _ in sent:
+        sample_at = sent_at + 0.95 * pace
+        while index < len(changes) and changes[index][0] <= sample_at:
+            current = changes[index][1]
+            index += 1
+        if current is not None:
+            samples.append(current)
+    return statistics.fmean(samples) if samples else float("nan")
+
+
+async def scale(counts: list[int], seconds: float) -> dict[str, Any]:
+    """Section 4: N meters at 1 telegram/s each in one Home Assistant (tbu 0, default entities).
+
+    Meters are added to the running instance step by step (1, then up to 10, then up to 50),
+    each with its own seed and a phase of its own. A backlog shows as fewer telegrams handled
+    than sent over the window (`lag`; +-N at the window's edges is phase, not backlog), and
+    (ours) as telegrams waiting in a coordinator's queue.
+    """
+    meters, workers = Meters(), await _workers()
+    servers: dict[str, list[TcpServer]] = {impl: [] for impl in IMPLS}
+    result: dict[str, Any] = {impl: {} for impl in IMPLS}
+    try:
+        for worker in workers.values():
+            await worker.call("sample_queue", interval=0.1)
+        for count in counts:
+            await _grow(workers, meters, servers, count)
+            await asyncio.sleep(3.0)
+            before = {impl: await worker.cpu() for impl, worker in workers.items()}
+            sent_before = {impl: _sent(servers[impl]) for impl in IMPLS}
+            await asyncio.sleep(seconds)
+            for impl, worker in workers.items():
+                after = await worker.cpu()
+                spent: Cpu = after - before[impl]
+                sent = _sent(servers[impl]) - sent_before[impl]
+                result[impl][count] = {
+                    "core_pct": spent.cpu / spent.t * 100,
+                    "sent": sent,
+                    "handled": spent.handled,
+                    "lag": sent - spent.handled,
+                    "max_queue": spent.max_queue,
+                }
+        return result
+    finally:
+        await _stop(workers, meters)
+
+
+async def _grow(
+    workers: dict[str, Worker], meters: Meters, servers: dict[str, list[TcpServer]], count: int
+) -> None:
+    rng = random.Random(count)
+    for impl, worker in workers.items():
+        while len(servers[impl]) < count:
+            seed = 100 + len(servers[impl])
+            server = await meters.tcp("5", seed=seed, interval=1.0)
+            servers[impl].append(server)
+            await worker.call(
+                "add_entry", data=entry_data(server), options={"time_between_update": 0}
+            )
+            await asyncio.sleep(rng.random() / count)  # spread the meters' phases
+
+
+def _sent(servers: list[TcpServer]) -> int:
+    return sum(server.telegrams_sent for server in servers if server.client_count)
+
+
+async def setup_latency(runs: int) -> dict[str, Any]:
+    """Section 5: config-flow form submitted -> entry created (and -> first state, once).
+
+    A DSMR 5 meter on TCP sends a telegram every second, as a real one does; the flow has to
+    wait for one telegram to read the meter's identifiers. Entries get default options.
+    """
+    meters, workers = Meters(), await _workers()
+    try:
+        server = await meters.tcp("5", seed=31, interval=1.0)
+        samples: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+        first: dict[str, float] = {}
+        rng = random.Random(5)
+        for run in range(runs):
+            order = IMPLS if run % 2 == 0 else IMPLS[::-1]
+            for impl in order:
+                timings = await workers[impl].call(
+                    "flow",
+                    host=server.host,
+                    port=server.port,
+                    version="5",
+                    first_state=run == 0,
+                    within=90,
+                )
+                samples[impl].append(timings["submit_to_entry"])
+                if run == 0:
+                    first[impl] = timings["entry_to_first_state"]
+                await asyncio.sleep(rng.random())  # submit anywhere in the meter's second
+        return {
+            impl: {
+                "submit_to_entry": {"median": statistics.median(s), "max": max(s)},
+                "entry_to_first_state": first[impl],
+                "runs": len(s),
+            }
+            for impl, s in samples.items()
+        }
+    finally:
+        await _stop(workers, meters)

@@ -1,0 +1,177 @@
+"""The table: every measurement with ours against core, and the issue's targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Row = tuple[str, str, str, str, str]
+
+
+def _ratio(ours: float, core: float) -> str:
+    return f"{ours / core:.2f}x" if core else "-"
+
+
+def _check(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def cpu_rows(parse: dict[str, Any], e2e: dict[str, Any]) -> list[Row]:
+    """Section 1 rows: CPU per telegram."""
+    rows: list[Row] = []
+    slots = e2e["slots"]
+    for version, alone in parse.items():
+        ref = alone["dsmr_parser"]
+        rows.append(
+            (
+                f"{version}: parse alone (a), us",
+                f"{alone['ours']:.0f}",
+                f"{ref:.0f}",
+                _ratio(alone["ours"], ref),
+                "",
+            )
+        )
+        for mode in ("default", "all"):
+            ours, core = slots[f"{version}/{mode}/ours"], slots[f"{version}/{mode}/core"]
+            target = ""
+            if mode == "all":
+                met = ours["us"] <= 0.5 * core["us"] and ours["us"] <= ref
+                target = f"<=0.5x and <=(a): {_check(met)}"
+            rows.append(
+                (
+                    f"{version}: end to end, {mode} entities"
+                    f" ({ours['entities']['enabled']}/{core['entities']['enabled']}), us",
+                    f"{ours['us']:.0f}",
+                    f"{core['us']:.0f}",
+                    _ratio(ours["us"], core["us"]),
+                    target,
+                )
+            )
+    return rows
+
+
+def soak_rows(soak: dict[str, Any]) -> list[Row]:
+    """Parser soak rows: dsmr_parser's power-failure-log leak."""
+    ours, ref = soak["ours"], soak["dsmr_parser"]
+    return [
+        (
+            f"soak {ours['telegrams']} tgr: value_formats grown",
+            f"{ours['value_formats_added']}",
+            f"{ref['value_formats_added']}",
+            "",
+            "no leak" if not ours["value_formats_added"] else "",
+        ),
+        (
+            "soak: memory retained, KiB",
+            f"{ours['retained_kib']:.0f}",
+            f"{ref['retained_kib']:.0f}",
+            "",
+            "",
+        ),
+    ]
+
+
+def live_rows(
+    real: dict[str, Any] | None,
+    writes: dict[str, Any] | None,
+    scale: dict[str, Any] | None,
+    setup: dict[str, Any] | None,
+) -> list[Row]:
+    """Sections 2-5 rows."""
+    rows: list[Row] = []
+    if real:
+        ours, core = real["ours"], real["core"]
+        rows.append(
+            (
+                f"pty 1 Hz, {ours['seconds']:.0f} s: CPU ms/s",
+                f"{ours['ms_per_s']:.2f}",
+                f"{core['ms_per_s']:.2f}",
+                _ratio(ours["ms_per_s"], core["ms_per_s"]),
+                f"<=0.5x: {_check(ours['ms_per_s'] <= 0.5 * core['ms_per_s'])}",
+            )
+        )
+        ours_net = ours["ms_per_s"] - ours["baseline_ms_per_s"]
+        core_net = core["ms_per_s"] - core["baseline_ms_per_s"]
+        rows += [
+            (
+                "pty 1 Hz: above Home Assistant's own idle, ms/s",
+                f"{ours_net:.2f}",
+                f"{core_net:.2f}",
+                _ratio(ours_net, core_net),
+                "",
+            ),
+        ]
+    if writes:
+        ours, core = writes["ours"], writes["core"]
+        rows += [
+            (
+                "defaults: state changes/h",
+                f"{ours['changes_per_hour']:.0f}",
+                f"{core['changes_per_hour']:.0f}",
+                _ratio(ours["changes_per_hour"], core["changes_per_hour"]),
+                f"fewer: {_check(ours['changes_per_hour'] < core['changes_per_hour'])}",
+            ),
+            (
+                "defaults: power changes/h",
+                f"{ours['power_changes_per_hour']:.0f}",
+                f"{core['power_changes_per_hour']:.0f}",
+                "",
+                "",
+            ),
+            (
+                f"defaults: mean power error (true {ours['true_mean_kw']:.3f} kW), %",
+                f"{ours['mean_error_pct']:+.2f}",
+                f"{core['mean_error_pct']:+.2f}",
+                "",
+                f"within 1%: {_check(abs(ours['mean_error_pct']) <= 1)}",
+            ),
+        ]
+    if scale:
+        for count in scale["ours"]:
+            ours, core = scale["ours"][count], scale["core"][count]
+            backlog = ours["lag"] > int(count) or ours["max_queue"] > int(count)
+            rows.append(
+                (
+                    f"{count} meter(s) at 1 Hz: % of a core (lag/queue ours {ours['lag']}/"
+                    f"{ours['max_queue']}, core lag {core['lag']})",
+                    f"{ours['core_pct']:.1f}",
+                    f"{core['core_pct']:.1f}",
+                    _ratio(ours["core_pct"], core["core_pct"]),
+                    ("<25%: " + _check(ours["core_pct"] < 25) if str(count) == "50" else "")
+                    + ("; BACKLOG" if backlog else ""),
+                )
+            )
+    if setup:
+        ours, core = setup["ours"], setup["core"]
+        key = "submit_to_entry"
+        rows += [
+            (
+                f"setup: submit -> entry, s (median/max of {ours['runs']})",
+                f"{ours[key]['median']:.2f}/{ours[key]['max']:.2f}",
+                f"{core[key]['median']:.2f}/{core[key]['max']:.2f}",
+                "",
+                f"<=2 s: {_check(ours[key]['max'] <= 2.0)}",
+            ),
+            (
+                "setup: entry -> first value shown, s",
+                f"{ours['entry_to_first_state']:.2f}",
+                f"{core['entry_to_first_state']:.2f}",
+                "",
+                "",
+            ),
+        ]
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    """Format rows as a fixed-width table."""
+    head: Row = ("measurement", "ours", "core", "ours/core", "target")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
+    line = "  ".join("-" * w for w in widths)
+
+    def fmt(row: Row) -> str:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:4], widths[1:4], strict=True)]
+        cells.append(row[4])
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([fmt(head), line, *(fmt(row) for row in rows)])
