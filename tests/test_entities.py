@@ -212,6 +212,12 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
     await server.start()
     try:
         entry = await setup_meter(hass, server, {"time_between_update": 1})
+        er.async_get(hass).async_update_entity(
+            "sensor.electricity_meter_net_power", disabled_by=None
+        )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)  # the first telegram after connecting is published at once
         coordinator = entry.runtime_data
         published = coordinator.published
         samples = []

@@ -245,6 +245,8 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.KILO_WATT,
         telegram_fn=_net_power,
         average=True,
+        # Off by default: it would add a state write per window to every installation.
+        entity_registry_enabled_default=False,
     ),
     DsmrSensorEntityDescription(
         key="electricity_active_tariff",

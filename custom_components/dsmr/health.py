@@ -102,10 +102,13 @@ CONNECTION = BinarySensorEntityDescription(
 )
 
 
+_UNSET = object()
+
+
 class _Refreshing(DsmrEntity):
     """Writes its state on pushes and every REFRESH, only when it changed."""
 
-    _last: Any = object()
+    _last: Any = _UNSET
 
     async def async_added_to_hass(self) -> None:
         """Also refresh on a timer."""
@@ -128,7 +131,7 @@ class _Refreshing(DsmrEntity):
 
 
 class HealthSensor(_Refreshing, SensorEntity):
-    """A number about the connection."""
+    """A number about the connection, refreshed on its timer (not on every telegram)."""
 
     entity_description: HealthSensorEntityDescription
 
@@ -140,10 +143,19 @@ class HealthSensor(_Refreshing, SensorEntity):
     def _current(self) -> Any:
         return self.entity_description.value_fn(self.coordinator)
 
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        if self._last is _UNSET or self.coordinator.telegram is None:
+            super()._handle_coordinator_update()  # first value, and disconnects, at once
+
+    @callback
+    def _refresh(self, _now: datetime) -> None:
+        super()._handle_coordinator_update()
+
     @property
     def native_value(self) -> Any:
-        """The value from the reader's counters."""
-        return self._current()
+        """The value from the reader's counters, as last refreshed."""
+        return None if self._last is _UNSET else self._last
 
 
 class ConnectionSensor(_Refreshing, BinarySensorEntity):

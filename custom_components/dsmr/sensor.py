@@ -276,6 +276,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         self._seen = False
         self._absent = 0
         self._held_back = 0
+        self._last_obj: Any = None
         self._written: tuple[bool, Any] | None = None
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
@@ -321,6 +322,19 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         telegram = coordinator.telegram
         value = self._attr_native_value
         if available and telegram is not None:
+            description = self.entity_description
+            if (
+                description.telegram_fn is None
+                and len(coordinator.window_telegrams) <= 1
+                and not self._held_back
+                and self._written is not None
+                and self._written[0]
+            ):
+                # The parser hands out the very same object for a line that did not change.
+                obj = self._dsmr_object(telegram)
+                if obj is not None and obj is self._last_obj:
+                    return
+                self._last_obj = obj
             obj, raw = self._raw(telegram)
             if raw is None and obj is None:
                 self._value_absent()
