@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -75,7 +76,21 @@ async def async_get_config_entry_diagnostics(
             "last_error": stats.last_error,
         },
         "telegram": _redact_telegram(telegram_json),
+        "raw_telegram": _redact_raw(stats.last_raw),
     }
+
+
+# Lines that identify the meter, its sub-meters or its owner: the value is replaced.
+_IDENTIFYING_LINE = re.compile(
+    r"(?m)^(\d-\d:(?:96\.1\.[014]|42\.0\.0|0\.0\.0|96\.1\.255|96\.13\.\d+)[^(]*\()[^)\r\n]*"
+)
+
+
+def _redact_raw(raw: str | None) -> str | None:
+    """The last telegram as received, identifiers redacted; encrypted frames are left out."""
+    if raw is None or not raw.startswith("/"):
+        return None
+    return _IDENTIFYING_LINE.sub(r"\1**REDACTED**", raw)
 
 
 def _redact_telegram(data: Any) -> Any:

@@ -91,6 +91,7 @@ class ReaderStats:
     failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
     last_telegram: float | None = None  # time.time() of the last good telegram
+    last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
     last_error: str | None = None
     _logged: dict[str, float] = field(default_factory=dict, repr=False)
@@ -289,6 +290,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
                 "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines
             )
         stats.telegrams += 1
+        stats.last_raw = telegram
         stats.last_telegram = now = time.time()
         stats.recent.append(now)
         self.telegram_callback(parsed)
