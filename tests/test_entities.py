@@ -27,24 +27,11 @@ from .helpers import send, setup_meter, wait_for
 POWER = "sensor.electricity_meter_power_consumption"
 
 
-async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) -> None:
-    mock_restore_cache_with_extra_data(
-        hass,
-        [
-            (
-                State(POWER, "1.234"),
-                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
-            )
-        ],
-    )
+async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any]) -> MockConfigEntry:
+    """Set up a DSMR 5 entry whose power sensor has a restored state (1.234 kW) to show."""
     entry = MockConfigEntry(
         domain=DOMAIN,
-        data={
-            "port": MISSING_PORT,
-            "dsmr_version": "5",
-            "serial_id": "1234",
-            "serial_id_gas": None,
-        },
+        data={**where, "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
     )
     entry.add_to_hass(hass)
     er.async_get(hass).async_get_or_create(
@@ -56,6 +43,20 @@ async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) ->
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    return entry
+
+
+async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(POWER, "1.234"),
+                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
+            )
+        ],
+    )
+    entry = await _entry_with_restored_power(hass, {"port": MISSING_PORT})
     # Restored although no telegram ever arrived; unavailable once the port is known missing.
     await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors > 0)
     await hass.async_block_till_done()
@@ -73,26 +74,7 @@ async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> Non
     server = TcpServer(Meter("5", seed=1))
     await server.start()
     try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            data={
-                "host": "127.0.0.1",
-                "port": server.port,
-                "dsmr_version": "5",
-                "serial_id": "1234",
-                "serial_id_gas": None,
-            },
-        )
-        entry.add_to_hass(hass)
-        er.async_get(hass).async_get_or_create(
-            "sensor",
-            DOMAIN,
-            "1234_current_electricity_usage",
-            suggested_object_id="electricity_meter_power_consumption",
-            config_entry=entry,
-        )
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await _entry_with_restored_power(hass, {"host": "127.0.0.1", "port": server.port})
         assert hass.states.get(POWER).state == "1.234"
         await wait_for(lambda: entry.runtime_data.reader.connected)
         await send(entry, server)
