@@ -56,6 +56,7 @@ from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
 PARALLEL_UPDATES = 0  # push: entities never poll
+_LOOK_UP: Any = object()  # _raw's default: find the object in the telegram
 # A value the meter has not sent in this many telegrams in a row (and never sent) is disabled.
 ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
 # A total_increasing register that goes down is accepted only after this many telegrams say so.
@@ -307,12 +308,13 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if self.hass is not None and self.coordinator.telegram is not None:
             self._handle_coordinator_update()
 
-    def _raw(self, telegram: Telegram) -> tuple[Any, Any]:
+    def _raw(self, telegram: Telegram, obj: Any = _LOOK_UP) -> tuple[Any, Any]:
         """Return the value's dsmr_parser object (None when derived) and its raw value."""
         description = self.entity_description
         if description.telegram_fn is not None:
             return None, description.telegram_fn(telegram)
-        obj = self._dsmr_object(telegram)
+        if obj is _LOOK_UP:
+            obj = self._dsmr_object(telegram)
         return obj, None if obj is None else description.value_fn(obj, self._version)
 
     @callback
@@ -323,6 +325,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         value = self._attr_native_value
         if available and telegram is not None:
             description = self.entity_description
+            obj = _LOOK_UP
             if (
                 description.telegram_fn is None
                 and len(coordinator.window_telegrams) <= 1
@@ -335,7 +338,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
                 if obj is not None and obj is self._last_obj:
                     return
                 self._last_obj = obj
-            obj, raw = self._raw(telegram)
+            obj, raw = self._raw(telegram, obj)  # looked up once per telegram
             if raw is None and obj is None:
                 self._value_absent()
             else:
