@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 import logging
+import re
 from typing import Any
 
 from dsmr_parser import telegram_specifications
@@ -23,7 +24,14 @@ from dsmr_parser.parsers import ProfileGenericParser, TelegramParser
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from custom_components.dsmr.parser import MAX_KEYS, CachingTelegramParser, crc16, validate_checksum
+from custom_components.dsmr.parser import (
+    MAX_KEYS,
+    UNKNOWN_LINES,
+    CachingTelegramParser,
+    crc16,
+    unknown_lines,
+    validate_checksum,
+)
 from custom_components.dsmr.reader import P1Protocol, ReaderStats
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter
@@ -57,6 +65,8 @@ TRICKY_LINES = [
     "0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(230101000000W)(632525252525W)(00.000*kW)",
     "0-0:96.13.0(48656C6C6F)",
     "1-3:0.2.8(50)",
+    "1-0:3.8.0(000123.456*kvarh)",  # no specification names these two
+    "0-0:96.50.1(Xemex)",
     "garbage (1) here",
     "",
     "!",
@@ -95,7 +105,11 @@ def snapshot(value: Any) -> Any:
         return (
             "Telegram",
             [(key, snapshot(item)) for key, item in dict.items(value)],
-            {name: snapshot(item) for name, item in vars(value).items()},
+            {
+                name: snapshot(item)
+                for name, item in vars(value).items()
+                if name != UNKNOWN_LINES  # ours only: see test_unknown_lines
+            },
         )
     if isinstance(value, MbusDevice | DSMRObject):
         return (type(value).__name__, {name: snapshot(item) for name, item in vars(value).items()})
@@ -221,8 +235,45 @@ def run_scenario(
             text = recrc(text)
         data = meter.wrap(text).hex() if meter.encrypted else text
         expected = outcome(reference, data, keys)
-        assert outcome(caching, data, keys) == expected, (version, number, text)
+        recording = _Recording(caching)
+        assert outcome(recording, data, keys) == expected, (version, number, text)
+        if recording.result is not None and text.count("\n") == text.count("\r\n"):
+            assert dict(unknown_lines(recording.result)) == expected_unknown(spec, text)
     return caching
+
+
+class _Recording:
+    """A parser that keeps what the parser it wraps returned."""
+
+    def __init__(self, parser: CachingTelegramParser) -> None:
+        self.parser = parser
+        self.result: Telegram | None = None
+
+    def parse(self, *args: Any, **kwargs: Any) -> Telegram:
+        self.result = self.parser.parse(*args, **kwargs)
+        return self.result
+
+
+OBIS_CODE = re.compile(r"\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}")
+
+
+def expected_unknown(spec: dict[str, Any], text: str) -> dict[str, str]:
+    """Lines with an OBIS code that no object's expression takes: code -> rest of the line."""
+    taken = [
+        match
+        for obj in spec["objects"]
+        for match in re.findall(obj["obis_reference"], text, re.DOTALL | re.MULTILINE)
+    ]
+    unknown: dict[str, str] = {}
+    for line in text.split("\r\n")[:-1]:
+        paren = line.find("(")
+        if (
+            paren > 0
+            and OBIS_CODE.fullmatch(line[:paren])
+            and not any(match.startswith(line) for match in taken)
+        ):
+            unknown[line[:paren]] = line[paren:]
+    return unknown
 
 
 @pytest.mark.parametrize("version", list(VERSIONS))
@@ -271,6 +322,7 @@ def test_long_run_reuses_objects_and_stays_bounded() -> None:
             assert telegram.POWER_EVENT_FAILURE_LOG is previous.POWER_EVENT_FAILURE_LOG
         previous = telegram
     assert caching.cache_hits > 3 * caching.cache_misses  # ~7 of 35 lines change a second
+    assert caching._layout is not None  # the next one is built from the last one
     assert len(caching._last) <= meter.telegram().count("\r\n")
     assert len(caching._keys) <= MAX_KEYS
 

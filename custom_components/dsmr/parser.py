@@ -14,9 +14,16 @@ the same exceptions), but:
   regular expression matches it, by the line's OBIS code (memoised per code);
 * a line whose text is the same as last time gives the value object parsed last time (the
   cache holds one line per object and occurrence: its size is bounded by the specification);
+* when a telegram has the same lines as the previous one (the same codes in the same order)
+  and only values moved, which is nearly every telegram, it is built from the previous
+  `Telegram`: only the changed lines are parsed and set, the rest is copied; M-Bus values,
+  lines that no longer parse and any other change take the long way above;
 * the CRC is dsmr_parser's CRC-16 (same regular expressions, same errors), computed with
   tables two bytes per step instead of dsmr_parser's per-character `c_ushort` and `int(hex)`
   (145 us -> 13-20 us per telegram); decryption is dsmr_parser's own code.
+
+Lines with an OBIS code that no object of the specification matches are not thrown away:
+`unknown_lines(telegram)` gives them (code -> the rest of the line), for generic sensors.
 
 Telegrams it cannot map line by line (a stray line feed, a line that is nothing but an OBIS
 code, objects whose expression spans lines such as DSMR 2.2's gas reading) are handled
@@ -25,16 +32,20 @@ exactly as `TelegramParser.parse` does: by running the object's expression over 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import compress
 import re
 import sys
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, cast
 
 from dsmr_parser import parsers as dsmr_parsers
 from dsmr_parser.exceptions import InvalidChecksumError, ParseError
-from dsmr_parser.objects import Telegram
+from dsmr_parser.objects import DSMRObject, Telegram
 from dsmr_parser.parsers import TelegramParser
 
-__all__ = ["CachingTelegramParser", "crc16", "validate_checksum"]
+__all__ = ["CachingTelegramParser", "crc16", "unknown_lines", "validate_checksum"]
 
 # An expression of the form every line-local object in dsmr_parser's specifications has:
 # `^` + an OBIS code pattern that matches neither "(" nor a line break + `.+?\r\n`. Such an
@@ -42,9 +53,21 @@ __all__ = ["CachingTelegramParser", "crc16", "validate_checksum"]
 # at least one character follows before the line's CRLF.
 _TAIL: Final = r".+?\r\n"
 _LINE_LOCAL_HEAD: Final = re.compile(r"\^(?:\\d|\[[0-9-]+\]|[0-9A-Za-z:-]|\\\.)+")
+_HEAD: Final = re.compile(r"\^((?:\\d|\[[0-9-]+\]|[0-9A-Za-z:-]|\\\.)+)")
+# A line key that is an OBIS code (reduced ID: A-B:C.D.E): an unknown one is kept, not skipped.
+_OBIS_CODE: Final = re.compile(r"[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+# The attribute of a parsed `Telegram` that holds its unknown OBIS lines (see `unknown_lines`).
+UNKNOWN_LINES: Final = "unknown_lines"
 # Distinct line keys remembered (OBIS codes in practice; garbage lines are keys too).
 MAX_KEYS: Final = 512
 _SKIP: Final = object()  # a line that did not parse (logged, not added)
+_UNPARSED: Final = object()
+_RUNS_ON: Final = object()  # a line that is nothing but an OBIS code: cannot be mapped alone
+_NO_LINES: Final[Mapping[str, str]] = MappingProxyType({})
+
+type _Place = tuple[int, int]  # (object index in the specification, occurrence in the telegram)
+# What a line is: the objects it holds, its unknown OBIS code, or None (not part of any object).
+type _Kind = tuple[int, ...] | str | None
 
 # dsmr_parser's `TelegramParser.validate_checksum`, with the same expressions and messages.
 _CHECKSUM_CONTENTS: Final = re.compile(r"\/.+\!", re.DOTALL)
@@ -131,6 +154,26 @@ class _Decryptor(TelegramParser):  # type: ignore[misc]
         return self._plain.pop()
 
 
+@dataclass(slots=True)
+class _Layout:
+    """The last telegram built line by line, and where each of its objects came from.
+
+    The next telegram is built from it when its lines are the same lines (the same codes in the
+    same order) with only some values moved: the changed lines are parsed, everything else is
+    the previous telegram's.
+    """
+
+    lines: list[str]  # the telegram's lines (split at CRLF)
+    kinds: list[_Kind]  # per line: what `_kind` said of it
+    places: list[tuple[_Place, ...]]  # per line: the (object, occurrence) pairs it holds
+    matches: dict[int, list[str]]  # per object: its matched texts, as `_match` gives them
+    telegram: Telegram
+    # Per added object: (it is its name's attribute, it is its reference's dict entry).
+    visible: dict[_Place, tuple[bool, bool]]
+    mbus: frozenset[_Place]  # objects grouped into M-Bus devices: rebuilt the long way
+    unknown: Mapping[str, str]
+
+
 class CachingTelegramParser:
     """A drop-in for dsmr_parser's `TelegramParser` that re-parses only changed lines."""
 
@@ -150,6 +193,7 @@ class CachingTelegramParser:
         self._objects: list[tuple[str, Any, str, re.Pattern[str]]] = []
         self._heads: list[tuple[int, re.Pattern[str]]] = []  # line-local objects
         self._spanning: list[int] = []  # objects whose expression may span lines
+        spanning_heads: list[str] = []
         for index, obj in enumerate(telegram_specification["objects"]):
             reference = obj["obis_reference"]
             pattern = self.full_parser.telegram_specification_regexes[reference]
@@ -159,13 +203,19 @@ class CachingTelegramParser:
                 self._heads.append((index, re.compile(head)))
             else:
                 self._spanning.append(index)
+                if found := _HEAD.match(reference):
+                    spanning_heads.append(found.group(1))
         self._any_head = re.compile("|".join(f"(?:{head.pattern})" for _, head in self._heads))
+        # A line of a spanning object (e.g. DSMR 2.2's gas reading) is not an unknown line.
+        self._spanning_head = re.compile("|".join(spanning_heads)) if spanning_heads else None
         # Line key (its text before the first "(", or the whole line when it has none) ->
         # the line-local objects matching such a line, or None when the line cannot be
         # mapped alone (an OBIS code with nothing after it: the expression runs on).
         self._keys: dict[str, tuple[int, ...] | None] = {}
+        self._unknown_codes: set[str] = set()  # keys that are OBIS codes no object matches
         # (object index, occurrence) -> (matched text, value object) of the last telegram.
-        self._last: dict[tuple[int, int], tuple[str, Any]] = {}
+        self._last: dict[_Place, tuple[str, Any]] = {}
+        self._layout: _Layout | None = None
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -183,41 +233,31 @@ class CachingTelegramParser:
             )
         if self.apply_checksum_validation and self.telegram_specification["checksum_support"]:
             validate_checksum(telegram_data)
-        matches = self._match(telegram_data)
-        if matches is None:
-            return self._parse_all(telegram_data, throw_ex)
-        return self._build(matches, throw_ex)
-
-    def _match(self, telegram_data: str) -> dict[int, list[str]] | None:
-        """Each object's matches, in telegram order, as its expression would find them."""
         lines = telegram_data.split("\r\n")
         if telegram_data.count("\n") != len(lines) - 1:
-            return None  # a line feed without a carriage return: "^" may match mid-line
-        keys = self._keys
-        matches: dict[int, list[str]] = {}
-        for line in lines[:-1]:  # what follows the last CRLF cannot end in CRLF
-            paren = line.find("(")
-            key = line[:paren] if paren >= 0 else line + "\r\n"
-            try:
-                indices = keys[key]
-            except KeyError:
-                if paren < 0 and self._any_head.match(key) is None:
-                    continue  # e.g. the header or the checksum line: not worth remembering
-                indices = self._key_objects(key)
-            if not indices:
-                if indices is None:
-                    return None
-                continue
-            text = line + "\r\n"
-            for index in indices:
-                if (found := matches.get(index)) is None:
-                    matches[index] = [text]
-                else:
-                    found.append(text)
-        for index in self._spanning:
-            if found := self._objects[index][3].findall(telegram_data):
-                matches[index] = found
-        return matches
+            # A line feed without a carriage return: "^" may match mid-line.
+            return self._parse_all(telegram_data, lines, throw_ex)
+        if (layout := self._layout) is not None and len(lines) == len(layout.lines):
+            telegram = self._rebuild(layout, telegram_data, lines, throw_ex)
+            if telegram is not None:
+                return telegram
+        return self._parse_lines(telegram_data, lines, throw_ex)
+
+    def _kind(self, line: str) -> _Kind | object:
+        """What a line is: its objects, its unknown OBIS code, nothing (None) or _RUNS_ON."""
+        paren = line.find("(")
+        key = line[:paren] if paren >= 0 else line + "\r\n"
+        try:
+            indices = self._keys[key]
+        except KeyError:
+            if paren < 0 and self._any_head.match(key) is None:
+                return None  # e.g. the header or the checksum line: not worth remembering
+            indices = self._key_objects(key)
+        if indices is None:
+            return _RUNS_ON
+        if indices:
+            return indices
+        return key if key in self._unknown_codes else None
 
     def _key_objects(self, key: str) -> tuple[int, ...] | None:
         whole_line = key.endswith("\r\n")  # the line has no "(": its key is all of it
@@ -235,32 +275,161 @@ class CachingTelegramParser:
             result = tuple(indices)
         if len(self._keys) >= MAX_KEYS:
             self._keys.clear()
+            self._unknown_codes.clear()
         self._keys[key] = result
+        if (
+            result == ()
+            and _OBIS_CODE.fullmatch(key)
+            and (self._spanning_head is None or self._spanning_head.match(key) is None)
+        ):
+            self._unknown_codes.add(key)
         return result
 
-    def _build(self, matches: dict[int, list[str]], throw_ex: bool) -> Telegram:
-        telegram = Telegram()
+    def _parse_lines(self, telegram_data: str, lines: list[str], throw_ex: bool) -> Telegram:
+        """Map every line to its objects and build the telegram, reusing unchanged objects."""
+        self._layout = None
+        matches: dict[int, list[str]] = {}
+        kinds: list[_Kind] = []
+        places: list[tuple[_Place, ...]] = []
+        unknown: dict[str, str] = {}
+        for line in lines[:-1]:  # what follows the last CRLF cannot end in CRLF
+            kind = self._kind(line)
+            if kind is _RUNS_ON:
+                return self._parse_all(telegram_data, lines, throw_ex)
+            here: list[_Place] = []
+            if isinstance(kind, tuple):
+                text = line + "\r\n"
+                for index in kind:
+                    if (found := matches.get(index)) is None:
+                        found = matches[index] = []
+                    here.append((index, len(found)))
+                    found.append(text)
+            elif isinstance(kind, str):
+                unknown[kind] = line[len(kind) :]
+            kinds.append(cast(_Kind, kind))
+            places.append(tuple(here))
+        for index in self._spanning:
+            if found := self._objects[index][3].findall(telegram_data):
+                matches[index] = found
+        layout = _Layout(
+            lines, kinds, places, matches, Telegram(), {}, frozenset(), MappingProxyType(unknown)
+        )
+        complete = self._build(layout, throw_ex, {})
+        if complete:
+            self._layout = layout
+        return layout.telegram
+
+    def _rebuild(
+        self, layout: _Layout, telegram_data: str, lines: list[str], throw_ex: bool
+    ) -> Telegram | None:
+        """The telegram from the last one when only values moved; None when the lines differ."""
+        for index in self._spanning:
+            if self._objects[index][3].findall(telegram_data) != layout.matches.get(index, []):
+                return None
+        changed: list[tuple[_Place, str]] = []
+        unknown: dict[str, str] | None = None
+        kinds = layout.kinds
+        last_line = len(lines) - 1
+        for i in compress(range(last_line), map(str.__ne__, lines, layout.lines, strict=True)):
+            line = lines[i]
+            kind = self._kind(line)
+            if kind != kinds[i]:
+                return None
+            if isinstance(kind, tuple):
+                text = line + "\r\n"
+                changed.extend((place, text) for place in layout.places[i])
+            elif isinstance(kind, str):
+                if unknown is None:
+                    unknown = dict(layout.unknown)
+                unknown[kind] = line[len(kind) :]
+        changed.sort()  # dsmr_parser's order: errors are raised and logged as it would
+        parsed = {
+            place: _parse_line(
+                self._objects[place[0]][1], self._objects[place[0]][0], text, throw_ex
+            )
+            for place, text in changed
+        }
+        matches = layout.matches
+        for (index, occurrence), text in changed:
+            matches[index][occurrence] = text
+        layout.lines = lines
+        if unknown is not None:
+            layout.unknown = MappingProxyType(unknown)
+        if any(place in layout.mbus or obj is _SKIP for place, obj in parsed.items()):
+            # An M-Bus device's value moved or a line no longer parses: the long way, with
+            # the objects parsed above.
+            layout.telegram = Telegram()
+            if not self._build(layout, throw_ex, parsed):
+                self._layout = None
+            return layout.telegram
+        previous = layout.telegram
+        telegram = layout.telegram = Telegram.__new__(Telegram)
+        dict.update(telegram, previous)
+        attributes = vars(telegram)
+        attributes.update(vars(previous))
+        attributes["_item_names"] = previous._item_names.copy()
+        devices = attributes["_mbus_devices"] = previous._mbus_devices.copy()
+        if "MBUS_DEVICES" in attributes:
+            attributes["MBUS_DEVICES"] = devices
+        attributes[UNKNOWN_LINES] = layout.unknown
         last = self._last
-        for index in sorted(matches):
+        for place, text in changed:
+            dsmr_object = parsed[place]
+            reference, _, value_name, _ = self._objects[place[0]]
+            is_attribute, is_entry = layout.visible[place]
+            if is_attribute:
+                attributes[value_name] = dsmr_object
+            if is_entry:
+                telegram[reference] = dsmr_object
+            last[place] = (text, dsmr_object)
+        self.cache_misses += len(changed)
+        self.cache_hits += len(layout.visible) - len(changed)
+        return telegram
+
+    def _build(self, layout: _Layout, throw_ex: bool, parsed: dict[_Place, Any]) -> bool:
+        """Add the layout's objects to its (empty) telegram; False if a line did not parse."""
+        telegram = layout.telegram
+        last = self._last
+        attribute_of: dict[str, _Place] = {}
+        entry_of: dict[str, _Place] = {}
+        mbus: list[_Place] = []
+        complete = True
+        for index in sorted(layout.matches):
             reference, value_parser, value_name, _ = self._objects[index]
-            for occurrence, text in enumerate(matches[index]):
-                cached = last.get((index, occurrence))
+            for occurrence, text in enumerate(layout.matches[index]):
+                place = (index, occurrence)
+                cached = last.get(place)
                 if cached is not None and cached[0] == text:
                     self.cache_hits += 1
                     dsmr_object = cached[1]
                 else:
                     self.cache_misses += 1
-                    dsmr_object = _parse_line(value_parser, reference, text, throw_ex)
+                    dsmr_object = parsed.get(place, _UNPARSED)
+                    if dsmr_object is _UNPARSED:
+                        dsmr_object = _parse_line(value_parser, reference, text, throw_ex)
                     if dsmr_object is _SKIP:
+                        complete = False
                         continue
-                    last[index, occurrence] = (text, dsmr_object)
+                    last[place] = (text, dsmr_object)
                 telegram.add(
                     obis_reference=reference, dsmr_object=dsmr_object, obis_name=value_name
                 )
-        return telegram
+                attribute_of[value_name] = place
+                entry_of.setdefault(reference, place)
+                if isinstance(dsmr_object, DSMRObject) and dsmr_object.is_mbus_reading:
+                    mbus.append(place)
+        attributes = set(attribute_of.values())
+        entries = set(entry_of.values())
+        layout.visible = {
+            place: (place in attributes, place in entries) for place in attributes | entries
+        }
+        layout.mbus = frozenset(mbus)
+        setattr(telegram, UNKNOWN_LINES, layout.unknown)
+        return complete
 
-    def _parse_all(self, telegram_data: str, throw_ex: bool) -> Telegram:
+    def _parse_all(self, telegram_data: str, lines: list[str], throw_ex: bool) -> Telegram:
         """Every object's expression over the whole telegram: `TelegramParser.parse` exactly."""
+        self._layout = None
         telegram = Telegram()
         for reference, value_parser, value_name, pattern in self._objects:
             for text in pattern.findall(telegram_data):
@@ -269,7 +438,21 @@ class CachingTelegramParser:
                     telegram.add(
                         obis_reference=reference, dsmr_object=dsmr_object, obis_name=value_name
                     )
+        unknown: dict[str, str] = {}
+        for line in lines[:-1]:
+            if "\n" not in line and isinstance(kind := self._kind(line), str):
+                unknown[kind] = line[len(kind) :]
+        setattr(telegram, UNKNOWN_LINES, MappingProxyType(unknown))
         return telegram
+
+
+def unknown_lines(telegram: Telegram) -> Mapping[str, str]:
+    """The telegram's lines with an OBIS code no object matches: code -> the rest of the line.
+
+    E.g. {"1-0:3.8.0": "(000123.456*kvarh)"}. Read-only; empty for a telegram from another parser.
+    """
+    lines: Mapping[str, str] = getattr(telegram, UNKNOWN_LINES, _NO_LINES)
+    return lines
 
 
 def _parse_line(value_parser: Any, reference: str, text: str, throw_ex: bool) -> Any:
