@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -217,9 +218,11 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         coordinator = entry.runtime_data
         published = coordinator.published
         samples = []
+        registers = {float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"])}
         for _ in range(5):
             await send(entry, server)
             samples.append(float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]))
+            registers.add(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]))
         assert coordinator.published == published  # still inside the window
         await wait_for(lambda: coordinator.published == published + 1, timeout=3)
         await hass.async_block_till_done()
@@ -228,13 +231,57 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         assert state.attributes["min"] == min(samples)
         assert state.attributes["max"] == max(samples)
         assert state.attributes["samples"] == 5
-        # Registers publish their latest value, not a mean.
+        # Registers publish a telegram's value, not a mean (which one: see the next test).
         tariff = hass.states.get("sensor.electricity_meter_energy_consumption_tarif_1")
-        assert float(tariff.state) == float(
-            server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]
-        )
+        assert float(tariff.state) in registers
         net = hass.states.get("sensor.electricity_meter_net_power")
         assert float(net.state) == round(sum(samples) / len(samples), 3)  # no export in this window
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_registers_written_once_per_statistics_period(hass: HomeAssistant) -> None:
+    """With an update window, a growing register is written in each 5-minute period's last
+    window (by the meter's clock): the value long-term statistics take at every period's end is
+    the meter's, with one write per period instead of one per window. Power: every window."""
+    server = TcpServer(Meter("5", seed=6), step_seconds=10.0)  # a telegram per 10 meter seconds
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 0.001})
+        tariffs = {
+            name: f"sensor.electricity_meter_energy_consumption_tarif_{name[-1]}"
+            for name in ("ELECTRICITY_USED_TARIFF_1", "ELECTRICITY_USED_TARIFF_2")
+        }
+        sent: list[tuple[int, dict[str, float], dict[str, float]]] = []
+        power_written = 0
+        for _ in range(95):  # meter time: about 16 minutes, 4 periods started
+            await asyncio.sleep(0.005)  # past the (tiny) window: every telegram is published
+            await send(entry, server)
+            values = server.last_rendered.values
+            period = int(server.meter.now.timestamp() // 300)
+            sent.append(
+                (
+                    period,
+                    {name: float(values[name]) for name in tariffs},
+                    {name: float(hass.states.get(entity).state) for name, entity in tariffs.items()},
+                )
+            )
+            power_written += float(hass.states.get(POWER).state) == float(
+                values["CURRENT_ELECTRICITY_USAGE"]
+            )
+        assert power_written == 95
+        periods = sorted({period for period, _, _ in sent})
+        for name in tariffs:
+            changes = sum(a[1][name] != b[1][name] for a, b in zip(sent, sent[1:], strict=False))
+            writes = sum(a[2][name] != b[2][name] for a, b in zip(sent, sent[1:], strict=False))
+            if changes == 0:
+                continue  # this tariff was not in use
+            assert changes > 2 * len(periods)  # the register moved nearly every telegram ...
+            assert writes <= len(periods)  # ... and was written once per period
+            for period in periods[:-1]:  # every finished period ends on the meter's value
+                _, meter, shown = [item for item in sent if item[0] == period][-1]
+                assert shown[name] == meter[name], (name, period)
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

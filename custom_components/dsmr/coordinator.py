@@ -5,13 +5,19 @@ takes them off one by one. Connection changes and the first telegram after a (re
 pushed at once; later telegrams at most once per `time_between_update` seconds. Nothing is
 dropped: the window's telegrams are handed over with the push, measurement sensors publish
 their mean and registers the latest value.
+
+Each publish also says which 5-minute statistics period its telegram belongs to (by the meter's
+own clock, HA's when the telegram has none) and whether it is the last publish of that period
+that can be expected: registers write a grown value only then (see `DsmrSensor`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+import time
+from typing import Any, Final
 
 from dsmr_parser.objects import MbusDevice, Telegram
 from homeassistant.config_entries import ConfigEntry
@@ -22,6 +28,10 @@ from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifie
 from .repairs import async_connection_changed, async_meter_replaced
 
 type MbusListener = Callable[[MbusDevice], None]
+
+# Home Assistant's short-term statistics period, in seconds: long-term statistics take a
+# register's last state of each such period.
+STATISTICS_PERIOD: Final = 300
 
 
 class DsmrCoordinator:
@@ -51,6 +61,11 @@ class DsmrCoordinator:
         self.window_telegrams: list[Telegram] = []
         self._collecting: list[Telegram] = []
         self.published = 0
+        # The published telegram's statistics period (time // STATISTICS_PERIOD), and whether
+        # the next publish, as far apart as the last two, falls in the next period.
+        self.period = 0
+        self.closes_period = False
+        self._published_at: float | None = None
         self._listeners: dict[int, CALLBACK_TYPE] = {}
         self._mbus_listeners: list[MbusListener] = []
         self._known_channels: dict[int, Any] = {}
@@ -137,6 +152,7 @@ class DsmrCoordinator:
         self.window_telegrams, self._collecting = self._collecting, []
         self.available = True
         self.published += 1
+        self._place_in_period(telegram)
         if self._mbus_listeners:
             for device in self._mbus_devices(telegram):
                 key = device.channel_id
@@ -146,6 +162,14 @@ class DsmrCoordinator:
                     for found in list(self._mbus_listeners):
                         found(device)
         self._push()
+
+    def _place_in_period(self, telegram: Telegram | None) -> None:
+        stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
+        at = stamp.timestamp() if isinstance(stamp, datetime) else time.time()
+        previous, self._published_at = self._published_at, at
+        step = at - previous if previous is not None and previous < at else 0.0
+        self.period = int(at // STATISTICS_PERIOD)
+        self.closes_period = int((at + step) // STATISTICS_PERIOD) != self.period
 
     def _push(self) -> None:
         for update in list(self._listeners.values()):

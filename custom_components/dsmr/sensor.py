@@ -279,6 +279,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         self._held_back = 0
         self._last_obj: Any = None
         self._written: tuple[bool, Any] | None = None
+        self._written_period = 0
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
             enabled = enabled and self._version in description.enabled_versions
@@ -352,9 +353,39 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
                     self._attr_extra_state_attributes = description.attributes_fn(obj) or {}
         if self._written == (available, value):
             return
+        if self._held_for_period(value):
+            self._last_obj = None  # look again on the next push, changed or not
+            return
         self._written = (available, value)
+        # Written in a period's last window, the value also stands for the next one's start.
+        self._written_period = coordinator.period + coordinator.closes_period
         self._attr_native_value = value
         self.async_write_ha_state()
+
+    def _held_for_period(self, value: Any) -> bool:
+        """Whether a grown register waits for the last publish of its statistics period.
+
+        Long-term statistics take a register's last state of each 5-minute period, so one
+        write per period, made in the period's last update window, gives the same statistics
+        as a write every window with a tenth of the writes. Anything else (a first value, a
+        decrease, unavailability, M-Bus registers, which change every 5 minutes anyway) is
+        written at once, and so is everything when the user asked for every telegram
+        (`time_between_update` 0).
+        """
+        written = self._written
+        if (
+            not self.coordinator.window
+            or written is None
+            or not written[0]
+            or self._channel is not None
+            or self.entity_description.state_class is not SensorStateClass.TOTAL_INCREASING
+            or not isinstance(value, float)
+            or not isinstance(written[1], float)
+            or value <= written[1]
+        ):
+            return False
+        coordinator = self.coordinator
+        return coordinator.period == self._written_period and not coordinator.closes_period
 
     def _mean(self, telegrams: list[Telegram]) -> float | None:
         """The mean over the window's telegrams; min, max and count as (unrecorded) attributes."""
