@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 import json
 from typing import Any
 
@@ -264,7 +265,10 @@ async def test_registers_written_once_per_statistics_period(hass: HomeAssistant)
                 (
                     period,
                     {name: float(values[name]) for name in tariffs},
-                    {name: float(hass.states.get(entity).state) for name, entity in tariffs.items()},
+                    {
+                        name: float(hass.states.get(entity).state)
+                        for name, entity in tariffs.items()
+                    },
                 )
             )
             power_written += float(hass.states.get(POWER).state) == float(
@@ -273,8 +277,8 @@ async def test_registers_written_once_per_statistics_period(hass: HomeAssistant)
         assert power_written == 95
         periods = sorted({period for period, _, _ in sent})
         for name in tariffs:
-            changes = sum(a[1][name] != b[1][name] for a, b in zip(sent, sent[1:], strict=False))
-            writes = sum(a[2][name] != b[2][name] for a, b in zip(sent, sent[1:], strict=False))
+            changes = sum(a[1][name] != b[1][name] for a, b in pairwise(sent))
+            writes = sum(a[2][name] != b[2][name] for a, b in pairwise(sent))
             if changes == 0:
                 continue  # this tariff was not in use
             assert changes > 2 * len(periods)  # the register moved nearly every telegram ...

@@ -25,6 +25,8 @@ CONF_RECONNECT_INTERVAL: Final = "reconnect_interval"
 CONF_PRECISION: Final = "precision"
 # Our own additions to entry data; core ignores unknown keys, so a rollback keeps working.
 CONF_MBUS_DEVICES: Final = "mbus_devices"
+# OBIS codes no specification names, seen before: [{"code": "1-0:3.8.0", "unit": "kvarh"}].
+CONF_GENERIC_OBIS: Final = "generic_obis"
 CONF_SOURCE_YAML: Final = "yaml"
 
 DSMR_PROTOCOL: Final = "dsmr_protocol"

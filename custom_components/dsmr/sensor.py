@@ -50,6 +50,7 @@ from .const import (
 from .coordinator import DsmrCoordinator
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription, spec_value_names
 from .entity import DsmrEntity
+from .generic import generic_obis_entities
 from .health import health_entities
 from .migration import async_move_gas_to_mbus
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
@@ -90,6 +91,8 @@ async def async_setup_entry(
     mbus = MbusEntities(hass, entry, async_add_entities)
     entities.extend(mbus.restore())
     entities.extend(health_entities(coordinator, *main_device(entry)))
+    # OBIS lines no specification names: remembered ones now, new ones as they appear.
+    entities.extend(generic_obis_entities(entry, async_add_entities, *main_device(entry)))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_mbus_listener(mbus.found))
 

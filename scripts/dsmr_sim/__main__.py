@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timezone", metavar="TZ", help="meter time zone (default per version)")
     parser.add_argument("--equipment-id", metavar="TEXT", help="meter identifier (plain ASCII)")
     parser.add_argument(
+        "--extra-line",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="send LINE (an OBIS code and its (value) groups, no specification names it) in "
+        "every telegram, last before the '!' (repeatable), e.g. '1-0:3.8.0(000123.456*kvarh)'",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -142,6 +150,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             equipment_id=args.equipment_id,
             key=args.key,
             auth_key=args.auth_key,
+            extra_lines=args.extra_line,
         )
 
     def new_faults() -> Faults:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .crc import with_crc
 from .dlms import LUXMETERING_AUTHENTICATION_KEY, DlmsEncryptor, parse_key
 from .house import House
 from .records import MBUS_KINDS
@@ -49,10 +52,37 @@ _RENDER: dict[str, Callable[[House, TemplateContext], Rendered]] = {
 }
 _P1_VERSION = {"4": "42", "4+": "42", "5L": "42", "MSn": "42"}
 _ID_LETTER = {"gas": "G", "water": "W", "warm_water": "V", "heat": "H", "heat_inlet": "I"}
+#: An extra line: an OBIS code (A-B:C.D.E) and one or more "(...)" groups, printable ASCII.
+_EXTRA_LINE = re.compile(
+    r"[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"(?:\([\x20\x22-\x27\x2a-\x7e]*\))+"  # printable ASCII but "!", "(" and ")"
+)
 
 
 def _key(value: str | bytes, what: str) -> bytes:
     return value if isinstance(value, bytes) else parse_key(value, what)
+
+
+def _check_extra_lines(lines: Sequence[str]) -> tuple[str, ...]:
+    for line in lines:
+        if not _EXTRA_LINE.fullmatch(line):
+            raise ValueError(
+                f"extra line {line!r}: expected an OBIS code and (value) groups, "
+                "e.g. 1-0:3.8.0(000123.456*kvarh)"
+            )
+    return tuple(lines)
+
+
+def with_extra_lines(rendered: Rendered, lines: Sequence[str]) -> Rendered:
+    """``rendered`` with ``lines`` added last before the ``!`` (and the CRC recomputed)."""
+    if not lines:
+        return rendered
+    text = rendered.text
+    bang = text.rindex("!")
+    body = text[:bang] + "".join(f"{line}\r\n" for line in lines) + "!"
+    text = with_crc(body) if text[bang + 1 :].strip() else f"{body}\r\n"
+    extra = {line[: line.index("(")]: line[line.index("(") :] for line in lines}
+    return replace(rendered, text=text, extra=extra)
 
 
 class Meter:
@@ -62,6 +92,11 @@ class Meter:
     M-Bus channel 1 and a water meter on channel 2. Encrypted versions (``MSn``,
     ``SAGEMCOM_T210_D_R``) need ``key`` (32 hex digits); ``auth_key`` defaults to the public
     Luxmetering key. Nothing reads the wall clock: time moves only through :meth:`step`.
+
+    ``extra_lines`` are sent as they are, last before the ``!`` (inside the CRC and the
+    encryption): lines no specification names, as real meters send some, e.g.
+    ``["1-0:3.8.0(000123.456*kvarh)", "0-0:96.50.1(Xemex)"]``. They can be changed between
+    telegrams through the :attr:`extra_lines` attribute.
     """
 
     def __init__(
@@ -81,9 +116,11 @@ class Meter:
         system_title: str | bytes | None = None,
         invocation_counter: int = 1,
         solar_kwp: float = 4.0,
+        extra_lines: Sequence[str] = (),
     ) -> None:
         """Configure the meter; see the class docstring for the common arguments."""
         self.info: VersionInfo = get_version(version)
+        self._extra_lines = _check_extra_lines(extra_lines)
         self.tz = ZoneInfo(timezone or self.info.timezone)
         start = start or DEFAULT_START
         start = start.replace(tzinfo=self.tz) if start.tzinfo is None else start.astimezone(self.tz)
@@ -148,6 +185,15 @@ class Meter:
         return self.info.token
 
     @property
+    def extra_lines(self) -> tuple[str, ...]:
+        """Lines no specification names, sent last before the ``!``."""
+        return self._extra_lines
+
+    @extra_lines.setter
+    def extra_lines(self, lines: Sequence[str]) -> None:
+        self._extra_lines = _check_extra_lines(lines)
+
+    @property
     def now(self) -> datetime:
         """Simulated local time."""
         return self.house.now
@@ -172,7 +218,8 @@ class Meter:
 
     def render(self) -> Rendered:
         """Render the current state: plain telegram text plus the values it carries."""
-        return _RENDER[self.info.token](self.house, self.context)
+        rendered = _RENDER[self.info.token](self.house, self.context)
+        return with_extra_lines(rendered, self._extra_lines)
 
     def telegram(self) -> str:
         """The current plain-text telegram (inside the encryption for encrypted versions)."""

@@ -53,6 +53,8 @@ class Rendered:
     text: str
     values: dict[str, Value] = field(default_factory=dict)
     units: dict[str, str | None] = field(default_factory=dict)
+    #: Lines no specification names (``Meter(extra_lines=...)``): OBIS code -> rest of the line.
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Builder:

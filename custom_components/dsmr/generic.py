@@ -1,0 +1,322 @@
+"""Generic sensors for OBIS lines that no telegram specification names.
+
+Meters send more than dsmr_parser's specifications know: reactive energy on a Dutch meter, a
+breaker state, a manufacturer's text. Such a line (code A-B:C.D.E and what follows it, as
+`parser.unknown_lines` gives it) becomes a sensor on the meter's device instead of being thrown
+away: created the first time a published telegram carries the code, disabled by default (a user
+enables the ones they want), and remembered in the entry's data (`CONF_GENERIC_OBIS`) so that after
+a restart it exists before the first telegram and restores its last state.
+
+What the integration cannot know, it does not guess: the state is the number and the unit as the
+meter sends them, or the line's text; see `GenericObisSensor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+import re
+from typing import Any, Final
+
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    UnitOfApparentPower,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfFrequency,
+    UnitOfPower,
+    UnitOfReactiveEnergy,
+    UnitOfReactivePower,
+    UnitOfTime,
+    UnitOfVolume,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import DsmrConfigEntry
+from .const import CONF_GENERIC_OBIS, LOGGER
+from .coordinator import DsmrCoordinator
+from .entity import DsmrEntity
+from .parser import unknown_lines
+
+TRANSLATION_KEY: Final = "generic_obis"
+# More codes than any meter sends: a bound on what a misbehaving meter can add to the entry.
+MAX_CODES: Final = 100
+# HA's limit on the length of a text state.
+MAX_STATE_LENGTH: Final = 255
+# "(number)" or "(number*unit)", nothing else: the only values that become numbers.
+_NUMBER: Final = re.compile(r"\(([-+]?[0-9]+(?:\.[0-9]+)?)(?:\*([^()*\r\n]+))?\)")
+_GROUP: Final = re.compile(r"\(([^()]*)\)")
+# Units as meters print them -> Home Assistant's constant for exactly that unit.
+UNITS: Final[dict[str, str]] = {
+    "Wh": UnitOfEnergy.WATT_HOUR,
+    "kWh": UnitOfEnergy.KILO_WATT_HOUR,
+    "MWh": UnitOfEnergy.MEGA_WATT_HOUR,
+    "GJ": UnitOfEnergy.GIGA_JOULE,
+    "varh": UnitOfReactiveEnergy.VOLT_AMPERE_REACTIVE_HOUR,
+    "kvarh": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
+    "W": UnitOfPower.WATT,
+    "kW": UnitOfPower.KILO_WATT,
+    "var": UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
+    "kvar": UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
+    "VA": UnitOfApparentPower.VOLT_AMPERE,
+    "kVA": UnitOfApparentPower.KILO_VOLT_AMPERE,
+    "V": UnitOfElectricPotential.VOLT,
+    "A": UnitOfElectricCurrent.AMPERE,
+    "Hz": UnitOfFrequency.HERTZ,
+    "s": UnitOfTime.SECONDS,
+    "m3": UnitOfVolume.CUBIC_METERS,
+}
+# Units of instantaneous values (power, voltage, current): their mean, min and max over time
+# mean something whatever the line is, so they get long-term statistics (see GenericObisSensor).
+MEASUREMENT_UNITS: Final = frozenset(
+    {
+        UnitOfPower.WATT,
+        UnitOfPower.KILO_WATT,
+        UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
+        UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
+        UnitOfApparentPower.VOLT_AMPERE,
+        UnitOfApparentPower.KILO_VOLT_AMPERE,
+        UnitOfElectricPotential.VOLT,
+        UnitOfElectricCurrent.AMPERE,
+    }
+)
+
+type Parsed = tuple[Decimal, str | None] | str | None
+
+
+def obis_key(code: str) -> str:
+    """The entity key (unique id suffix) of an OBIS code: 1-0:3.8.0 -> obis_1_0_3_8_0."""
+    return "obis_" + re.sub(r"[^0-9A-Za-z]", "_", code)
+
+
+def parse_value(value: str) -> Parsed:
+    """A line's value: (number, unit as sent) for one numeric group, else its text (or None).
+
+    The text is the groups' contents joined by spaces, cut to HA's 255 characters; an empty
+    line ("()") has no value.
+    """
+    if (found := _NUMBER.fullmatch(value)) is not None:
+        return Decimal(found.group(1)), found.group(2)
+    groups = _GROUP.findall(value)
+    text = " ".join(groups) if groups else value
+    text = "".join(ch for ch in text if ch.isprintable()).strip()
+    return text[:MAX_STATE_LENGTH] or None
+
+
+def _unit_of(parsed: Parsed) -> str | None:
+    return parsed[1] if isinstance(parsed, tuple) else None
+
+
+def generic_obis_entities(
+    entry: DsmrConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    device: DeviceInfo,
+    serial: str,
+) -> list[GenericObisSensor]:
+    """The remembered generic sensors, and a listener that adds new ones as codes appear.
+
+    Called by the sensor platform's setup: it adds the returned entities with the others.
+    """
+    manager = GenericObisEntities(entry, async_add_entities, device, serial)
+    entry.async_on_unload(entry.runtime_data.async_add_listener(manager.found))
+    return manager.restore()
+
+
+class GenericObisEntities:
+    """Create, remember and restore the generic sensors of one meter."""
+
+    def __init__(
+        self,
+        entry: DsmrConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+        device: DeviceInfo,
+        serial: str,
+    ) -> None:
+        """Initialize for one entry and its electricity meter's device."""
+        self.entry = entry
+        self.coordinator: DsmrCoordinator = entry.runtime_data
+        self.async_add_entities = async_add_entities
+        self.device = device
+        self.serial = serial
+        self.codes: set[str] = set()
+        self._checked: Mapping[str, str] | None = None
+        self._full_logged = False
+
+    def restore(self) -> list[GenericObisSensor]:
+        """Entities for the codes seen before (before any telegram: they restore their state)."""
+        entities: list[GenericObisSensor] = []
+        for known in self.entry.data.get(CONF_GENERIC_OBIS, []):
+            code = known["code"]
+            if code not in self.codes:
+                self.codes.add(code)
+                entities.append(self._entity(code, known.get("unit")))
+        return entities
+
+    def _entity(self, code: str, unit: str | None) -> GenericObisSensor:
+        return GenericObisSensor(
+            self.coordinator,
+            self,
+            code,
+            unit,
+            device_info=self.device,
+            unique_id=f"{self.serial}_{obis_key(code)}",
+        )
+
+    @callback
+    def found(self) -> None:
+        """On every push: add an entity for each code the published telegram carries first."""
+        telegram = self.coordinator.telegram
+        if telegram is None:
+            return
+        lines = unknown_lines(telegram)
+        if lines is self._checked:  # the parser hands out the same mapping while lines stay
+            return
+        self._checked = lines
+        new = [code for code in lines if code not in self.codes]
+        if not new:
+            return
+        room = MAX_CODES - len(self.codes)
+        if len(new) > room:
+            if not self._full_logged:
+                self._full_logged = True
+                LOGGER.warning(
+                    "%s sends more than %s OBIS lines without a specification; no sensors for %s",
+                    self.entry.title,
+                    MAX_CODES,
+                    ", ".join(new[room:]),
+                )
+            new = new[:room]
+            if not new:
+                return
+        records = {code: _unit_of(parse_value(lines[code])) for code in new}
+        self.codes.update(records)
+        LOGGER.debug("New OBIS lines without a specification: %s", ", ".join(records))
+        self.remember(records)
+        self.async_add_entities([self._entity(code, unit) for code, unit in records.items()])
+
+    def remember(self, records: Mapping[str, str | None]) -> None:
+        """Store codes (and the unit their entity has) in the entry's data, for the next start."""
+        before: list[Mapping[str, Any]] = self.entry.data.get(CONF_GENERIC_OBIS, [])
+        known = [
+            {"code": k["code"], "unit": records[k["code"]]} if k["code"] in records else k
+            for k in before
+        ]
+        seen = {k["code"] for k in before}
+        known.extend({"code": c, "unit": u} for c, u in records.items() if c not in seen)
+        if known != before:
+            self.coordinator.hass.config_entries.async_update_entry(
+                self.entry, data={**self.entry.data, CONF_GENERIC_OBIS: known}
+            )
+
+
+class GenericObisSensor(DsmrEntity, RestoreSensor):
+    """One OBIS line that no specification names, as the meter sends it.
+
+    The state is a number only when the line is a single group "(number)" or "(number*unit)";
+    the unit is the one sent (HA's constant where one is exactly that unit, else the text). Any
+    other line is text: its groups' contents joined by spaces (at most 255 characters). The
+    unit is the entity's from its creation on; a number in another unit changes it (and the
+    entry remembers the new one), while text on a line that had a unit shows as unknown.
+
+    No device class is guessed, and only instantaneous units (power, voltage, current) get
+    `state_class: measurement`: for those, long-term mean/min/max are right whatever the line
+    is. An energy or volume line is deliberately left without a state class: an unnamed line
+    may be a register that resets (a billing-period or previous-month value) or a snapshot, and
+    `total_increasing` on such a line would corrupt the statistics; a user who knows the line
+    can set a state class through a template sensor. No rounding either: the value is the
+    meter's. The line as sent is attribute `raw` (not recorded: it repeats the state).
+    """
+
+    _attr_translation_key = TRANSLATION_KEY
+    _attr_entity_registry_enabled_default = False
+    _unrecorded_attributes = frozenset({"raw"})
+    coordinator: DsmrCoordinator
+
+    def __init__(
+        self,
+        coordinator: DsmrCoordinator,
+        manager: GenericObisEntities,
+        code: str,
+        unit: str | None,
+        *,
+        device_info: DeviceInfo,
+        unique_id: str,
+    ) -> None:
+        """Initialize the sensor for an OBIS code, with the unit it was last seen with."""
+        super().__init__(
+            coordinator,
+            SensorEntityDescription(key=obis_key(code), translation_key=TRANSLATION_KEY),
+            device_info,
+            unique_id,
+        )
+        self.code = code
+        self._manager = manager
+        self._attr_translation_placeholders = {"code": code}
+        self._attr_extra_state_attributes = {"obis_code": code}
+        self._unit: str | None = None
+        self._set_unit(unit)
+        self._line: str | None = None
+        self._written: tuple[bool, Any, str | None] | None = None
+
+    def _set_unit(self, unit: str | None) -> None:
+        self._unit = unit
+        native = UNITS.get(unit, unit) if unit is not None else None
+        self._attr_native_unit_of_measurement = native
+        self._attr_state_class = (
+            SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last value before the first telegram arrives."""
+        if (last := await self.async_get_last_sensor_data()) is not None:
+            value = last.native_value
+            if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
+                self._attr_native_value = Decimal(str(value))
+            elif isinstance(value, str) and self._unit is None:
+                self._attr_native_value = value  # text only where no unit is expected
+        await super().async_added_to_hass()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        coordinator = self.coordinator
+        available = coordinator.available
+        telegram = coordinator.telegram
+        value = self._attr_native_value
+        if available and telegram is not None:
+            line = unknown_lines(telegram).get(self.code)
+            if line is not None and line != self._line:  # a missing line keeps the last value
+                self._line = line
+                value = self._value(line)
+                self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
+        written = (available, value, self._unit)
+        if written == self._written:
+            return
+        self._written = written
+        self._attr_native_value = value
+        self.async_write_ha_state()
+
+    def _value(self, line: str) -> Decimal | str | None:
+        parsed = parse_value(line)
+        if isinstance(parsed, tuple):
+            number, unit = parsed
+            if unit != self._unit:
+                LOGGER.info(
+                    "%s: the meter now sends %s in %s (was %s)",
+                    self.entity_id,
+                    self.code,
+                    unit,
+                    self._unit,
+                )
+                self._set_unit(unit)
+                self._manager.remember({self.code: unit})
+            return number
+        if self._unit is not None:
+            return None  # text on a line with a unit: not a number in that unit
+        return parsed
