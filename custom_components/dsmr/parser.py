@@ -34,16 +34,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import compress
 import re
 import sys
 from types import MappingProxyType
 from typing import Any, Final, cast
 
-from dsmr_parser import parsers as dsmr_parsers
+from dsmr_parser import parsers as dsmr_parsers, value_types
 from dsmr_parser.exceptions import InvalidChecksumError, ParseError
-from dsmr_parser.objects import DSMRObject, Telegram
-from dsmr_parser.parsers import TelegramParser
+from dsmr_parser.objects import CosemObject, DSMRObject, Telegram
+from dsmr_parser.parsers import CosemParser, TelegramParser
+from dsmr_parser.value_types import timestamp
 
 __all__ = ["CachingTelegramParser", "crc16", "unknown_lines", "validate_checksum"]
 
@@ -62,6 +64,10 @@ UNKNOWN_LINES: Final = "unknown_lines"
 MAX_KEYS: Final = 512
 _SKIP: Final = object()  # a line that did not parse (logged, not added)
 _UNPARSED: Final = object()
+# dsmr_parser's value groups, r"((?<=\()[0-9a-zA-Z\.\*\-\:]{0,}(?=\)))": a group's text is a
+# run of these characters right after a "(" and right before a ")". Taking the parentheses in
+# the match finds the same runs (a "(" or ")" can never be inside one).
+_VALUE_GROUP: Final = re.compile(r"\(([0-9a-zA-Z.*\-:]*)\)")
 _RUNS_ON: Final = object()  # a line that is nothing but an OBIS code: cannot be mapped alone
 _NO_LINES: Final[Mapping[str, str]] = MappingProxyType({})
 
@@ -455,9 +461,63 @@ def unknown_lines(telegram: Telegram) -> Mapping[str, str]:
     return lines
 
 
+def _cosem(value_parser: CosemParser, text: str) -> Any:
+    """`CosemParser.parse` for a well-formed line, in fewer steps; dsmr_parser's own otherwise.
+
+    dsmr_parser finds the value groups with a look-behind expression it looks up in `re`'s
+    cache on every line; `_VALUE_GROUP` finds the same groups. The values are still parsed by
+    the specification's own value parsers into dsmr_parser's `CosemObject`.
+    """
+    values = _VALUE_GROUP.findall(text)
+    formats = value_parser.value_formats
+    if not values or len(values) != len(formats) or not (text[0] + text[2]).isdecimal():
+        return value_parser.parse(text)  # raises (and words) its ParseError as dsmr_parser does
+    return CosemObject(
+        obis_id_code=(int(text[0]), int(text[2])),
+        values=[
+            {"value": _timestamp(value), "unit": None}
+            if value_format.coerce_type is timestamp and value and "*" not in value
+            else value_format.parse(value or None)
+            for value_format, value in zip(formats, values, strict=True)
+        ],
+    )
+
+
+def _timestamp(value: str) -> datetime | None:
+    """dsmr_parser's `timestamp`, without `strptime` for a plain "YYMMDDhhmmss[SW]" text.
+
+    The telegram's timestamp changes every second, and `strptime` is most of a changed line's
+    cost. For twelve ASCII digits that make a valid date and time, `strptime("%y%m%d%H%M%S")`
+    reads exactly the two-digit fields (years 00-68 are 20xx, 69-99 19xx); anything else goes
+    to dsmr_parser's own function.
+    """
+    if len(value) != 13 or value[12] not in "SW" or not (value.isascii() and value[:12].isdigit()):
+        result: datetime | None = timestamp(value)
+        return result
+    year = int(value[:2])
+    try:
+        naive = datetime(
+            year + (2000 if year <= 68 else 1900),
+            int(value[2:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+        )
+    except ValueError:
+        result = timestamp(value)
+        return result
+    # As dsmr_parser: local time of its zone, "W" (winter time) is the second of an hour that
+    # occurs twice.
+    local = naive.replace(tzinfo=value_types._SYSTEM_TZ, fold=1 if value[12] == "W" else 0)
+    return local.astimezone(UTC)
+
+
 def _parse_line(value_parser: Any, reference: str, text: str, throw_ex: bool) -> Any:
     """One object's value; a bad line is logged and skipped (_SKIP) or raised, as dsmr_parser."""
     try:
+        if type(value_parser) is CosemParser:
+            return _cosem(value_parser, text)
         return value_parser.parse(text)
     except ParseError:
         dsmr_parsers.logger.error(
