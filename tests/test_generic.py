@@ -296,3 +296,26 @@ async def test_a_meter_without_extra_lines_has_none(
     assert generic_rows(hass, entry) == []
     assert CONF_GENERIC_OBIS not in entry.data
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_without_crc_a_code_counts_from_its_second_telegram(
+    hass: HomeAssistant, servers: list[BaseServer]
+) -> None:
+    """DSMR 2.2 has no CRC: a line error can look like a new code; one telegram is not enough."""
+    server = TcpServer(Meter("2.2", seed=7))
+    await server.start()
+    servers.append(server)
+    entry = await setup_meter(hass, server)
+    server.meter.extra_lines = ["1-0:1.8.7(000123.456*kWh)"]  # a garbled 1-0:1.8.1, say
+    await send(entry, server)
+    server.meter.extra_lines = []
+    await send(entry, server, 2)
+    assert generic_rows(hass, entry) == []  # seen once: nothing created
+    server.meter.extra_lines = ["1-0:3.8.0(000123.456*kvarh)"]
+    await send(entry, server)
+    assert generic_rows(hass, entry) == []
+    await send(entry, server)  # the same code in the next telegram too (the same mapping)
+    rows = generic_rows(hass, entry)
+    assert [r["entity_id"] for r in rows] == [ENTITY_IDS["1-0:3.8.0"]]
+    assert entry.data[CONF_GENERIC_OBIS] == [{"code": "1-0:3.8.0", "unit": "kvarh"}]
+    assert await hass.config_entries.async_unload(entry.entry_id)

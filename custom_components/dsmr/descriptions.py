@@ -562,8 +562,18 @@ MBUS_SENSORS: dict[int, tuple[DsmrSensorEntityDescription, str]] = {
 
 
 @cache
+def _specification(version: str) -> dict[str, Any]:
+    factory, _settings = _create_dsmr_protocol(version, None, object)
+    spec: dict[str, Any] = factory.args[1].telegram_specification
+    return spec
+
+
+@cache
 def spec_value_names(version: str) -> frozenset[str]:
     """Value names in dsmr_parser's telegram specification for a version token."""
-    factory, _settings = _create_dsmr_protocol(version, None, object)
-    spec = factory.args[1].telegram_specification
-    return frozenset(obj["value_name"] for obj in spec["objects"])
+    return frozenset(obj["value_name"] for obj in _specification(version)["objects"])
+
+
+def spec_has_checksum(version: str) -> bool:
+    """Whether the version's telegrams carry a CRC (DSMR 2.2 and 3 do not)."""
+    return bool(_specification(version)["checksum_support"])

@@ -40,8 +40,9 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import DsmrConfigEntry
-from .const import CONF_GENERIC_OBIS, LOGGER
+from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
 from .coordinator import DsmrCoordinator
+from .descriptions import spec_has_checksum
 from .entity import DsmrEntity
 from .parser import unknown_lines
 
@@ -147,6 +148,8 @@ class GenericObisEntities:
         self.serial = serial
         self.codes: set[str] = set()
         self._checked: Mapping[str, str] | None = None
+        self._crc = spec_has_checksum(entry.data[CONF_DSMR_VERSION])
+        self._pending: set[str] = set()  # codes seen once, on a meter without CRC
         self._full_logged = False
 
     def restore(self) -> list[GenericObisSensor]:
@@ -176,10 +179,16 @@ class GenericObisEntities:
         if telegram is None:
             return
         lines = unknown_lines(telegram)
-        if lines is self._checked:  # the parser hands out the same mapping while lines stay
-            return
+        if lines is self._checked and not self._pending:
+            return  # the parser hands out the same mapping while the lines stay the same
         self._checked = lines
         new = [code for code in lines if code not in self.codes]
+        if not self._crc:
+            # Without a CRC a line error can look like a new code: a code counts once two
+            # published telegrams in a row carried it.
+            confirmed = [code for code in new if code in self._pending]
+            self._pending = set(new).difference(confirmed)
+            new = confirmed
         if not new:
             return
         room = MAX_CODES - len(self.codes)
