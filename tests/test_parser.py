@@ -30,13 +30,12 @@ from custom_components.dsmr.parser import (
     MAX_KEYS,
     UNKNOWN_LINES,
     CachingTelegramParser,
-    _cosem,
-    _timestamp,
     crc16,
     unknown_lines,
     validate_checksum,
 )
 from custom_components.dsmr.reader import P1Protocol, ReaderStats
+from custom_components.dsmr.values import parse_cosem, parse_timestamp
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter
 from dsmr_sim.versions import VERSIONS
@@ -409,7 +408,7 @@ def test_cosem_lines_parse_as_dsmr_parser_parses_them(value_parser: CosemParser,
         except Exception as err:  # the exception is the outcome
             return ("raised", type(err).__name__, str(err))
 
-    assert run(lambda text: _cosem(value_parser, text)) == run(value_parser.parse)
+    assert run(lambda text: parse_cosem(value_parser, text)) == run(value_parser.parse)
 
 
 TIMESTAMPS = st.one_of(
@@ -433,4 +432,4 @@ TIMESTAMPS = st.one_of(
 @given(value=TIMESTAMPS)
 def test_timestamps_read_as_dsmr_parser_reads_them(value: str) -> None:
     """Our strptime-free timestamp: the same aware datetime (or None) for any text."""
-    assert repr(_timestamp(value)) == repr(timestamp(value))
+    assert repr(parse_timestamp(value)) == repr(timestamp(value))

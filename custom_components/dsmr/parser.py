@@ -20,7 +20,8 @@ the same exceptions), but:
   lines that no longer parse and any other change take the long way above;
 * the CRC is dsmr_parser's CRC-16 (same regular expressions, same errors), computed with
   tables two bytes per step instead of dsmr_parser's per-character `c_ushort` and `int(hex)`
-  (145 us -> 13-20 us per telegram); decryption is dsmr_parser's own code.
+  (145 us -> 13-20 us per telegram; `checksum.py`); decryption is dsmr_parser's own code;
+* a changed line is read into dsmr_parser's value object in fewer steps (`values.py`).
 
 Lines with an OBIS code that no object of the specification matches are not thrown away:
 `unknown_lines(telegram)` gives them (code -> the rest of the line), for generic sensors.
@@ -34,18 +35,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import compress
 import re
-import sys
 from types import MappingProxyType
 from typing import Any, Final, cast
 
-from dsmr_parser import parsers as dsmr_parsers, value_types
-from dsmr_parser.exceptions import InvalidChecksumError, ParseError
-from dsmr_parser.objects import CosemObject, DSMRObject, Telegram
-from dsmr_parser.parsers import CosemParser, TelegramParser
-from dsmr_parser.value_types import timestamp
+from dsmr_parser.objects import DSMRObject, Telegram
+from dsmr_parser.parsers import TelegramParser
+
+from .checksum import crc16, validate_checksum
+from .values import SKIP, parse_line
 
 __all__ = ["CachingTelegramParser", "crc16", "unknown_lines", "validate_checksum"]
 
@@ -62,84 +61,13 @@ _OBIS_CODE: Final = re.compile(r"[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}\.[0-9]{1,3}\.[
 UNKNOWN_LINES: Final = "unknown_lines"
 # Distinct line keys remembered (OBIS codes in practice; garbage lines are keys too).
 MAX_KEYS: Final = 512
-_SKIP: Final = object()  # a line that did not parse (logged, not added)
 _UNPARSED: Final = object()
-# dsmr_parser's value groups, r"((?<=\()[0-9a-zA-Z\.\*\-\:]{0,}(?=\)))": a group's text is a
-# run of these characters right after a "(" and right before a ")". Taking the parentheses in
-# the match finds the same runs (a "(" or ")" can never be inside one).
-_VALUE_GROUP: Final = re.compile(r"\(([0-9a-zA-Z.*\-:]*)\)")
 _RUNS_ON: Final = object()  # a line that is nothing but an OBIS code: cannot be mapped alone
 _NO_LINES: Final[Mapping[str, str]] = MappingProxyType({})
 
 type _Place = tuple[int, int]  # (object index in the specification, occurrence in the telegram)
 # What a line is: the objects it holds, its unknown OBIS code, or None (not part of any object).
 type _Kind = tuple[int, ...] | str | None
-
-# dsmr_parser's `TelegramParser.validate_checksum`, with the same expressions and messages.
-_CHECKSUM_CONTENTS: Final = re.compile(r"\/.+\!", re.DOTALL)
-# dsmr_parser looks for its checksum with r"((?<=\!)[0-9A-Z]{1,4})+", a look-behind tried at every
-# position; the first "!" followed by 1-4 of [0-9A-Z] is the same match, found much faster.
-_CHECKSUM_HEX: Final = re.compile(r"!([0-9A-Z]{1,4})")
-
-
-def _crc_tables() -> tuple[list[int], list[int], list[int]]:
-    """CRC-16/ARC steps: one byte, and two bytes split into their low and high byte.
-
-    Two bytes at a time from state `crc`: `x = crc ^ word; crc = low[x & 0xFF] ^ high[x >> 8]`
-    (the CRC is linear, so the 16-bit step splits into two 256-entry tables; they stay in the
-    CPU's L1 cache, where a 65536-entry table would not).
-    """
-    byte = []
-    for value in range(256):
-        crc = value
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        byte.append(crc)
-
-    def two_bytes(x: int) -> int:
-        first = (x >> 8) ^ byte[x & 0xFF]
-        return (first >> 8) ^ byte[first & 0xFF]
-
-    return byte, [two_bytes(v) for v in range(256)], [two_bytes(v << 8) for v in range(256)]
-
-
-_CRC_BYTE, _CRC_LOW, _CRC_HIGH = _crc_tables()
-_LITTLE_ENDIAN: Final = sys.byteorder == "little"
-
-
-def crc16(text: str) -> int:
-    """dsmr_parser's `TelegramParser.crc16` (CRC-16/ARC), computed two bytes per step."""
-    if not text.isascii() or not _LITTLE_ENDIAN:
-        result: int = TelegramParser.crc16(text)
-        return result
-    data = text.encode("ascii")
-    low, high = _CRC_LOW, _CRC_HIGH
-    crc = 0
-    even = len(data) & ~1
-    for word in memoryview(data)[:even].cast("H"):
-        x = crc ^ word
-        crc = low[x & 0xFF] ^ high[x >> 8]
-    if even != len(data):
-        crc = (crc >> 8) ^ _CRC_BYTE[(crc ^ data[-1]) & 0xFF]
-    return crc
-
-
-def validate_checksum(telegram: str) -> None:
-    """dsmr_parser's `TelegramParser.validate_checksum`: the same checks, errors and messages."""
-    contents = _CHECKSUM_CONTENTS.search(telegram)
-    checksum_hex = _CHECKSUM_HEX.search(telegram)
-    if not contents or not checksum_hex:
-        raise ParseError(
-            "Failed to perform CRC validation because the telegram is "
-            "incomplete. The checksum and/or content values are missing."
-        )
-    calculated_crc = crc16(contents.group(0))
-    expected_crc = int(checksum_hex.group(1), base=16)
-    if calculated_crc != expected_crc:
-        raise InvalidChecksumError(
-            f"Invalid telegram. The CRC checksum '{calculated_crc}' does not match the "
-            f"expected '{expected_crc}'"
-        )
 
 
 class _Decryptor(TelegramParser):  # type: ignore[misc]
@@ -350,7 +278,7 @@ class CachingTelegramParser:
                 unknown[kind] = line[len(kind) :]
         changed.sort()  # dsmr_parser's order: errors are raised and logged as it would
         parsed = {
-            place: _parse_line(
+            place: parse_line(
                 self._objects[place[0]][1], self._objects[place[0]][0], text, throw_ex
             )
             for place, text in changed
@@ -361,7 +289,7 @@ class CachingTelegramParser:
         layout.lines = lines
         if unknown is not None:
             layout.unknown = MappingProxyType(unknown)
-        if any(place in layout.mbus or obj is _SKIP for place, obj in parsed.items()):
+        if any(place in layout.mbus or obj is SKIP for place, obj in parsed.items()):
             # An M-Bus device's value moved or a line no longer parses: the long way, with
             # the objects parsed above.
             layout.telegram = Telegram()
@@ -412,8 +340,8 @@ class CachingTelegramParser:
                     self.cache_misses += 1
                     dsmr_object = parsed.get(place, _UNPARSED)
                     if dsmr_object is _UNPARSED:
-                        dsmr_object = _parse_line(value_parser, reference, text, throw_ex)
-                    if dsmr_object is _SKIP:
+                        dsmr_object = parse_line(value_parser, reference, text, throw_ex)
+                    if dsmr_object is SKIP:
                         complete = False
                         continue
                     last[place] = (text, dsmr_object)
@@ -439,8 +367,8 @@ class CachingTelegramParser:
         telegram = Telegram()
         for reference, value_parser, value_name, pattern in self._objects:
             for text in pattern.findall(telegram_data):
-                dsmr_object = _parse_line(value_parser, reference, text, throw_ex)
-                if dsmr_object is not _SKIP:
+                dsmr_object = parse_line(value_parser, reference, text, throw_ex)
+                if dsmr_object is not SKIP:
                     telegram.add(
                         obis_reference=reference, dsmr_object=dsmr_object, obis_name=value_name
                     )
@@ -459,73 +387,3 @@ def unknown_lines(telegram: Telegram) -> Mapping[str, str]:
     """
     lines: Mapping[str, str] = getattr(telegram, UNKNOWN_LINES, _NO_LINES)
     return lines
-
-
-def _cosem(value_parser: CosemParser, text: str) -> Any:
-    """`CosemParser.parse` for a well-formed line, in fewer steps; dsmr_parser's own otherwise.
-
-    dsmr_parser finds the value groups with a look-behind expression it looks up in `re`'s
-    cache on every line; `_VALUE_GROUP` finds the same groups. The values are still parsed by
-    the specification's own value parsers into dsmr_parser's `CosemObject`.
-    """
-    values = _VALUE_GROUP.findall(text)
-    formats = value_parser.value_formats
-    if not values or len(values) != len(formats) or not (text[0] + text[2]).isdecimal():
-        return value_parser.parse(text)  # raises (and words) its ParseError as dsmr_parser does
-    return CosemObject(
-        obis_id_code=(int(text[0]), int(text[2])),
-        values=[
-            {"value": _timestamp(value), "unit": None}
-            if value_format.coerce_type is timestamp and value and "*" not in value
-            else value_format.parse(value or None)
-            for value_format, value in zip(formats, values, strict=True)
-        ],
-    )
-
-
-def _timestamp(value: str) -> datetime | None:
-    """dsmr_parser's `timestamp`, without `strptime` for a plain "YYMMDDhhmmss[SW]" text.
-
-    The telegram's timestamp changes every second, and `strptime` is most of a changed line's
-    cost. For twelve ASCII digits that make a valid date and time, `strptime("%y%m%d%H%M%S")`
-    reads exactly the two-digit fields (years 00-68 are 20xx, 69-99 19xx); anything else goes
-    to dsmr_parser's own function.
-    """
-    if len(value) != 13 or value[12] not in "SW" or not (value.isascii() and value[:12].isdigit()):
-        result: datetime | None = timestamp(value)
-        return result
-    year = int(value[:2])
-    try:
-        naive = datetime(
-            year + (2000 if year <= 68 else 1900),
-            int(value[2:4]),
-            int(value[4:6]),
-            int(value[6:8]),
-            int(value[8:10]),
-            int(value[10:12]),
-        )
-    except ValueError:
-        result = timestamp(value)
-        return result
-    # As dsmr_parser: local time of its zone, "W" (winter time) is the second of an hour that
-    # occurs twice.
-    local = naive.replace(tzinfo=value_types._SYSTEM_TZ, fold=1 if value[12] == "W" else 0)
-    return local.astimezone(UTC)
-
-
-def _parse_line(value_parser: Any, reference: str, text: str, throw_ex: bool) -> Any:
-    """One object's value; a bad line is logged and skipped (_SKIP) or raised, as dsmr_parser."""
-    try:
-        if type(value_parser) is CosemParser:
-            return _cosem(value_parser, text)
-        return value_parser.parse(text)
-    except ParseError:
-        dsmr_parsers.logger.error(
-            "ignore line with signature %s, because parsing failed.", reference, exc_info=True
-        )
-        if throw_ex:
-            raise
-    except Exception as err:
-        dsmr_parsers.logger.error("Unexpected %s: %s", type(err), err)
-        raise
-    return _SKIP
