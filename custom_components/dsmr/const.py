@@ -5,7 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from homeassistant.const import Platform
+from homeassistant.const import (
+    Platform,
+    UnitOfApparentPower,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfFrequency,
+    UnitOfPower,
+    UnitOfReactiveEnergy,
+    UnitOfReactivePower,
+    UnitOfTime,
+    UnitOfVolume,
+)
 
 DOMAIN: Final = "dsmr"
 LOGGER = logging.getLogger(__package__)
@@ -93,3 +105,25 @@ MBUS_TYPE_COOLING_OUTLET: Final = 10
 MBUS_TYPE_COOLING_INLET: Final = 11
 MBUS_TYPE_HEAT_INLET: Final = 12
 MBUS_TYPE_HEAT_COOLING: Final = 13
+
+# Units as meters print them (M-Bus registers, generic OBIS lines) -> Home Assistant's
+# constant for exactly that unit.
+METER_UNITS: Final[dict[str, str]] = {
+    "Wh": UnitOfEnergy.WATT_HOUR,
+    "kWh": UnitOfEnergy.KILO_WATT_HOUR,
+    "MWh": UnitOfEnergy.MEGA_WATT_HOUR,
+    "GJ": UnitOfEnergy.GIGA_JOULE,
+    "varh": UnitOfReactiveEnergy.VOLT_AMPERE_REACTIVE_HOUR,
+    "kvarh": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
+    "W": UnitOfPower.WATT,
+    "kW": UnitOfPower.KILO_WATT,
+    "var": UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
+    "kvar": UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
+    "VA": UnitOfApparentPower.VOLT_AMPERE,
+    "kVA": UnitOfApparentPower.KILO_VOLT_AMPERE,
+    "V": UnitOfElectricPotential.VOLT,
+    "A": UnitOfElectricCurrent.AMPERE,
+    "Hz": UnitOfFrequency.HERTZ,
+    "s": UnitOfTime.SECONDS,
+    "m3": UnitOfVolume.CUBIC_METERS,
+}

@@ -27,20 +27,15 @@ from homeassistant.const import (
     UnitOfApparentPower,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
-    UnitOfEnergy,
-    UnitOfFrequency,
     UnitOfPower,
-    UnitOfReactiveEnergy,
     UnitOfReactivePower,
-    UnitOfTime,
-    UnitOfVolume,
 )
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import DsmrConfigEntry
-from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
+from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER, METER_UNITS
 from .coordinator import DsmrCoordinator
 from .descriptions import spec_has_checksum
 from .entity import DsmrEntity
@@ -54,26 +49,6 @@ MAX_STATE_LENGTH: Final = 255
 # "(number)" or "(number*unit)", nothing else: the only values that become numbers.
 _NUMBER: Final = re.compile(r"\(([-+]?[0-9]+(?:\.[0-9]+)?)(?:\*([^()*\r\n]+))?\)")
 _GROUP: Final = re.compile(r"\(([^()]*)\)")
-# Units as meters print them -> Home Assistant's constant for exactly that unit.
-UNITS: Final[dict[str, str]] = {
-    "Wh": UnitOfEnergy.WATT_HOUR,
-    "kWh": UnitOfEnergy.KILO_WATT_HOUR,
-    "MWh": UnitOfEnergy.MEGA_WATT_HOUR,
-    "GJ": UnitOfEnergy.GIGA_JOULE,
-    "varh": UnitOfReactiveEnergy.VOLT_AMPERE_REACTIVE_HOUR,
-    "kvarh": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
-    "W": UnitOfPower.WATT,
-    "kW": UnitOfPower.KILO_WATT,
-    "var": UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
-    "kvar": UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
-    "VA": UnitOfApparentPower.VOLT_AMPERE,
-    "kVA": UnitOfApparentPower.KILO_VOLT_AMPERE,
-    "V": UnitOfElectricPotential.VOLT,
-    "A": UnitOfElectricCurrent.AMPERE,
-    "Hz": UnitOfFrequency.HERTZ,
-    "s": UnitOfTime.SECONDS,
-    "m3": UnitOfVolume.CUBIC_METERS,
-}
 # Units of instantaneous values (power, voltage, current): their mean, min and max over time
 # mean something whatever the line is, so they get long-term statistics (see GenericObisSensor).
 MEASUREMENT_UNITS: Final = frozenset(
@@ -276,7 +251,7 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
 
     def _set_unit(self, unit: str | None) -> None:
         self._unit = unit
-        native = UNITS.get(unit, unit) if unit is not None else None
+        native = METER_UNITS.get(unit, unit) if unit is not None else None
         self._attr_native_unit_of_measurement = native
         self._attr_state_class = (
             SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None

@@ -21,7 +21,7 @@ from homeassistant.components.sensor import (
     SensorEntity,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy, UnitOfVolume
+from homeassistant.const import UnitOfEnergy
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -46,6 +46,7 @@ from .const import (
     MBUS_TYPE_GAS,
     MBUS_TYPE_HEAT,
     MBUS_TYPE_WATER,
+    METER_UNITS,
 )
 from .coordinator import DsmrCoordinator
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription, spec_value_names
@@ -63,7 +64,6 @@ ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
 # A total_increasing register that goes down is accepted only after this many telegrams say so.
 DECREASE_CONFIRMATIONS = 3
 CONF_AUTO_DISABLED = "auto_disabled"
-UNITS = {"m3": UnitOfVolume.CUBIC_METERS, "GJ": UnitOfEnergy.GIGA_JOULE}
 # Device class of a core M-Bus entity -> the M-Bus device type it was created for.
 CORE_MBUS_TYPES = {
     SensorDeviceClass.GAS.value: MBUS_TYPE_GAS,
@@ -229,7 +229,10 @@ class MbusEntities:
         if unique_id in self.unique_ids:
             return []
         self.unique_ids.add(unique_id)
-        if unit and (native := UNITS.get(unit, unit)) != description.native_unit_of_measurement:
+        if (
+            unit
+            and (native := METER_UNITS.get(unit, unit)) != description.native_unit_of_measurement
+        ):
             description = replace(description, native_unit_of_measurement=native)
             if description.device_class is SensorDeviceClass.GAS and native in set(UnitOfEnergy):
                 description = replace(description, device_class=SensorDeviceClass.ENERGY)
