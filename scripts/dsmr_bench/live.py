@@ -31,39 +31,63 @@ async def _stop(workers: dict[str, Worker], meters: Meters) -> None:
     await meters.close()
 
 
-async def real_rate(seconds: float, baseline: float) -> dict[str, Any]:
+# The pty section's settings: every telegram published, and Home Assistant's defaults (no
+# options: a 30 s update window for both integrations).
+REAL_RATE_SETTINGS: dict[str, dict[str, Any]] = {
+    "every telegram": {"time_between_update": 0},
+    "defaults": {},
+}
+
+
+async def real_rate(seconds: float, baseline: float, replicas: int) -> dict[str, Any]:
     """Section 2: CPU per second with a DSMR 5 meter sending 1 telegram/s over a real pty.
 
-    Every telegram is published (`time_between_update = 0`), default entities; the first
-    telegrams are left out. Before that, each Home Assistant's own idle CPU (no entry yet) is
-    measured for `baseline` seconds, so that the integration's share can be told apart.
+    At one telegram a second every telegram meets cold caches, and one Home Assistant process
+    differs from the next by up to ±15 % here (memory layout, hash seeds, which CPU it wakes
+    on). So `replicas` processes per integration and setting run at the same time, each with
+    its own pty meter, and their mean is compared; the spread is reported alongside. Before the
+    entries are added, each process's own idle CPU is measured for `baseline` seconds. Default
+    entities; the first telegrams are left out.
     """
-    meters, workers = Meters(), await _workers()
+    meters = Meters()
+    keys = [
+        (setting, impl, replica)
+        for setting in REAL_RATE_SETTINGS
+        for impl in IMPLS
+        for replica in range(replicas)
+    ]
+    started = await asyncio.gather(*(Worker.start(impl) for _, impl, _ in keys))
+    workers = dict(zip(keys, started, strict=True))
     try:
-        before = {impl: await worker.cpu() for impl, worker in workers.items()}
+        before = {key: await worker.cpu() for key, worker in workers.items()}
         await asyncio.sleep(baseline)
-        idle = {impl: await worker.cpu() - before[impl] for impl, worker in workers.items()}
-        for worker in workers.values():
+        idle = {key: await worker.cpu() - before[key] for key, worker in workers.items()}
+        for (setting, _, _), worker in workers.items():
             server = await meters.pty("5", seed=11, interval=1.0)
-            await worker.call(
-                "add_entry", data=entry_data(server), options={"time_between_update": 0}
-            )
+            options = REAL_RATE_SETTINGS[setting]
+            await worker.call("add_entry", data=entry_data(server), options=options)
         await asyncio.sleep(3.0)
-        before = {impl: await worker.cpu() for impl, worker in workers.items()}
+        before = {key: await worker.cpu() for key, worker in workers.items()}
         await asyncio.sleep(seconds)
-        spent = {impl: await worker.cpu() - before[impl] for impl, worker in workers.items()}
-        return {
-            impl: {
-                "ms_per_s": cpu.cpu / cpu.t * 1e3,
-                "baseline_ms_per_s": idle[impl].cpu / idle[impl].t * 1e3,
-                "telegrams": cpu.handled,
-                "us_per_telegram": cpu.cpu / max(cpu.handled, 1) * 1e6,
-                "seconds": cpu.t,
-            }
-            for impl, cpu in spent.items()
-        }
+        spent = {key: await worker.cpu() - before[key] for key, worker in workers.items()}
     finally:
-        await _stop(workers, meters)
+        await asyncio.gather(*(worker.stop() for worker in workers.values()))
+        await meters.close()
+    result: dict[str, Any] = {}
+    for setting in REAL_RATE_SETTINGS:
+        result[setting] = {}
+        for impl in IMPLS:
+            runs = [(spent[key], idle[key]) for key in keys if key[:2] == (setting, impl)]
+            per_process = [cpu.cpu / cpu.t * 1e3 for cpu, _ in runs]
+            result[setting][impl] = {
+                "ms_per_s": statistics.fmean(per_process),
+                "per_process": per_process,
+                "baseline_ms_per_s": statistics.fmean(i.cpu / i.t * 1e3 for _, i in runs),
+                "telegrams": sum(cpu.handled for cpu, _ in runs),
+                "seconds": statistics.fmean(cpu.t for cpu, _ in runs),
+                "processes": len(runs),
+            }
+    return result
 
 
 async def writes(meter_seconds: int, speedup: float) -> dict[str, Any]:
