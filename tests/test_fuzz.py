@@ -15,7 +15,8 @@ from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.objects import Telegram
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from custom_components.dsmr.reader import P1Protocol, ReaderStats
+from custom_components.dsmr.reader import P1Protocol
+from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.meter import Meter
 
 METER = Meter("5", seed=21, mbus=("gas", "water"))

@@ -6,8 +6,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import DsmrConfigEntry
+from .entity import main_device
 from .health import CONNECTION, ConnectionSensor
-from .sensor import main_device
 
 PARALLEL_UPDATES = 0
 

@@ -1,10 +1,19 @@
-"""Base entity: device, unique id and availability, pushed by the coordinator."""
+"""Base entity (device, unique id, availability; pushed by the coordinator) and meter devices."""
 
 from __future__ import annotations
 
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
+from . import DsmrConfigEntry
+from .const import (
+    CONF_DSMR_VERSION,
+    CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
+    DEVICE_NAME_ELECTRICITY,
+    DEVICE_NAME_GAS,
+    DOMAIN,
+)
 from .coordinator import DsmrCoordinator
 
 
@@ -42,3 +51,30 @@ class DsmrEntity(Entity):
     def available(self) -> bool:
         """Available while the meter is connected (and, after a restart, until proven not)."""
         return self.coordinator.available
+
+
+def readable(identifier: str) -> str:
+    """Meters send their equipment id as hex-encoded ASCII; show the text when it is that.
+
+    Unique ids keep the hex form (core's), only the device's serial number is decoded.
+    """
+    try:
+        text = bytes.fromhex(identifier).decode("ascii")
+    except ValueError:
+        return identifier
+    return text if text.isprintable() and text.strip() else identifier
+
+
+def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInfo, str]:
+    """Return the electricity (or DSMR 2.2/4 gas) meter's device and its serial, as core."""
+    if gas:
+        serial, name = entry.data.get(CONF_SERIAL_ID_GAS), DEVICE_NAME_GAS
+    else:
+        serial, name = entry.data.get(CONF_SERIAL_ID), DEVICE_NAME_ELECTRICITY
+    serial = serial or entry.entry_id
+    info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
+    if not gas:
+        info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
+        if entry.data.get(CONF_SERIAL_ID):
+            info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
+    return info, serial

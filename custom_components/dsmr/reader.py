@@ -9,11 +9,8 @@ into telegrams, parses each with dsmr_parser and puts the result on the reader's
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-import logging
+from dataclasses import dataclass
 import re
 import time
 from typing import Any
@@ -42,14 +39,13 @@ from .const import (
     RFXTRX_DSMR_PROTOCOL,
 )
 from .parser import CachingTelegramParser
+from .stats import PARSING, ReaderStats
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
 TELEGRAM_FRAME = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
 # A stream with no complete telegram in this many bytes is noise: keep only its tail.
 MAX_BUFFER = 16 * 1024
-# Repeats of the same fault are logged at most this often (seconds); the first one at once.
-LOG_REPEAT_INTERVAL = 600.0
 
 
 class CannotConnect(Exception):
@@ -74,70 +70,6 @@ class ConnectionState:
 
 
 type ReaderItem = Telegram | ConnectionState
-
-
-@dataclass(slots=True)
-class ReaderStats:
-    """What the reader has seen since the entry was set up (diagnostics, health sensors)."""
-
-    telegrams: int = 0
-    crc_errors: int = 0
-    parse_errors: int = 0
-    bad_lines: int = 0  # lines dsmr_parser could not read (the rest of the telegram is used)
-    decryption_errors: int = 0
-    discarded_bytes: int = 0
-    connects: int = 0
-    connection_errors: int = 0
-    failures_in_a_row: int = 0  # connection attempts that failed since the last success
-    watchdog_timeouts: int = 0
-    last_telegram: float | None = None  # time.time() of the last good telegram
-    last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
-    recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
-    last_error: str | None = None
-    _logged: dict[str, float] = field(default_factory=dict, repr=False)
-
-    def fault(self, kind: str, message: str, *args: object) -> None:
-        """Log a fault: the first of a kind at warning, repeats at most every 10 minutes."""
-        self.last_error = message % args if args else message
-        now = time.monotonic()
-        last = self._logged.get(kind)
-        if last is None or now - last >= LOG_REPEAT_INTERVAL:
-            self._logged[kind] = now
-            LOGGER.warning(message + " (further such messages are rate-limited)", *args)
-        else:
-            LOGGER.debug(message, *args)
-
-    def per_minute(self) -> int:
-        """Good telegrams in the last 60 seconds."""
-        since = time.time() - 60
-        return sum(1 for t in reversed(self.recent) if t >= since) if self.recent else 0
-
-    def recovered(self, kind: str) -> None:
-        """Forget that a fault was logged, so the next occurrence is reported again."""
-        self._logged.pop(kind, None)
-
-
-# The stats of the telegram being parsed, so dsmr_parser's own log records can be counted there.
-_PARSING: ContextVar[ReaderStats | None] = ContextVar("dsmr_parsing", default=None)
-
-
-class _CountParserNoise(logging.Filter):
-    """Turn dsmr_parser's per-line error records (with tracebacks) into a counter.
-
-    dsmr_parser logs every unreadable line at error level with a traceback, every second on a
-    DSMR 5 meter with a flaky line. While one of our readers parses, such records are counted
-    in its stats and reported by it once, rate-limited; other users of the library see them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        stats = _PARSING.get()
-        if stats is None or record.levelno < logging.ERROR:
-            return True
-        stats.bad_lines += 1
-        return False
-
-
-logging.getLogger("dsmr_parser.parsers").addFilter(_CountParserNoise())
 
 
 def port_url(data: Mapping[str, Any]) -> str:
@@ -261,7 +193,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         """Parse one telegram; count and skip it when it is bad."""
         stats = self.stats
         bad_lines = stats.bad_lines
-        parsing = _PARSING.set(stats)
+        parsing = PARSING.set(stats)
         try:
             parsed = self.telegram_parser.parse(
                 telegram,
@@ -284,7 +216,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             stats.fault("parse", "Skipped a telegram that does not parse (%s)", type(err).__name__)
             return
         finally:
-            _PARSING.reset(parsing)
+            PARSING.reset(parsing)
         if stats.bad_lines != bad_lines:
             stats.fault(
                 "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines

@@ -8,20 +8,17 @@ entities are added whenever a channel first shows up and remembered for the next
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from dsmr_parser.objects import MbusDevice, Telegram
+from dsmr_parser.objects import Telegram
 from homeassistant.components.sensor import (
     RestoreSensor,
-    SensorDeviceClass,
     SensorEntity,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -34,26 +31,17 @@ from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType, StateTyp
 from . import DsmrConfigEntry
 from .const import (
     CONF_DSMR_VERSION,
-    CONF_MBUS_DEVICES,
     CONF_PRECISION,
-    CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
     DEFAULT_PRECISION,
-    DEVICE_NAME_ELECTRICITY,
-    DEVICE_NAME_GAS,
-    DOMAIN,
     LOGGER,
-    MBUS_TYPE_GAS,
-    MBUS_TYPE_HEAT,
-    MBUS_TYPE_WATER,
-    METER_UNITS,
 )
 from .coordinator import DsmrCoordinator
-from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription, spec_value_names
-from .entity import DsmrEntity
+from .descriptions import SENSORS, DsmrSensorEntityDescription, spec_value_names
+from .entity import DsmrEntity, main_device
 from .generic import generic_obis_entities
 from .health import health_entities
-from .migration import async_move_gas_to_mbus
+from .mbus import MbusEntities
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
@@ -64,12 +52,6 @@ ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
 # A total_increasing register that goes down is accepted only after this many telegrams say so.
 DECREASE_CONFIRMATIONS = 3
 CONF_AUTO_DISABLED = "auto_disabled"
-# Device class of a core M-Bus entity -> the M-Bus device type it was created for.
-CORE_MBUS_TYPES = {
-    SensorDeviceClass.GAS.value: MBUS_TYPE_GAS,
-    SensorDeviceClass.WATER.value: MBUS_TYPE_WATER,
-    SensorDeviceClass.ENERGY.value: MBUS_TYPE_HEAT,
-}
 
 
 async def async_setup_entry(
@@ -88,7 +70,7 @@ async def async_setup_entry(
         and (description.versions is None or version in description.versions)
         and (not description.is_gas or CONF_SERIAL_ID_GAS in entry.data)
     ]
-    mbus = MbusEntities(hass, entry, async_add_entities)
+    mbus = MbusEntities(hass, entry, async_add_entities, partial(_mbus_entity, entry))
     entities.extend(mbus.restore())
     entities.extend(health_entities(coordinator, *main_device(entry)))
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
@@ -111,149 +93,21 @@ async def async_setup_platform(
     """
 
 
-def readable(identifier: str) -> str:
-    """Meters send their equipment id as hex-encoded ASCII; show the text when it is that.
-
-    Unique ids keep the hex form (core's), only the device's serial number is decoded.
-    """
-    try:
-        text = bytes.fromhex(identifier).decode("ascii")
-    except ValueError:
-        return identifier
-    return text if text.isprintable() and text.strip() else identifier
-
-
-def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInfo, str]:
-    """Return the electricity (or DSMR 2.2/4 gas) meter's device and its serial, as core."""
-    if gas:
-        serial, name = entry.data.get(CONF_SERIAL_ID_GAS), DEVICE_NAME_GAS
-    else:
-        serial, name = entry.data.get(CONF_SERIAL_ID), DEVICE_NAME_ELECTRICITY
-    serial = serial or entry.entry_id
-    info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
-    if not gas:
-        info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
-        if entry.data.get(CONF_SERIAL_ID):
-            info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
-    return info, serial
-
-
 def _main_entity(entry: DsmrConfigEntry, description: DsmrSensorEntityDescription) -> DsmrSensor:
     device, serial = main_device(entry, gas=description.is_gas)
     return DsmrSensor(entry, description, device, f"{serial}_{description.key}")
 
 
-class MbusEntities:
-    """Create, remember and restore the entities of a meter's M-Bus sub-meters."""
-
-    def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: DsmrConfigEntry,
-        async_add_entities: AddConfigEntryEntitiesCallback,
-    ) -> None:
-        """Initialize for one entry."""
-        self.hass = hass
-        self.entry = entry
-        self.async_add_entities = async_add_entities
-        self.unique_ids: set[str] = set()
-
-    def restore(self) -> list[DsmrSensor]:
-        """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
-        entities: list[DsmrSensor] = []
-        for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
-            entities.extend(
-                self._entities(known["channel"], known["type"], known["id"], known["unit"])
-            )
-        for channel, device_type, ident, unit in self._left_by_core():
-            entities.extend(self._entities(channel, device_type, ident, unit))
-        return entities
-
-    def _left_by_core(self) -> list[tuple[int, int, str | None, str | None]]:
-        """M-Bus entities in the registry that this entry has not remembered (core made them).
-
-        Core keys an M-Bus reading by the bare M-Bus identifier, or `<serial>_<channel>` when
-        the device has none; its device class tells the kind of meter.
-        """
-        main_suffixes = tuple(f"_{d.key}" for d in SENSORS)
-        found: list[tuple[int, int, str | None, str | None]] = []
-        registry = er.async_get(self.hass)
-        for reg in er.async_entries_for_config_entry(registry, self.entry.entry_id):
-            unique_id = reg.unique_id
-            if reg.domain != "sensor" or unique_id.endswith(main_suffixes):
-                continue
-            device_type = CORE_MBUS_TYPES.get(str(reg.original_device_class))
-            if device_type is None:
-                continue
-            prefix, _, channel = unique_id.rpartition("_")
-            if prefix and channel.isdigit():
-                found.append((int(channel), device_type, None, reg.unit_of_measurement))
-            else:
-                found.append((0, device_type, unique_id, reg.unit_of_measurement))
-        return found
-
-    @callback
-    def found(self, device: MbusDevice) -> None:
-        """Add entities for an M-Bus device seen in a telegram, unless they exist."""
-        type_obj = getattr(device, "MBUS_DEVICE_TYPE", None)
-        if type_obj is None:
-            return
-        device_type = int(type_obj.value)
-        if device_type not in MBUS_SENSORS:
-            LOGGER.info(
-                "M-Bus channel %s: device type %s is not supported", device.channel_id, device_type
-            )
-            return
-        ident_obj = getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None)
-        ident = str(ident_obj.value) if ident_obj is not None and ident_obj.value else None
-        reading = getattr(device, "MBUS_METER_READING", None)
-        unit = getattr(reading, "unit", None)
-        if ident:
-            async_move_gas_to_mbus(self.hass, self.entry, ident)
-        entities = self._entities(device.channel_id, device_type, ident, unit)
-        if not entities:
-            return
-        self._remember(device.channel_id, device_type, ident, unit)
-        self.async_add_entities(entities)
-        for entity in entities:
-            entity.handle_mbus_discovery()
-
-    def _entities(
-        self, channel: int, device_type: int, ident: str | None, unit: str | None
-    ) -> list[DsmrSensor]:
-        data = self.entry.data
-        description, name = MBUS_SENSORS[device_type]
-        serial = ident or (data.get(CONF_SERIAL_ID_GAS) if description.is_gas else None)
-        serial = serial or data.get(CONF_SERIAL_ID) or self.entry.entry_id
-        unique_id = serial if ident else f"{serial}_{channel}"
-        if unique_id in self.unique_ids:
-            return []
-        self.unique_ids.add(unique_id)
-        if (
-            unit
-            and (native := METER_UNITS.get(unit, unit)) != description.native_unit_of_measurement
-        ):
-            description = replace(description, native_unit_of_measurement=native)
-            if description.device_class is SensorDeviceClass.GAS and native in set(UnitOfEnergy):
-                description = replace(description, device_class=SensorDeviceClass.ENERGY)
-        info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
-        if ident:
-            info["serial_number"] = readable(ident)
-        return [
-            DsmrSensor(self.entry, description, info, unique_id, channel=channel, mbus_id=ident)
-        ]
-
-    def _remember(
-        self, channel: int, device_type: int, ident: str | None, unit: str | None
-    ) -> None:
-        known: list[Mapping[str, Any]] = list(self.entry.data.get(CONF_MBUS_DEVICES, []))
-        record = {"channel": channel, "type": device_type, "id": ident, "unit": unit}
-        if record in known:
-            return
-        known = [k for k in known if k["channel"] != channel or k["id"] != ident] + [record]
-        self.hass.config_entries.async_update_entry(
-            self.entry, data={**self.entry.data, CONF_MBUS_DEVICES: known}
-        )
+def _mbus_entity(
+    entry: DsmrConfigEntry,
+    description: DsmrSensorEntityDescription,
+    device_info: DeviceInfo,
+    unique_id: str,
+    *,
+    channel: int,
+    mbus_id: str | None,
+) -> DsmrSensor:
+    return DsmrSensor(entry, description, device_info, unique_id, channel=channel, mbus_id=mbus_id)
 
 
 class DsmrSensor(DsmrEntity, RestoreSensor):

@@ -30,11 +30,11 @@ from .reader import (
     CannotCommunicate,
     CannotConnect,
     InvalidKey,
-    ReaderStats,
     async_open,
     equipment_identifier,
     gas_equipment_identifier,
 )
+from .stats import ReaderStats
 
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
