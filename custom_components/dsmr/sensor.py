@@ -70,7 +70,7 @@ async def async_setup_entry(
         and (description.versions is None or version in description.versions)
         and (not description.is_gas or CONF_SERIAL_ID_GAS in entry.data)
     ]
-    mbus = MbusEntities(hass, entry, async_add_entities, partial(_mbus_entity, entry))
+    mbus = MbusEntities(hass, entry, async_add_entities, partial(DsmrSensor, entry))
     entities.extend(mbus.restore())
     entities.extend(health_entities(coordinator, *main_device(entry)))
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
@@ -96,18 +96,6 @@ async def async_setup_platform(
 def _main_entity(entry: DsmrConfigEntry, description: DsmrSensorEntityDescription) -> DsmrSensor:
     device, serial = main_device(entry, gas=description.is_gas)
     return DsmrSensor(entry, description, device, f"{serial}_{description.key}")
-
-
-def _mbus_entity(
-    entry: DsmrConfigEntry,
-    description: DsmrSensorEntityDescription,
-    device_info: DeviceInfo,
-    unique_id: str,
-    *,
-    channel: int,
-    mbus_id: str | None,
-) -> DsmrSensor:
-    return DsmrSensor(entry, description, device_info, unique_id, channel=channel, mbus_id=mbus_id)
 
 
 class DsmrSensor(DsmrEntity, RestoreSensor):
