@@ -24,9 +24,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         prog="scripts/bench",
         description="Benchmark this dsmr integration against Home Assistant core's, side by side.",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="shorter runs (about three minutes)"
-    )
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about three minutes)")
     parser.add_argument(
         "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"
     )
