@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 import re
 import time
 from typing import Any
@@ -22,7 +23,7 @@ from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseE
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.exceptions import HomeAssistantError
-from serialx import SerialException, create_serial_connection
+from serialx import PARITY_NONE, SerialException, create_serial_connection
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -46,6 +47,15 @@ from .stats import PARSING, ReaderStats
 TELEGRAM_FRAME = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
 # A stream with no complete telegram in this many bytes is noise: keep only its tail.
 MAX_BUFFER = 16 * 1024
+# A meter takes ~80 ms to send a DSMR 5 telegram at 115200 baud, and a USB serial adapter (or a
+# serial-to-network bridge) hands it over a few dozen bytes at a time: 15 or more wake-ups per
+# telegram, each costing more than parsing a changed line. Once a telegram has begun, the
+# reader sleeps until its expected end (the last telegram's size at the line's byte rate, plus
+# PAUSE_MARGIN, which covers an FTDI adapter's 16 ms latency timer for the last few bytes) and
+# then reads the rest at once; the kernel holds the bytes meanwhile. Waits shorter than
+# MIN_PAUSE are not worth the timer.
+MIN_PAUSE = 0.02
+PAUSE_MARGIN = 0.02
 
 
 class CannotConnect(Exception):
@@ -113,9 +123,14 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         *args: Any,
         stats: ReaderStats,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+        line_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
-        """Initialize the protocol; arguments are dsmr_parser's plus our own."""
+        """Initialize the protocol; arguments are dsmr_parser's plus our own.
+
+        `line_rate` is the meter's line speed in bytes per second (None: do not wait for the
+        rest of a telegram, read every chunk as it comes).
+        """
         super().__init__(*args, **kwargs)
         # Same contract and result as dsmr_parser's TelegramParser; unchanged lines are not
         # parsed again (see parser.py).
@@ -128,6 +143,10 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self._watchdog_timeout = watchdog_timeout
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_frame = 0.0
+        self._line_rate = line_rate
+        self._frame_size = 0  # bytes of the last telegram
+        self._paused_for_frame = False  # this telegram's wait was taken
+        self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the silence watchdog when the port opens."""
@@ -162,9 +181,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             return
         buffer = self._buffer
         buffer += data
-        if b"!" not in buffer:
+        if b"!" not in buffer:  # most chunks: a telegram has begun, its end is still to come
             if len(buffer) > MAX_BUFFER:
                 self._trim()
+            elif self._line_rate and not self._paused_for_frame:
+                self._wait_for_rest()
             return
         end = 0
         for match in TELEGRAM_FRAME.finditer(buffer):
@@ -172,6 +193,8 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             end = match.end()
             self._last_frame = self.loop.time()
             frame = match.group()
+            self._frame_size = len(frame)
+            self._paused_for_frame = False
             if frame.isascii():
                 self.handle_telegram(frame.decode("ascii"))
             else:
@@ -181,6 +204,32 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             del buffer[:end]
         if len(buffer) > MAX_BUFFER:
             self._trim()
+        elif buffer and self._line_rate and not self._paused_for_frame:
+            self._wait_for_rest()
+
+    def _wait_for_rest(self) -> None:
+        """Stop reading until the telegram that has begun should be complete."""
+        start = self._buffer.rfind(b"/")
+        transport = self.transport
+        if start < 0 or not self._frame_size or not isinstance(transport, asyncio.ReadTransport):
+            return
+        assert self._line_rate is not None
+        wait = (self._frame_size - (len(self._buffer) - start)) / self._line_rate
+        if wait < MIN_PAUSE or transport.is_closing():
+            return
+        try:
+            transport.pause_reading()
+        except NotImplementedError:  # e.g. an ESPHome serial proxy
+            self._line_rate = None
+            return
+        self._paused_for_frame = True
+        self._resume = self.loop.call_later(wait + PAUSE_MARGIN, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        transport = self.transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading()
 
     def _trim(self) -> None:
         """Drop what cannot become a telegram: all but an unfinished one at the end."""
@@ -228,10 +277,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self.telegram_callback(parsed)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the watchdog and wake up whoever waits for the connection to close."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        """Stop the timers and wake up whoever waits for the connection to close."""
+        for timer in (self._watchdog, self._resume):
+            if timer is not None:
+                timer.cancel()
+        self._watchdog = self._resume = None
         if exc is not None and self.close_reason is None:
             self.close_reason = str(exc) or type(exc).__name__
         self._closed.set()
@@ -239,6 +289,18 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
     """P1 telegrams wrapped in RFXtrx packets."""
+
+
+def line_rate(settings: Mapping[str, Any]) -> float:
+    """Bytes per second on a line with dsmr_parser's serial settings.
+
+    A character is a start bit, the data bits, a parity bit unless there is none, and the stop
+    bits: ten bits for both 8N1 (DSMR 4/5) and 7E1 (DSMR 2.2).
+    """
+    stop_bits = float(getattr(settings["stopbits"], "value", settings["stopbits"]))
+    bits = 1 + int(settings["bytesize"]) + (settings["parity"] != PARITY_NONE) + stop_bits
+    rate: float = settings["baudrate"] / bits
+    return rate
 
 
 async def async_open(
@@ -269,6 +331,8 @@ async def async_open(
         watchdog_timeout=watchdog_timeout,
         **keys,
     )
+    if not rfxtrx and not keys:  # plain telegrams straight off the meter's line
+        factory = partial(factory, line_rate=line_rate(settings))
     try:
         transport, protocol = await create_serial_connection(
             loop, factory, **{**settings, "url": port_url(data), "low_latency": False}

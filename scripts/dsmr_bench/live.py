@@ -12,6 +12,7 @@ import random
 import statistics
 from typing import Any
 
+from dsmr_sim.faults import Faults
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -31,11 +32,16 @@ async def _stop(workers: dict[str, Worker], meters: Meters) -> None:
     await meters.close()
 
 
-# The pty section's settings: every telegram published, and Home Assistant's defaults (no
-# options: a 30 s update window for both integrations).
-REAL_RATE_SETTINGS: dict[str, dict[str, Any]] = {
-    "every telegram": {"time_between_update": 0},
-    "defaults": {},
+# The pty section's settings: (entry options, how the meter's bytes reach the pty). Every
+# telegram published or Home Assistant's defaults (no options: a 30 s update window for both
+# integrations); each telegram written at once, or at the line's real speed in the pieces a USB
+# serial adapter hands over (an FTDI cable: 62 bytes per USB packet, 115200 baud 8N1).
+LINE_CHUNK = 62
+LINE_RATE = 115200 / 10  # bytes per second
+REAL_RATE_SETTINGS: dict[str, tuple[dict[str, Any], bool]] = {
+    "every telegram": ({"time_between_update": 0}, False),
+    "defaults": ({}, False),
+    "defaults, line rate": ({}, True),
 }
 
 
@@ -63,8 +69,13 @@ async def real_rate(seconds: float, baseline: float, replicas: int) -> dict[str,
         await asyncio.sleep(baseline)
         idle = {key: await worker.cpu() - before[key] for key, worker in workers.items()}
         for (setting, _, _), worker in workers.items():
-            server = await meters.pty("5", seed=11, interval=1.0)
-            options = REAL_RATE_SETTINGS[setting]
+            options, line_speed = REAL_RATE_SETTINGS[setting]
+            faults = (
+                Faults(drip=True, drip_size=LINE_CHUNK, drip_delay=LINE_CHUNK / LINE_RATE)
+                if line_speed
+                else None
+            )
+            server = await meters.pty("5", seed=11, interval=1.0, faults=faults)
             await worker.call("add_entry", data=entry_data(server), options=options)
         await asyncio.sleep(3.0)
         before = {key: await worker.cpu() for key, worker in workers.items()}

@@ -158,9 +158,14 @@ class BaseServer(ABC):
             self._write(data, first=True)
             return
         size = max(faults.drip_size, 1)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         for offset in range(0, len(data), size):
             if offset:
-                await asyncio.sleep(faults.drip_delay)
+                # By the clock, not sleep after sleep: the average pace is exactly the one asked
+                # for (e.g. a line's byte rate), however late each wake-up is.
+                due += faults.drip_delay
+                await asyncio.sleep(max(due - loop.time(), 0))
             if not self._can_write():
                 return
             self._write(data[offset : offset + size], first=offset == 0)
