@@ -173,3 +173,31 @@ async def test_encrypted_meters_read_every_chunk(hass: HomeAssistant) -> None:
     finally:
         await server.stop()
     assert protocol._line_rate is None
+
+
+class _ProxyTransport(asyncio.ReadTransport):
+    """A transport that cannot pause reading, as an ESPHome serial proxy (none exists here)."""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+async def test_transport_that_cannot_pause_is_read_chunk_by_chunk(hass: HomeAssistant) -> None:
+    """Without pause_reading the reader stops trying and reads every chunk as it comes."""
+    telegrams: list[Telegram] = []
+    factory, _ = _create_dsmr_protocol(
+        "5", telegrams.append, P1Protocol, hass.loop, stats=ReaderStats(), line_rate=RATE_V5
+    )
+    protocol = factory()
+    protocol.connection_made(_ProxyTransport())
+    meter = Meter("5", seed=8)
+    data = meter.wrap(meter.render().text)
+    for _ in range(2):
+        for offset in range(0, len(data), CHUNK):
+            protocol.data_received(data[offset : offset + CHUNK])
+    protocol.connection_lost(None)
+    assert len(telegrams) == 2
+    assert protocol._line_rate is None and protocol._resume is None
