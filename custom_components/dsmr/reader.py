@@ -145,7 +145,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self._last_frame = 0.0
         self._line_rate = line_rate
         self._frame_size = 0  # bytes of the last telegram
-        self._paused_for_frame = False  # this telegram's wait was taken
+        self._wait_decided = False  # whether to wait for this telegram's end is decided
         self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,7 +184,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         if b"!" not in buffer:  # most chunks: a telegram has begun, its end is still to come
             if len(buffer) > MAX_BUFFER:
                 self._trim()
-            elif self._line_rate and not self._paused_for_frame:
+            elif self._line_rate and not self._wait_decided:
                 self._wait_for_rest()
             return
         end = 0
@@ -194,7 +194,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             self._last_frame = self.loop.time()
             frame = match.group()
             self._frame_size = len(frame)
-            self._paused_for_frame = False
+            self._wait_decided = False
             if frame.isascii():
                 self.handle_telegram(frame.decode("ascii"))
             else:
@@ -204,7 +204,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             del buffer[:end]
         if len(buffer) > MAX_BUFFER:
             self._trim()
-        elif buffer and self._line_rate and not self._paused_for_frame:
+        elif buffer and self._line_rate and not self._wait_decided:
             self._wait_for_rest()
 
     def _wait_for_rest(self) -> None:
@@ -214,6 +214,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         if start < 0 or not self._frame_size or not isinstance(transport, asyncio.ReadTransport):
             return
         assert self._line_rate is not None
+        self._wait_decided = True  # decided once per telegram, on its first piece
         wait = (self._frame_size - (len(self._buffer) - start)) / self._line_rate
         if wait < MIN_PAUSE or transport.is_closing():
             return
@@ -222,7 +223,6 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         except NotImplementedError:  # e.g. an ESPHome serial proxy
             self._line_rate = None
             return
-        self._paused_for_frame = True
         self._resume = self.loop.call_later(wait + PAUSE_MARGIN, self._resume_reading)
 
     def _resume_reading(self) -> None:
