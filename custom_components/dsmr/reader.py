@@ -182,10 +182,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         buffer = self._buffer
         buffer += data
         if b"!" not in buffer:  # most chunks: a telegram has begun, its end is still to come
-            if len(buffer) > MAX_BUFFER:
-                self._trim()
-            elif self._line_rate and not self._wait_decided:
-                self._wait_for_rest()
+            self._hold()
             return
         end = 0
         for match in TELEGRAM_FRAME.finditer(buffer):
@@ -202,9 +199,13 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
                 self.stats.fault("non_ascii", "Skipped a telegram with non-ASCII bytes")
         if end:
             del buffer[:end]
-        if len(buffer) > MAX_BUFFER:
+        self._hold()
+
+    def _hold(self) -> None:
+        """Keep what may become a telegram: drop noise, or wait for the rest of a telegram."""
+        if len(self._buffer) > MAX_BUFFER:
             self._trim()
-        elif buffer and self._line_rate and not self._wait_decided:
+        elif self._buffer and self._line_rate and not self._wait_decided:
             self._wait_for_rest()
 
     def _wait_for_rest(self) -> None:
