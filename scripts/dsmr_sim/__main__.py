@@ -96,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated start time, local to the meter (default 2024-01-15T12:00)",
     )
     parser.add_argument("--timezone", metavar="TZ", help="meter time zone (default per version)")
+    parser.add_argument(
+        "--appliances",
+        action="store_true",
+        help="a household whose appliances switch (kettle, hob, oven, washing machine, ...), "
+        "with a cycling boiler and water draws on the M-Bus meters",
+    )
+    parser.add_argument(
+        "--ev-kw", type=float, default=0.0, metavar="KW", help="with --appliances: an electric car"
+    )
+    parser.add_argument(
+        "--mbus-interval",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="seconds between M-Bus captures (default 3600, as DSMR 4; DSMR 5 gas: 300)",
+    )
     parser.add_argument("--equipment-id", metavar="TEXT", help="meter identifier (plain ASCII)")
     parser.add_argument(
         "--extra-line",
@@ -151,6 +167,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             key=args.key,
             auth_key=args.auth_key,
             extra_lines=args.extra_line,
+            appliances=args.appliances,
+            ev_kw=args.ev_kw,
+            mbus_interval=args.mbus_interval,
         )
 
     def new_faults() -> Faults:

@@ -2,23 +2,32 @@
 
 Nothing here reads the wall clock. Given the same seed, start time and sequence of
 :meth:`House.step` calls, every value is the same. Time advances in sub-steps of at most
-10 s, and sub-steps always stop on quarter-hour boundaries, so that quarter-hour demand
-(Belgium), hourly M-Bus captures and month roll-overs happen exactly on the boundary.
+10 s, and sub-steps always stop on quarter-hour boundaries and M-Bus capture times, so that
+quarter-hour demand (Belgium), M-Bus captures and month roll-overs happen exactly on time.
+
+The load is a smooth random walk per phase by default; ``appliances=True`` adds appliances that
+switch (kettle, hob, oven, washing machine, dishwasher, dryer, optionally an electric car; a
+boiler and water draws for the M-Bus meters), the step-shaped load of a real household.
+
+Belgian demand (``1-0:1.4.0``) is what a DLMS demand register's *current average value* is:
+the energy imported since the quarter began divided by the whole quarter (15 minutes), so it
+starts at 0 on every quarter boundary and rises to the quarter's average demand at its end.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime, timedelta
 import math
 import random
 from zoneinfo import ZoneInfo
 
+from .appliances import PHASE_LIMIT_KW, Appliances
 from .records import MBUS_KINDS, MbusChannel, Peak, PowerFailure, tariff_for
 
 __all__ = ["MBUS_KINDS", "House", "MbusChannel", "Peak", "PowerFailure"]
 
 _QUARTER_MS = 900_000
-_HOUR_MS = 3_600_000
 _MAX_SUBSTEP_MS = 10_000
 _PHASES = 3
 
@@ -27,6 +36,8 @@ class House:
     """A household with a three-phase connection, solar panels and M-Bus sub-meters."""
 
     _quarter_kwh: float
+    #: The demand of the last quarter that ended (kW): what ``1-0:1.4.0`` reached at its end.
+    last_quarter_kw: float | None = None
     month_peak_kw: float
     month_peak_at: datetime
     peak_history: list[Peak]
@@ -40,10 +51,24 @@ class House:
         tariff_scheme: str = "nl",
         mbus: tuple[tuple[str, str], ...] = (),
         solar_kwp: float = 4.0,
+        appliances: bool = False,
+        ev_kw: float = 0.0,
+        mbus_interval: int = 3600,
+        mbus_offset: int = 0,
+        demand_lag: float = 0.0,
     ) -> None:
-        """Create the house at ``start`` (aware); ``mbus`` is ``(kind, identifier)`` per channel."""
+        """Create the house at ``start`` (aware); ``mbus`` is ``(kind, identifier)`` per channel.
+
+        ``appliances`` adds switching appliances (``ev_kw`` > 0: an electric car too);
+        M-Bus readings are captured every ``mbus_interval`` seconds, ``mbus_offset`` seconds
+        past the interval's start (3600 and 0: on the hour, as DSMR 4; DSMR 5 meters capture
+        gas every 300 s); ``demand_lag`` delays ``1-0:1.4.0`` by that many seconds, as a meter
+        that samples its demand register before it stamps the telegram.
+        """
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
+        if not 0 < mbus_interval <= 86400 or not 0 <= mbus_offset < mbus_interval:
+            raise ValueError("mbus_interval must be 1..86400 s and mbus_offset below it")
         self.rng = random.Random(seed)
         self.tz = tz
         self.tariff_scheme = tariff_scheme
@@ -76,7 +101,8 @@ class House:
             ),
             PowerFailure(now - timedelta(days=rng.randint(5, 40), hours=7), rng.randint(200, 9000)),
         ]
-        hour = self._floor_local(now, _HOUR_MS)
+        self._capture_ms = (mbus_interval * 1000, mbus_offset * 1000)
+        capture = self._last_capture(self._ms)
         self.mbus: list[MbusChannel] = []
         for channel, (kind, identifier) in enumerate(mbus, start=1):
             device_type, unit = MBUS_KINDS[kind]
@@ -84,8 +110,13 @@ class House:
                 kind, rng.uniform(5, 80)
             )
             self.mbus.append(
-                MbusChannel(channel, kind, device_type, unit, identifier, value, value, hour)
+                MbusChannel(channel, kind, device_type, unit, identifier, value, value, capture)
             )
+        self.appliances = (
+            Appliances(random.Random(seed ^ 0x5EED), ev_kw=ev_kw) if appliances else None
+        )
+        self.demand_lag_ms = round(demand_lag * 1000)
+        self._demand_trail: deque[tuple[int, float]] = deque()
         self._init_demand(now)
         self.last_month_at = self._month_start(now)
         self.last_month_import = [v * 0.97 for v in self.import_kwh]
@@ -103,6 +134,11 @@ class House:
     def now(self) -> datetime:
         """Simulated local time (aware, in the meter's time zone)."""
         return self.utc.astimezone(self.tz)
+
+    def _last_capture(self, ms: int) -> datetime:
+        interval, offset = self._capture_ms
+        at = ms - (ms - offset) % interval
+        return datetime.fromtimestamp(at / 1000, UTC).astimezone(self.tz)
 
     def _floor_local(self, local: datetime, unit_ms: int) -> datetime:
         ms = round(local.timestamp() * 1000)
@@ -169,13 +205,19 @@ class House:
         if seconds < 0:
             raise ValueError("time only moves forward")
         remaining = round(seconds * 1000)
+        interval, offset = self._capture_ms
         while remaining > 0:
-            dt = min(remaining, _MAX_SUBSTEP_MS, _QUARTER_MS - self._ms % _QUARTER_MS)
+            to_capture = interval - (self._ms - offset) % interval
+            dt = min(remaining, _MAX_SUBSTEP_MS, _QUARTER_MS - self._ms % _QUARTER_MS, to_capture)
             self._advance(dt / 1000)
             self._ms += dt
             remaining -= dt
             if self._ms % _QUARTER_MS == 0:
                 self._on_quarter()
+            if dt == to_capture:
+                self._on_capture()
+            if self.demand_lag_ms:
+                self._keep_demand()
 
     def _ou(self, x: float, mu: float, theta: float, sigma: float, dt: float) -> float:
         """One Ornstein-Uhlenbeck step: mean-reverting bounded random walk."""
@@ -184,10 +226,13 @@ class House:
     def _load_mean(self, local: datetime) -> float:
         hour = local.hour + local.minute / 60
         if 7 <= hour < 9:
-            return 0.45
-        if 17 <= hour < 22:
-            return 0.75
-        return 0.3 if 9 <= hour < 17 else 0.12
+            mean = 0.45
+        elif 17 <= hour < 22:
+            mean = 0.75
+        else:
+            mean = 0.3 if 9 <= hour < 17 else 0.12
+        # With appliances, the walk is only the background (lights, electronics, standby).
+        return mean * 0.4 if self.appliances else mean
 
     def _season(self, local: datetime) -> float:
         """+1 at the summer solstice, -1 at the winter solstice."""
@@ -217,6 +262,8 @@ class House:
         freq = self._ou(self.frequency, 50.0, 1 / 60, 0.003, dt)
         self.frequency = min(max(freq, 49.9), 50.1)
         self.solar_kw = self.solar_kwp * 0.85 * self._irradiance(local) * self.cloud
+        if self.appliances is not None:
+            self.appliances.advance(local, dt, self._heat_need(local))
         self._update_instant(dt)
         if self.rng.random() < dt / 86400:
             self.sags[self.rng.randrange(_PHASES)] += 1
@@ -224,9 +271,11 @@ class House:
 
     def _update_instant(self, dt: float) -> None:
         """Recompute phase powers and voltages and integrate the registers over ``dt``."""
-        self.phase_net_kw = [
-            self.load_kw[p] - (self.solar_kw if p == 0 else 0.0) for p in range(_PHASES)
-        ]
+        load = self.load_kw
+        if self.appliances is not None:
+            extra = self.appliances.phase_kw
+            load = [min(load[p] + extra[p], PHASE_LIMIT_KW) for p in range(_PHASES)]
+        self.phase_net_kw = [load[p] - (self.solar_kw if p == 0 else 0.0) for p in range(_PHASES)]
         for p in range(_PHASES):
             net = self.phase_net_kw[p]
             rise = 1.5 * max(-net, 0.0) - 0.8 * max(net, 0.0)
@@ -251,12 +300,25 @@ class House:
                 self.reactive_export_kvarh[t] += q_main
                 self.reactive_import_kvarh[t] += q_cap
 
+    def _heat_need(self, local: datetime) -> float:
+        """How much the house needs heating: 0 in summer, about 1 on a winter day."""
+        awake = 6 <= local.hour < 23
+        return max(0.0, 0.6 - 0.6 * self._season(local)) * (1.0 if awake else 0.4)
+
     def _advance_mbus(self, local: datetime, dt: float) -> None:
         season = self._season(local)
-        hour = local.hour
-        awake = 6 <= hour < 23
-        heat_need = max(0.0, 0.6 - 0.6 * season) * (1.0 if awake else 0.4)
+        awake = 6 <= local.hour < 23
+        heat_need = self._heat_need(local)
+        appliances = self.appliances
         for ch in self.mbus:
+            if appliances is not None and ch.kind in {"gas", "water", "warm_water"}:
+                ch.rate = {
+                    "gas": appliances.gas_m3h,
+                    "water": appliances.water_m3h,
+                    "warm_water": appliances.hot_water_m3h,
+                }[ch.kind]
+                ch.value += ch.rate * dt / 3600
+                continue
             if ch.kind == "gas":
                 mean, sigma, top = 0.05 + 0.9 * heat_need, 0.01, 3.0
             elif ch.kind in {"water", "warm_water"}:
@@ -269,17 +331,29 @@ class House:
             ch.rate = min(max(rate, 0.0), top)
             ch.value += ch.rate * dt / 3600
 
+    def _on_capture(self) -> None:
+        local = self.now
+        for ch in self.mbus:
+            ch.reading = ch.value
+            ch.reading_at = local
+
+    def _keep_demand(self) -> None:
+        """Remember the demand register's recent values, for a meter that reports it late."""
+        trail = self._demand_trail
+        trail.append((self._ms, self._quarter_kwh * 4))
+        while len(trail) > 1 and trail[1][0] <= self._ms - self.demand_lag_ms:
+            trail.popleft()
+
     def _on_quarter(self) -> None:
         local = self.now
         quarter_kw = self._quarter_kwh * 4
+        self.last_quarter_kw = quarter_kw
+        if self.demand_lag_ms:
+            self._keep_demand()  # the quarter's end value, before the register restarts
         if quarter_kw > self.month_peak_kw:
             self.month_peak_kw = quarter_kw
             self.month_peak_at = local
         self._quarter_kwh = 0.0
-        if self._ms % _HOUR_MS == 0:
-            for ch in self.mbus:
-                ch.reading = ch.value
-                ch.reading_at = local
         if local.day == 1 and local.hour == 0 and local.minute == 0:
             self.peak_history.append(Peak(local, self.month_peak_at, self.month_peak_kw))
             del self.peak_history[:-13]
@@ -312,6 +386,13 @@ class House:
 
     @property
     def avg_demand_kw(self) -> float:
-        """Running average demand of the current quarter hour (``1-0:1.4.0``)."""
-        elapsed_h = max(self._ms % _QUARTER_MS, 60_000) / _HOUR_MS
-        return self._quarter_kwh / elapsed_h
+        """Current average demand (``1-0:1.4.0``): this quarter's energy so far per quarter.
+
+        A DLMS demand register's *current average value* divides the energy of the running
+        period by the period's full length, so it rises from 0 to the quarter's average.
+        With ``demand_lag``, the value the register had that many seconds ago.
+        """
+        trail = self._demand_trail
+        if self.demand_lag_ms and trail and trail[0][0] <= self._ms - self.demand_lag_ms:
+            return trail[0][1]
+        return self._quarter_kwh * 4

@@ -97,6 +97,9 @@ class Meter:
     encryption): lines no specification names, as real meters send some, e.g.
     ``["1-0:3.8.0(000123.456*kvarh)", "0-0:96.50.1(Xemex)"]``. They can be changed between
     telegrams through the :attr:`extra_lines` attribute.
+
+    ``appliances=True`` (``ev_kw`` for an electric car), ``mbus_interval``/``mbus_offset`` and
+    ``demand_lag`` shape the house: see :class:`~dsmr_sim.house.House`.
     """
 
     def __init__(
@@ -117,6 +120,11 @@ class Meter:
         invocation_counter: int = 1,
         solar_kwp: float = 4.0,
         extra_lines: Sequence[str] = (),
+        appliances: bool = False,
+        ev_kw: float = 0.0,
+        mbus_interval: int = 3600,
+        mbus_offset: int = 0,
+        demand_lag: float = 0.0,
     ) -> None:
         """Configure the meter; see the class docstring for the common arguments."""
         self.info: VersionInfo = get_version(version)
@@ -139,6 +147,11 @@ class Meter:
             tariff_scheme=self.info.tariff_scheme,
             mbus=tuple(zip(kinds, ids, strict=False)),
             solar_kwp=solar_kwp,
+            appliances=appliances,
+            ev_kw=ev_kw,
+            mbus_interval=mbus_interval,
+            mbus_offset=mbus_offset,
+            demand_lag=demand_lag,
         )
         self.context = TemplateContext(
             token=self.info.token,

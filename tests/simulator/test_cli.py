@@ -126,6 +126,9 @@ async def test_serve_in_process_with_a_stop_event(socket_enabled, tmp_path: Path
             "drop",
             "--drop-every",
             "3",
+            "--appliances",
+            "--ev-kw",
+            "7.4",
             "-v",
         ]
     )
@@ -146,6 +149,8 @@ async def test_serve_in_process_with_a_stop_event(socket_enabled, tmp_path: Path
 def test_main_reports_bad_arguments(capsys) -> None:
     assert main(["--dsmr-version", "MSn", "--tcp", "127.0.0.1:0"]) == 2
     assert "encrypted" in capsys.readouterr().err
+    assert main(["--mbus-interval", "0", "--tcp", "127.0.0.1:0"]) == 2
+    assert "mbus_interval" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
@@ -160,6 +165,9 @@ def test_main_reports_bad_arguments(capsys) -> None:
         "--key",
         "--auth-key",
         "--seed",
+        "--appliances",
+        "--ev-kw",
+        "--mbus-interval",
         "--fault",
         "SAGEMCOM_T210_D_R",
         "bad_crc",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -159,7 +160,7 @@ def test_belgian_quarter_demand_and_monthly_peak() -> None:
     assert house.month_peak_kw > 0  # the first quarter set this month's peak
     assert house.month_peak_at == datetime(2024, 1, 31, 17, 15, tzinfo=house.tz)
     meter.step(7 * 60)
-    assert house.avg_demand_kw == pytest.approx(house._quarter_kwh / (7 / 60))
+    assert house.avg_demand_kw == pytest.approx(house._quarter_kwh * 4)  # energy / 0.25 h
     history = list(house.peak_history)
     peak = house.month_peak_kw
     meter.step(7 * 3600)  # past midnight: February starts
@@ -184,3 +185,108 @@ def test_long_steps_are_fast_and_exact() -> None:
     meter = make_meter("5", start=datetime(2024, 1, 1, 0, 0))
     meter.step(86400 * 3 + 0.5)
     assert meter.now == datetime(2024, 1, 4, 0, 0, 0, 500000, tzinfo=AMS)
+
+
+def test_belgian_demand_restarts_at_every_quarter_and_rises_to_its_average() -> None:
+    """``1-0:1.4.0`` as a real e-MUCS meter sends it (a DLMS demand register's current value).
+
+    Real telegrams agree: 16:21:26 with 9.258 kW drawn shows 4.065 kW (9.258 * 386 / 900 =
+    3.97), 15:50:56 with 0.182 kW shows 0.078 (0.182 * 356 / 900 = 0.072): the energy so far
+    divided by the whole quarter, not by the time elapsed.
+    """
+    meter = make_meter("5B", seed=4, start=datetime(2024, 1, 16, 18, 14, 50), appliances=True)
+    house = meter.house
+    shown = []
+    for _ in range(30 * 60):  # two quarters and some, one telegram per second
+        meter.step(1)
+        shown.append((meter.now, parse(meter, meter.telegram()).BELGIUM_CURRENT_AVERAGE_DEMAND))
+        if meter.now.minute % 15 == 14 and meter.now.second == 59:
+            before_end = house.avg_demand_kw
+        if meter.now.minute % 15 == 0 and meter.now.second == 0:
+            assert house.last_quarter_kw == pytest.approx(before_end, abs=0.02)
+            assert house.avg_demand_kw == 0
+    for (t0, d0), (t1, d1) in itertools.pairwise(shown):
+        if t1.minute % 15 or t1.second:  # within a quarter it only rises
+            assert d1.value >= d0.value, (t0, t1)
+    assert shown[9][1].value == 0  # 18:15:00
+    assert {d.unit for _, d in shown} == {"kW"}
+    peak_quarters = {t for t, d in shown if d.value > 1}
+    assert peak_quarters, "an evening with appliances has quarters above 1 kW"
+
+
+def test_belgian_demand_lag_shows_the_last_quarter_for_a_few_seconds() -> None:
+    meter = make_meter("5B", seed=4, start=datetime(2024, 1, 16, 18, 14, 0), demand_lag=3)
+    house = meter.house
+    values = []
+    for _ in range(70):
+        meter.step(1)
+        values.append((meter.now.second, house.avg_demand_kw))
+    end = house.last_quarter_kw
+    assert end is not None and end > 0
+    by_second = dict(values[55:])  # 18:14:56 .. 18:15:05
+    assert by_second[2] > 0.9 * end and by_second[2] <= end  # 18:15:02: still the old quarter
+    assert by_second[3] == 0  # 18:15:03: restarted, three seconds late
+    assert 0 < by_second[5] < 0.05 * end
+
+
+def test_mbus_capture_interval_and_offset() -> None:
+    meter = make_meter(
+        "5", seed=5, start=datetime(2024, 2, 1, 6, 0), mbus=("gas",), mbus_interval=300
+    )
+    gas = meter.house.mbus[0]
+    stamps = set()
+    for _ in range(60):
+        meter.step(30)
+        stamps.add(gas.reading_at)
+    assert sorted(s.minute for s in stamps) == list(range(0, 31, 5))
+    belgian = make_meter(
+        "5B", start=datetime(2024, 2, 1, 6, 0), mbus=("gas",), mbus_interval=300, mbus_offset=171
+    )
+    belgian.step(900)
+    assert [ch.reading_at.time().isoformat() for ch in belgian.house.mbus] == ["06:12:51"]
+    with pytest.raises(ValueError, match="mbus_offset"):
+        make_meter("5", mbus_interval=300, mbus_offset=300)
+
+
+def test_appliances_switch_in_steps_and_rest() -> None:
+    """A household's load: steps of kilowatts as appliances switch, days of 8-25 kWh."""
+    meter = make_meter(
+        "5B", seed=8, start=datetime(2024, 1, 16), appliances=True, mbus=("gas", "water")
+    )
+    house = meter.house
+    assert house.appliances is not None
+    start_kwh = sum(house.import_kwh)
+    power, jumps, names = house.import_kw, 0, set()
+    gas_still = water_still = 0
+    gas, water = house.mbus
+    for _ in range(8640):  # a day in 10 s steps
+        gas_before, water_before = gas.value, water.value
+        meter.step(10)
+        jumps += abs(house.import_kw - power) > 1.5
+        power = house.import_kw
+        names.update(house.appliances.runs)
+        assert all(p <= 9.2 for p in house.phase_import_kw)
+        gas_still += gas.value == gas_before
+        water_still += water.value == water_before
+    assert 8 < sum(house.import_kwh) - start_kwh < 25
+    assert jumps >= 10  # kettles, hobs, ovens: switched, not drifting
+    assert {"kettle", "dishwasher", "hob"} <= names
+    assert 1000 < gas_still < 8000  # the boiler cycles: hours without gas
+    assert 6000 < water_still < 8640  # water flows minutes a day
+    same = make_meter("5B", seed=8, start=datetime(2024, 1, 16), appliances=True)
+    same.step(3600 * 7)
+    again = make_meter("5B", seed=8, start=datetime(2024, 1, 16), appliances=True)
+    again.step(3600 * 7)
+    assert same.telegram() == again.telegram()
+
+
+def test_an_electric_car_charges_on_three_phases() -> None:
+    meter = make_meter("5", seed=3, start=datetime(2024, 1, 16, 17, 0), appliances=True, ev_kw=11)
+    house = meter.house
+    charging = 0
+    for _ in range(6 * 360):  # six evening hours
+        meter.step(10)
+        if house.appliances is not None and "ev" in house.appliances.runs:
+            charging += 1
+            assert min(house.phase_import_kw) > 11 / 3 - 0.1
+    assert charging > 0
