@@ -25,8 +25,10 @@ the meter's timestamp, ``T`` = 900 s and ``P`` the present import power::
 the quarter's energy so far plus the present power held to its end. It equals the meter's own
 figure when the quarter ends (``t`` -> ``T``), and its error is a third of how far the average
 power of the last five minutes strays from the power at minute 10: at most
-``(T - t) / T * max |P(s) - P(t)|`` for ``s`` in the rest of the quarter (tests measure it on
-a simulated household).
+``(T - t) / T * max |P(s) - P(t)|`` for ``s`` in the rest of the quarter. On 16,128 simulated
+quarters of a household whose appliances switch (tests/test_demand.py), at minute 10: median
+0.01-0.04 kW, p90 0.09-0.11 kW, p99 0.5-0.6 kW; an appliance switching in the last five
+minutes moves the end by a third of its power, which no forecast can know.
 
 Quarters are placed by the meter's clock: a quarter starts when the meter's timestamp crosses
 :00/:15/:30/:45. Timestamps arrive as aware datetimes (dsmr_parser reads the S/W flag), and
