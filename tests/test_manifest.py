@@ -97,7 +97,7 @@ def test_version_is_required_and_valid() -> None:
 
 
 def test_keys_hacs_requires() -> None:
-    assert HACS_REQUIRED_KEYS <= MANIFEST.keys()
+    assert MANIFEST.keys() >= HACS_REQUIRED_KEYS
 
 
 def test_every_key_is_one_home_assistant_knows(newest_ha: Path) -> None:
