@@ -111,19 +111,21 @@ def pip_install(*requirements: str, python: str = sys.executable) -> None:
     _run([python, "-m", "pip", "install", "-q", *requirements], "pip install")
 
 
+def _ask(python: str, code: str, *args: str) -> str:
+    """What `python -c code args...` prints (a question to another environment)."""
+    done = subprocess.run(
+        [python, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise InstallError(f"{python} -c {code.strip()[:60]!r}...:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
 @cache
 def components(python: str = sys.executable) -> Path:
     """The `homeassistant/components` folder of the Home Assistant that `python` imports."""
-    done = subprocess.run(
-        [python, "-c", "import homeassistant; print(homeassistant.__file__)"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise InstallError(f"{python} cannot import homeassistant:\n{done.stderr[-2000:]}")
-    return Path(done.stdout.strip()).parent / "components"
+    found = _ask(python, "import homeassistant; print(homeassistant.__file__)")
+    return Path(found.strip()).parent / "components"
 
 
 def manifest_requirements(domains: tuple[str, ...], python: str = sys.executable) -> list[str]:
@@ -149,16 +151,7 @@ def manifest_requirements(domains: tuple[str, ...], python: str = sys.executable
 def missing(requirements: list[str], python: str = sys.executable) -> list[str]:
     """The requirements whose distribution `python` does not have at all (any version counts)."""
     names = {r: re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in requirements}
-    done = subprocess.run(
-        [python, "-c", _INSTALLED, *names.values()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise InstallError(f"{python}: cannot list its distributions:\n{done.stderr[-2000:]}")
-    installed = set(json.loads(done.stdout))
+    installed = set(json.loads(_ask(python, _INSTALLED, *names.values())))
     return [r for r, name in names.items() if name not in installed]
 
 
