@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import os
+from pathlib import Path
+import subprocess
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -16,6 +19,27 @@ from dsmr_sim.server import BaseServer
 pytest_plugins = ["dsmr_sim.pytest_plugin"]
 
 MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
+
+
+@pytest.fixture(scope="session")
+def newest_ha() -> Path:
+    """The `homeassistant` package of the newest release, from its own venv (.venv-ha-*).
+
+    The test harness pins an older Home Assistant; what the newest release ships (its
+    Marketplace, its manifest vocabulary, its quality scale rules) is read from its files.
+    scripts/test and scripts/run create that venv and name its Python in DSMR_HA_NEWEST_PYTHON.
+    """
+    python = os.environ.get("DSMR_HA_NEWEST_PYTHON")
+    if not python:
+        pytest.fail("DSMR_HA_NEWEST_PYTHON is not set: run the tests through scripts/test")
+    found = subprocess.run(
+        [python, "-c", "import homeassistant; print(homeassistant.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return Path(found.stdout.strip()).parent
 
 
 @pytest.fixture(autouse=True)

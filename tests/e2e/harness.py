@@ -6,7 +6,8 @@ Everything here drives real programs the way a user's machine runs them:
   the endpoints it announces on stdout;
 * `HassProcess` runs `python -m homeassistant --skip-pip -c DIR` (what the `hass` command
   runs) on a config directory of its own, on a free port on 127.0.0.1, and stops it with
-  SIGTERM (SIGKILL if it hangs);
+  SIGTERM (SIGKILL if it hangs); `python` is `HASS_PYTHON`: the test harness's Home Assistant,
+  or the newest release's venv when scripts/test runs the suite on it;
 * `HassClient` talks to it over REST and the websocket API with aiohttp, as the frontend does;
 * `onboard` completes onboarding through the onboarding REST API, as a new user does;
 * `shift_recorder_history` moves everything the recorder stored back in time while `hass`
@@ -45,6 +46,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 INTEGRATION = ROOT / "custom_components" / "dsmr"
 ARTIFACTS = ROOT / "artifacts"
+
+# The Python that runs `hass`: this interpreter (the test harness's Home Assistant), or the one
+# scripts/test names to run the suite again on the newest release.
+HASS_PYTHON = os.environ.get("DSMR_E2E_HASS_PYTHON") or sys.executable
 
 USERNAME = "owner"
 PASSWORD = "correct horse battery staple"
@@ -319,6 +324,10 @@ class HassProcess:
     exit_codes: list[int] = field(default_factory=list)
     # dsmr errors logged by runs that have ended (each start rotates home-assistant.log).
     past_errors: list[str] = field(default_factory=list)
+    # What `hass` is started with: a command to run it through (e.g. one that gives it a
+    # private /etc/hosts) and extra environment variables.
+    launcher: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -377,8 +386,8 @@ class HassProcess:
             raise E2EError(f"hass {self.label} is running already")
         self.starts += 1
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "homeassistant", "--skip-pip", "--log-no-color"]
-        args += ["--config", str(self.config_dir)]
+        args = [*self.launcher, HASS_PYTHON, "-m", "homeassistant", "--skip-pip"]
+        args += ["--log-no-color", "--config", str(self.config_dir)]
         with self.out_file.open("ab") as out:
             out.write(f"\n===== start {self.starts}: {' '.join(args)}\n".encode())
             out.flush()
@@ -387,7 +396,7 @@ class HassProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(),
+                env=child_env(**self.env),
                 cwd=self.config_dir,
             )
         try:
@@ -470,6 +479,20 @@ class HassProcess:
                 f"hass {self.label} exited with {proc.returncode}:\n{tail(self.out_file)}"
             )
         return proc.returncode
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """Wait for `hass` to exit by itself (a restart from its UI exits with 100)."""
+        proc = self.proc
+        if proc is None:
+            raise E2EError(f"hass {self.label} is not running")
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise E2EError(f"hass {self.label} did not exit within {timeout:.0f} s") from None
+        self.proc = None
+        self.exit_codes.append(code)
+        self.past_errors += [f"[run {self.starts}] {error}" for error in self._log_errors()]
+        return code
 
     def restart(self, before_start: Callable[[], None] | None = None) -> None:
         """Stop (must exit cleanly), run `before_start` while stopped, start again."""
@@ -678,11 +701,15 @@ class HassClient:
         await self._ws.send_json({"id": msg_id, **payload})
         return msg_id, future
 
-    async def ws(self, command: str, **payload: Any) -> Any:
-        """Run a websocket command; return its result or raise ApiError."""
+    async def ws_answer(self, command: str, **payload: Any) -> dict[str, Any]:
+        """Run a websocket command; return the whole answer (`success`, `result` or `error`)."""
         _, future = await self._send({"type": command, **payload})
         async with asyncio.timeout(self.timeout):
-            answer = await future
+            return await future
+
+    async def ws(self, command: str, **payload: Any) -> Any:
+        """Run a websocket command; return its result or raise ApiError."""
+        answer = await self.ws_answer(command, **payload)
         if not answer.get("success"):
             raise ApiError(f"websocket {command} failed: {answer.get('error')}")
         return answer.get("result")
