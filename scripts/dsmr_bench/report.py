@@ -192,9 +192,9 @@ def recorder_rows(recorder: dict[str, Any]) -> list[Row]:
     for setting in ("defaults", "0 s window"):
         ours, core = recorder[setting]["ours"], recorder[setting]["core"]
         grown = ours["bytes_per_hour"]["total"], core["bytes_per_hour"]["total"]
-        target = f"<=0.5x: {_check(grown[0] <= 0.5 * grown[1])}" if setting == "defaults" else ""
-        if recorder["ahead_s"] > 1:  # a worker could not keep up: states stamped late
-            target += f"; LATE by up to {recorder['ahead_s']:.0f} s"
+        notes = [f"<=0.5x: {_check(grown[0] <= 0.5 * grown[1])}"] if setting == "defaults" else []
+        if recorder["ahead_s"] > 1:  # a worker fell behind its meter: states stamped late
+            notes.append(f"a worker up to {recorder['ahead_s']:.0f} s late")
         states = ours["rows_per_hour"]["states"], core["rows_per_hour"]["states"]
         parts = ("states", "attributes", "short_term", "hourly", "other")
         stats = recorder[setting]["statistics"]
@@ -205,7 +205,7 @@ def recorder_rows(recorder: dict[str, Any]) -> list[Row]:
                 _kib(grown[0]),
                 _kib(grown[1]),
                 _ratio(*grown),
-                target,
+                "; ".join(notes),
             ),
             (
                 f"recorder, {setting}: states/attrs/5-min/hourly/other, KiB",
