@@ -17,6 +17,7 @@ import sys
 from .faults import FAULT_NAMES, Faults
 from .house import MBUS_KINDS
 from .meter import Meter
+from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
 from .tcp import TcpServer
@@ -83,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'' for none)",
     )
     parser.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="send the telegrams recorded in FILE (as captured from a real meter: plain text, "
+        "raw DLMS frames, or those as hex in a .hex file) in turn, round and round, instead of "
+        "a simulated house; --dsmr-version says how to read them, --key decrypts encrypted ones",
+    )
+    parser.add_argument(
         "--key", metavar="HEX", help="encryption key (32 hex digits) for MSn and SAGEMCOM_T210_D_R"
     )
     parser.add_argument(
@@ -141,6 +149,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
     def new_meter() -> Meter:
         # One meter per endpoint: same seed and steps, so both serve the same telegrams.
+        if args.replay:
+            return Replay.from_file(
+                args.replay, args.dsmr_version, key=args.key, auth_key=args.auth_key
+            )
         return Meter(
             args.dsmr_version,
             seed=args.seed,
