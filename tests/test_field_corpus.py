@@ -21,20 +21,11 @@ from typing import Any
 
 from dsmr_parser.objects import Telegram
 from dsmr_parser.parsers import TelegramParser
-from homeassistant.components.sensor import SensorDeviceClass
+from homeassistant.components.sensor import DEVICE_CLASS_UNITS, SensorDeviceClass
 from homeassistant.const import (
     ATTR_DEVICE_CLASS,
     ATTR_UNIT_OF_MEASUREMENT,
     STATE_UNKNOWN,
-    UnitOfApparentPower,
-    UnitOfElectricCurrent,
-    UnitOfElectricPotential,
-    UnitOfEnergy,
-    UnitOfFrequency,
-    UnitOfPower,
-    UnitOfReactiveEnergy,
-    UnitOfReactivePower,
-    UnitOfTime,
     UnitOfVolume,
 )
 from homeassistant.core import HomeAssistant
@@ -61,24 +52,9 @@ from .field_corpus import CORPUS, Recording
 from .field_known_gaps import KNOWN_GAPS, NOT_IDENTIFIED
 from .helpers import enable_all, entry_data, send, setup_meter
 
-# Home Assistant's unit constants, by their text; the meter's unit is mapped to the one that
-# is exactly it (a different spelling of the same unit, e.g. "kVArh", maps when unambiguous).
-_HA_UNITS = {
-    str(unit)
-    for enum in (
-        UnitOfApparentPower,
-        UnitOfElectricCurrent,
-        UnitOfElectricPotential,
-        UnitOfEnergy,
-        UnitOfFrequency,
-        UnitOfPower,
-        UnitOfReactiveEnergy,
-        UnitOfReactivePower,
-        UnitOfTime,
-        UnitOfVolume,
-    )
-    for unit in enum
-}
+# Home Assistant's units (of any device class), by their text; the meter's unit is mapped to the
+# one that is exactly it (a different spelling of the same unit, e.g. "kVArh", maps when unambiguous).
+_HA_UNITS = {str(unit) for units in DEVICE_CLASS_UNITS.values() for unit in units if unit}
 _CLASS_OF_UNIT: dict[str, SensorDeviceClass] = {
     **dict.fromkeys(["Wh", "kWh", "MWh", "GJ", "MJ"], SensorDeviceClass.ENERGY),
     **dict.fromkeys(["W", "kW"], SensorDeviceClass.POWER),

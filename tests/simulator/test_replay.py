@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from dsmr_sim import Faults, Replay, TcpServer
-from dsmr_sim.__main__ import build_parser, main, parse_hostport, serve
+from dsmr_sim.__main__ import build_parser, main, make_meter
 from dsmr_sim.client import TelegramReader
 from dsmr_sim.dlms import DlmsEncryptor, decrypt
 from dsmr_sim.replay import read_recording, split_frames
@@ -100,41 +99,16 @@ async def test_replay_of_an_encrypted_frame(socket_enabled: None) -> None:
     )
 
 
-async def test_cli_serves_a_recording(
-    socket_enabled: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_makes_a_replaying_meter() -> None:
     args = build_parser().parse_args(
-        [
-            "--replay",
-            str(BELGIAN),
-            "--dsmr-version",
-            "5B",
-            "--tcp",
-            "127.0.0.1:0",
-            "--interval",
-            "0.02",
-        ]
+        ["--replay", str(AUSTRIAN), "--dsmr-version", "SAGEMCOM_T210_D_R"]
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(args, stop))
-    out = ""
-    try:
-        async with asyncio.timeout(10):
-            while "TCP " not in out:
-                await asyncio.sleep(0.02)
-                out += capsys.readouterr().out
-        host, port = parse_hostport(out.split("TCP ", 1)[1].split()[0])
-        reader = TelegramReader(f"socket://{host}:{port}", "5B")
-        await reader.connect()
-        try:
-            telegram = await reader.next()
-        finally:
-            await reader.close()
-    finally:
-        stop.set()
-        assert await task == 0
-    water = telegram.MBUS_DEVICES[1]
-    assert (water.MBUS_DEVICE_TYPE.value, water.MBUS_METER_READING.value) == (7, Decimal("0.302"))
+    args.key, args.auth_key = KEY, AUTH_KEY
+    meter = make_meter(args)
+    assert isinstance(meter, Replay)
+    assert meter.frames == (read_recording(AUSTRIAN),)
+    assert (meter.version, meter.key_hex) == ("SAGEMCOM_T210_D_R", KEY)
+    assert not isinstance(make_meter(build_parser().parse_args([])), Replay)
 
 
 def test_cli_rejects_a_missing_recording(
