@@ -86,6 +86,16 @@ async def setup_meter(
     return entry
 
 
+async def enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Enable every entity of the entry (disabled by default or by us) and reload it."""
+    registry = er.async_get(hass)
+    for reg in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if reg.disabled_by is not None:
+            registry.async_update_entity(reg.entity_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+
+
 async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:
     """Send telegrams and wait until the coordinator has taken each of them."""
     stats = entry.runtime_data.reader.stats

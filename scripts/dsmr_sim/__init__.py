@@ -6,6 +6,8 @@ served over TCP (like ser2net) and over a real pseudo-terminal, with switchable 
     text = meter.telegram()             # plain telegram (CRC included)
     server = TcpServer(meter)           # or PtyServer(meter, link="/tmp/ttyDSMR")
     await server.start()                # manual mode: await server.send_telegram()
+
+    Replay.from_file("capture.txt", "5B")  # a meter that sends recorded telegrams as they were
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .faults import FAULT_NAMES, Faults
 from .house import House
 from .meter import Meter
 from .records import MBUS_KINDS, MbusChannel, Peak, PowerFailure
+from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
 from .tcp import TcpServer
@@ -35,6 +38,7 @@ __all__ = [
     "PowerFailure",
     "PtyServer",
     "Rendered",
+    "Replay",
     "SerialSettings",
     "TcpServer",
     "TelegramReader",

@@ -17,12 +17,13 @@ import sys
 from .faults import FAULT_NAMES, Faults
 from .house import MBUS_KINDS
 from .meter import Meter
+from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
 from .tcp import TcpServer
 from .versions import VERSIONS
 
-__all__ = ["build_parser", "main", "parse_hostport", "serve"]
+__all__ = ["build_parser", "main", "make_meter", "parse_hostport", "serve"]
 
 _LOGGER = logging.getLogger("dsmr_sim")
 
@@ -83,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'' for none)",
     )
     parser.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="send the telegrams recorded in FILE (as captured from a real meter: plain text, "
+        "raw DLMS frames, or those as hex in a .hex file) in turn, round and round, instead of "
+        "a simulated house; --dsmr-version says how to read them, --key decrypts encrypted ones",
+    )
+    parser.add_argument(
         "--key", metavar="HEX", help="encryption key (32 hex digits) for MSn and SAGEMCOM_T210_D_R"
     )
     parser.add_argument(
@@ -135,23 +143,27 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
+def make_meter(args: argparse.Namespace) -> Meter:
+    """The meter the arguments describe: a simulated house, or a recording (``--replay``)."""
+    if args.replay:
+        return Replay.from_file(
+            args.replay, args.dsmr_version, key=args.key, auth_key=args.auth_key
+        )
+    return Meter(
+        args.dsmr_version,
+        seed=args.seed,
+        start=args.start,
+        timezone=args.timezone,
+        mbus=None if args.mbus is None else tuple(k for k in args.mbus.split(",") if k),
+        equipment_id=args.equipment_id,
+        key=args.key,
+        auth_key=args.auth_key,
+        extra_lines=args.extra_line,
+    )
+
+
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set, for embedding and tests)."""
-    mbus = None if args.mbus is None else tuple(k for k in args.mbus.split(",") if k)
-
-    def new_meter() -> Meter:
-        # One meter per endpoint: same seed and steps, so both serve the same telegrams.
-        return Meter(
-            args.dsmr_version,
-            seed=args.seed,
-            start=args.start,
-            timezone=args.timezone,
-            mbus=mbus,
-            equipment_id=args.equipment_id,
-            key=args.key,
-            auth_key=args.auth_key,
-            extra_lines=args.extra_line,
-        )
 
     def new_faults() -> Faults:
         faults = Faults(drop_every_default=args.drop_every, drip_delay=args.drip_delay)
@@ -159,7 +171,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             faults.set(name)
         return faults
 
-    meter = new_meter()
+    meter = make_meter(args)
     interval = args.interval or meter.info.nominal_interval
     common = {"interval": interval, "step_seconds": args.step}
     servers: list[BaseServer] = []
@@ -167,7 +179,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         host, port = args.tcp or ("127.0.0.1", 2001)
         servers.append(TcpServer(meter, host, port, faults=new_faults(), **common))
     if args.pty or args.link:
-        pty_meter = new_meter() if servers else meter
+        # One meter per endpoint: same seed and steps, so both serve the same telegrams.
+        pty_meter = make_meter(args) if servers else meter
         servers.append(_AnnouncingPty(pty_meter, link=args.link, faults=new_faults(), **common))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
