@@ -18,6 +18,7 @@ from .meter import Meter
 from .records import MBUS_KINDS, MbusChannel, Peak, PowerFailure
 from .serial_pty import PtyServer
 from .server import BaseServer
+from .state import MeterState
 from .tcp import TcpServer
 from .templates import Rendered
 from .versions import VERSIONS, SerialSettings, VersionInfo, get_version
@@ -31,6 +32,7 @@ __all__ = [
     "House",
     "MbusChannel",
     "Meter",
+    "MeterState",
     "Peak",
     "PowerFailure",
     "PtyServer",
