@@ -233,11 +233,11 @@ def test_develop_starts_twice_on_one_configuration(develop: Develop) -> None:
     assert_not_backwards(first, again)  # the simulator continued its registers
     assert sum(again[k] for k in REGISTERS) > sum(first[k] for k in REGISTERS)
     assert not [i for i in repairs if i["issue_id"] in DEV_REPAIRS], repairs
-    log = (develop.config / "home-assistant.log").read_text(errors="replace")
-    assert "Traceback" not in log, log[-5000:]
-    assert "Traceback" not in develop.output(), develop.tail()
     second_stop = develop.interrupt()
     assert leftovers(develop.config) == []
+    log = (develop.config / "home-assistant.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-5000:]  # from the start to the stop
+    assert "Traceback" not in develop.output(), develop.tail()
     print(  # for the report: scripts/test -s shows it
         f"develop: first start ready in {first_ready} s, stopped in {first_stop:.1f} s; "
         f"second start ready in {second_ready} s, stopped in {second_stop:.1f} s"
