@@ -6,12 +6,14 @@ owner logs in instead (login flow, as the login page does). Then the repair Home
 raises for every development setup, "installation method deprecated" (a venv is a Core
 installation), is ignored the way a user ignores it in Settings > Repairs; the other one seen on
 a first start, "country not configured", does not arise: config/configuration.yaml sets it.
+After onboarding, the online services it adds that a DSMR setup does not need are disabled.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+import contextlib
 from http import HTTPStatus
 import json
 import sys
@@ -25,6 +27,13 @@ PASSWORD = "dev"  # a local development instance; the README says so
 # Raised by Home Assistant on every Core installation; ignored (not deleted: it is its issue).
 DEV_REPAIRS = (("homeassistant", "deprecated_method"),)
 REPAIRS_WAIT = 20.0  # s after RUNNING: the check runs once Home Assistant has started
+# Integrations onboarding adds that go online as they start; a DSMR development setup needs
+# none. Offline (as in CI) Radio Browser retries its lookups, and Home Assistant stopping during
+# one logs a traceback. Disabled after onboarding, once its first set-up attempt is over (a
+# user can enable it again under Settings > Integrations).
+ONLINE_SERVICES = ("radio_browser",)
+SETTLE_WAIT = 90.0  # s for its first set-up attempt (offline: DNS time-outs)
+APPEAR_WAIT = 10.0  # s for onboarding to add it at all
 PROGRESS_EVERY = 30.0  # s between "still starting" notes
 
 
@@ -133,43 +142,74 @@ class DevSetup:
                 raise SetupError(f"GET {path} -> {response.status}")
             return await response.json()
 
-    async def ignore_dev_repairs(self, token: str) -> list[str]:
-        """Once Home Assistant runs, ignore DEV_REPAIRS; returns the ids it ignored."""
-        while True:  # polling: Home Assistant pushes no "started" to a REST client
-            if (await self._get("/api/config", token)).get("state") == "RUNNING":
-                break
+    async def wait_running(self, token: str) -> None:
+        """Until Home Assistant's core state is RUNNING (it is not pushed to a REST client)."""
+        while (await self._get("/api/config", token)).get("state") != "RUNNING":  # noqa: ASYNC110
             await asyncio.sleep(0.5)
+
+    async def ignore_dev_repairs(self, ws: Websocket) -> list[str]:
+        """Ignore DEV_REPAIRS once they are raised (soon after start); returns their ids."""
         ignored: list[str] = []
-        async with self.session.ws_connect(self.url + "/api/websocket") as ws:
+        deadline = time.monotonic() + REPAIRS_WAIT
+        while True:
+            issues = (await ws.call("repairs/list_issues"))["issues"]
+            open_ = {(i["domain"], i["issue_id"]) for i in issues if not i["ignored"]}
+            for domain, issue_id in sorted(set(DEV_REPAIRS) & open_):
+                await ws.call("repairs/ignore_issue", domain=domain, issue_id=issue_id, ignore=True)
+                ignored.append(f"{domain}.{issue_id}")
+            known = {(i["domain"], i["issue_id"]) for i in issues}
+            if set(DEV_REPAIRS) <= known or time.monotonic() > deadline:
+                return ignored
+            await asyncio.sleep(0.5)
+
+    async def disable_online_services(self, ws: Websocket) -> list[str]:
+        """Disable ONLINE_SERVICES once their first set-up attempt is over; their titles."""
+        disabled: list[str] = []
+        started = time.monotonic()
+        for domain in ONLINE_SERVICES:
+            while True:
+                entries = await ws.call("config_entries/get", domain=domain)
+                busy = [e for e in entries if e["state"] in {"not_loaded", "setup_in_progress"}]
+                waited = time.monotonic() - started
+                if (entries and not busy) or waited > (SETTLE_WAIT if entries else APPEAR_WAIT):
+                    break
+                await asyncio.sleep(0.5)
+            for entry in entries:
+                if entry["disabled_by"] is None:
+                    entry_id = entry["entry_id"]
+                    await ws.call("config_entries/disable", entry_id=entry_id, disabled_by="user")
+                    disabled.append(entry["title"])
+        return disabled
+
+
+class Websocket:
+    """Home Assistant's websocket API, authenticated: ``await ws.call(type, **payload)``."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Wrap an open, authenticated websocket."""
+        self.ws = ws
+        self.next_id = 0
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, setup: DevSetup, token: str) -> AsyncIterator[Websocket]:
+        """Open and authenticate."""
+        async with setup.session.ws_connect(setup.url + "/api/websocket") as ws:
             await ws.receive_json()
             await ws.send_json({"type": "auth", "access_token": token})
             if (await ws.receive_json()).get("type") != "auth_ok":
                 raise SetupError("websocket authentication failed")
-            deadline = time.monotonic() + REPAIRS_WAIT
-            msg_id = 0
-            while True:
-                msg_id += 1
-                await ws.send_json({"id": msg_id, "type": "repairs/list_issues"})
-                issues = (await ws.receive_json())["result"]["issues"]
-                open_ = {(i["domain"], i["issue_id"]) for i in issues if not i["ignored"]}
-                known = {(i["domain"], i["issue_id"]) for i in issues}
-                for domain, issue_id in set(DEV_REPAIRS) & open_:
-                    msg_id += 1
-                    await ws.send_json(
-                        {
-                            "id": msg_id,
-                            "type": "repairs/ignore_issue",
-                            "domain": domain,
-                            "issue_id": issue_id,
-                            "ignore": True,
-                        }
-                    )
-                    if not (await ws.receive_json()).get("success"):
-                        raise SetupError(f"could not ignore repair {domain}.{issue_id}")
-                    ignored.append(f"{domain}.{issue_id}")
-                if set(DEV_REPAIRS) <= known or time.monotonic() > deadline:
-                    return ignored
-                await asyncio.sleep(0.5)
+            yield cls(ws)
+
+    async def call(self, command: str, **payload: Any) -> Any:
+        """Send a command; its result (SetupError if it did not succeed)."""
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "type": command, **payload})
+        while (answer := await self.ws.receive_json()).get("id") != self.next_id:
+            continue  # an event or an older answer
+        if not answer.get("success"):
+            raise SetupError(f"{command} failed: {answer.get('error')}")
+        return answer["result"]
 
 
 async def prepare(url: str, alive: Callable[[], bool]) -> None:
@@ -188,5 +228,10 @@ async def prepare(url: str, alive: Callable[[], bool]) -> None:
             else:  # an onboarding interrupted after the owner was made
                 token = await setup.log_in()
             await setup.finish_onboarding(token, steps)
-        for issue in await setup.ignore_dev_repairs(token):
-            say(f"ignored the repair {issue} (a development setup is a Core installation)")
+        await setup.wait_running(token)
+        async with Websocket.connect(setup, token) as ws:
+            if steps is not None and not all(step["done"] for step in steps):
+                for title in await setup.disable_online_services(ws):
+                    say(f"disabled {title}: onboarding adds it, and it needs the internet")
+            for issue in await setup.ignore_dev_repairs(ws):
+                say(f"ignored the repair {issue} (a development setup is a Core installation)")
