@@ -6,12 +6,13 @@ Starts the project's meter simulator (DSMR 5 with gas and water on M-Bus, its re
 DIR/.dsmr_sim/ so they continue across restarts) and `hass -c DIR`, with custom_components
 linked into DIR; then onboards Home Assistant (first start: owner dev / dev) or logs in
 (every later start). Ctrl-C (SIGINT) or SIGTERM at any moment stops Home Assistant, then the
-simulator, and exits 0; a second Ctrl-C kills what still runs. Home Assistant exiting by itself
-ends the script with its exit code.
+simulator, and exits 0; a second Ctrl-C kills what still runs. Home Assistant restarting (the
+UI's Restart: exit code 100) is started again; exiting otherwise ends the script with its code.
 
-The meter is configured by DIR/configuration.yaml, which reads the simulator's port from
-DSMR_DEV_METER_PORT (set here). Home Assistant takes its HTTP port from SETUP_PORT on its first
-start and keeps it in DIR/.storage/http. DSMR_SIM_ARGS adds simulator options.
+The meter is configured by DIR/configuration.yaml (config/'s is copied into a DIR without one),
+which reads the simulator's port from DSMR_DEV_METER_PORT (set here). Home Assistant takes its
+HTTP port from SETUP_PORT on its first start and keeps it in DIR/.storage/http. DSMR_SIM_ARGS
+adds simulator options.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 from pathlib import Path
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -121,6 +123,9 @@ class Develop:
         """Prepare the configuration directory; nothing runs yet."""
         self.config: Path = args.config.resolve()
         self.meter_port: int = args.meter_port
+        self.config.mkdir(parents=True, exist_ok=True)
+        if not (self.config / "configuration.yaml").exists():
+            shutil.copy(ROOT / "config" / "configuration.yaml", self.config)
         link = self.config / "custom_components"
         if not link.exists():
             link.symlink_to(os.path.relpath(ROOT / "custom_components", self.config))
