@@ -17,7 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
 
-from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.const import DOMAIN, version_option
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -93,7 +93,7 @@ def network_input(server: TcpServer, version: str | None = None, **extra: Any) -
     return {
         "host": server.host,
         "port": server.port,
-        "dsmr_version": version or server.meter.version,
+        "dsmr_version": version_option(version or server.meter.version),  # the selector's option
         **extra,
     }
 
@@ -256,7 +256,7 @@ async def test_serial(hass: HomeAssistant, pty: Pty, version: str) -> None:
     result = await with_telegrams(
         server,
         hass.config_entries.flow.async_configure(
-            flow_id, {"port": f" {server.port} ", "dsmr_version": version}
+            flow_id, {"port": f" {server.port} ", "dsmr_version": version_option(version)}
         ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -335,7 +335,7 @@ async def test_network_cannot_connect(hass: HomeAssistant) -> None:
     flow_id = await start(hass, "network")
     port = free_port()
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {"host": "127.0.0.1", "port": port, "dsmr_version": "5B"}
+        flow_id, {"host": "127.0.0.1", "port": port, "dsmr_version": "5b"}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "network"
@@ -343,7 +343,7 @@ async def test_network_cannot_connect(hass: HomeAssistant) -> None:
     assert defaults(result) == {
         "host": "127.0.0.1",
         "port": port,
-        "dsmr_version": "5B",
+        "dsmr_version": "5b",  # the selector's option for 5B
         "rfxtrx": False,
     }
 
@@ -373,7 +373,7 @@ async def test_cannot_communicate_then_retry(hass: HomeAssistant, tcp: Tcp) -> N
     ("meter", "settings"),
     [
         (Meter("5"), {"rfxtrx": True}),  # no RFXtrx framing around the telegrams
-        (Meter("MSn", key=KEY), {"dsmr_version": "5L"}),  # encrypted: DLMS frames, no telegrams
+        (Meter("MSn", key=KEY), {"dsmr_version": "5l"}),  # encrypted: DLMS frames, no telegrams
         (Meter("5"), {"faults": Faults(bad_crc=True)}),  # every telegram fails its CRC
         (Meter("5"), {"faults": Faults(truncate=True)}),  # telegrams cut off
     ],

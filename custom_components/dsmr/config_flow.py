@@ -20,7 +20,6 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
-    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -28,6 +27,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
 )
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
+from homeassistant.helpers.translation import async_get_translations
 import probatio as vol
 
 from .const import (
@@ -44,11 +44,12 @@ from .const import (
     DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
-    DSMR_VERSIONS,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
     RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
+    VERSION_BY_OPTION,
+    version_option,
 )
 from .detect import ENCRYPTED, Detection, async_detect
 from .reader import CannotCommunicate, CannotConnect, InvalidKey, port_url
@@ -64,13 +65,13 @@ from .validation import (
 from .yaml_import import yaml_key
 
 CONF_RFXTRX = "rfxtrx"
+# Options are version_option(token); their labels ("Detect automatically", "DSMR 5
+# (Netherlands)", ...) are translated: strings.json, selector.dsmr_version.options.
 VERSION_SELECTOR = SelectSelector(
     SelectSelectorConfig(
-        options=[
-            SelectOptionDict(value=VERSION_AUTO, label="Detect automatically"),
-            *(SelectOptionDict(value=v, label=label) for v, label in DSMR_VERSIONS.items()),
-        ],
+        options=list(VERSION_BY_OPTION),
         mode=SelectSelectorMode.DROPDOWN,
+        translation_key=CONF_DSMR_VERSION,
     )
 )
 KEY_SCHEMA = vol.Schema(
@@ -89,7 +90,8 @@ def _version_fields(defaults: dict[str, Any]) -> dict[Any, Any]:
     """The meter type (detect by default) and the RFXtrx framing option."""
     return {
         vol.Required(
-            CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)
+            CONF_DSMR_VERSION,
+            default=version_option(defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)),
         ): VERSION_SELECTOR,
         vol.Optional(CONF_RFXTRX, default=False): bool,
     }
@@ -239,14 +241,24 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="detected",
             description_placeholders={
-                "meter": DSMR_VERSIONS.get(
-                    self._data[CONF_DSMR_VERSION], self._data[CONF_DSMR_VERSION]
-                ),
+                "meter": await self._async_version_label(self._data[CONF_DSMR_VERSION]),
                 "port": port_url(self._data),
                 "settings": detection.settings,
                 "seconds": f"{detection.seconds:.1f}",
             },
         )
+
+    async def _async_version_label(self, version: str) -> str:
+        """The meter type's label as the selector shows it, in Home Assistant's language.
+
+        A placeholder is shown as it is, so it is translated here (English where a language
+        lacks the label); the frontend's language is not known to a flow.
+        """
+        strings = await async_get_translations(
+            self.hass, self.hass.config.language, "selector", {DOMAIN}
+        )
+        key = f"component.{DOMAIN}.selector.{CONF_DSMR_VERSION}.options.{version_option(version)}"
+        return strings.get(key, version)
 
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A USB serial adapter appeared: offer it only if a meter is talking on it."""
@@ -386,7 +398,7 @@ def _reconfigured(
 
 def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:
     return {
-        CONF_DSMR_VERSION: user_input.get(CONF_DSMR_VERSION, VERSION_AUTO),
+        CONF_DSMR_VERSION: VERSION_BY_OPTION[user_input.get(CONF_DSMR_VERSION, VERSION_AUTO)],
         CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
     }
 

@@ -10,6 +10,10 @@
   Installed with pip at the manifests' pins.
 * Chromium from Debian (`apt-get install chromium`), driven through Playwright for Python
   (`pip install playwright`: its wheel carries Playwright's driver; no browser download).
+* FFmpeg and libturbojpeg from Debian, for scripts/develop: Home Assistant sets up `tts` and
+  `camera` at every start (all entity platforms are default integrations since 2026.x), and
+  they log a traceback each when these are missing (`tts` needs `ffmpeg`; `camera` loads
+  libturbojpeg when imported). Home Assistant's own development container installs both.
 
 Home Assistant's requirements go into the environment of the Python that runs `hass` (`python`,
 this interpreter unless told otherwise: the end-to-end suite also runs `hass` from the newest
@@ -21,6 +25,7 @@ Nothing is skipped: if something cannot be installed, the caller fails with the 
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 from functools import cache
 import json
 import os
@@ -33,6 +38,8 @@ import sys
 PLAYWRIGHT = "playwright==1.65.2"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_PACKAGES = ("chromium", "fonts-liberation", "fonts-dejavu-core")
+FFMPEG_PACKAGE = "ffmpeg"
+TURBOJPEG_PACKAGE = "libturbojpeg0"
 # What `homeassistant.helpers.service._base_components` imports (for `get_services`).
 SERVICE_BASE_COMPONENTS = (
     "ai_task",
@@ -104,6 +111,9 @@ def apt_install(*packages: str) -> None:
             ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"], "apt-get update"
         )
         _run(install, "apt-get install")
+    # The downloaded .deb files are not needed once installed (Chromium's alone: ~0.5 GB).
+    with contextlib.suppress(InstallError):
+        _run(["apt-get", "clean"], "apt-get clean")
 
 
 def pip_install(*requirements: str, python: str = sys.executable) -> None:
@@ -183,3 +193,12 @@ def ensure_browser(python: str = sys.executable) -> str:
     if missing([PLAYWRIGHT]):
         pip_install(PLAYWRIGHT)
     return CHROMIUM
+
+
+def ensure_media_tools() -> None:
+    """`ffmpeg` and libturbojpeg, which Home Assistant's `tts` and `camera` look for."""
+    needed = [FFMPEG_PACKAGE] if shutil.which("ffmpeg") is None else []
+    if ctypes.util.find_library("turbojpeg") is None:
+        needed.append(TURBOJPEG_PACKAGE)
+    if needed:
+        apt_install(*needed)

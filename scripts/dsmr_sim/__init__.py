@@ -21,6 +21,7 @@ from .records import MBUS_KINDS, MbusChannel, Peak, PowerFailure
 from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
+from .state import MeterState
 from .tcp import TcpServer
 from .templates import Rendered
 from .versions import VERSIONS, SerialSettings, VersionInfo, get_version
@@ -34,6 +35,7 @@ __all__ = [
     "House",
     "MbusChannel",
     "Meter",
+    "MeterState",
     "Peak",
     "PowerFailure",
     "PtyServer",

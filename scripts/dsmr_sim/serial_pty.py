@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import array
 import asyncio
+from collections.abc import Callable
 import contextlib
+from datetime import datetime
 import fcntl
 import logging
 import os
@@ -76,11 +78,14 @@ class PtyServer(BaseServer):
         interval: float | None = None,
         step_seconds: float | None = None,
         faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
         stale_after: float = 2.0,
         replug_delay: float = 0.2,
     ) -> None:
         """Configure the server; :meth:`start` opens the pty (and creates ``link``)."""
-        super().__init__(meter, interval=interval, step_seconds=step_seconds, faults=faults)
+        super().__init__(
+            meter, interval=interval, step_seconds=step_seconds, faults=faults, clock=clock
+        )
         self.link: str | None = os.fspath(link) if link is not None else None
         self.stale_after = stale_after
         self.replug_delay = replug_delay

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import asyncio
+from collections.abc import Callable
 import contextlib
+from datetime import datetime
 import logging
 import random
 
@@ -24,7 +26,9 @@ class BaseServer(ABC):
     started; with ``interval=None`` it is in manual mode and sends only when
     :meth:`send_telegram` is awaited. Each telegram first advances the meter by
     ``step_seconds`` of simulated time (default: the interval, or the version's nominal
-    interval in manual mode).
+    interval in manual mode); with ``clock`` (a function returning the time as an aware
+    datetime, e.g. the wall clock) it advances the meter to that time instead, so the meter's
+    clock stays on it however late each telegram is.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class BaseServer(ABC):
         interval: float | None = None,
         step_seconds: float | None = None,
         faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Bind the server to ``meter``; nothing is opened before :meth:`start`."""
         if interval is not None and interval <= 0:
@@ -41,6 +46,7 @@ class BaseServer(ABC):
         self.meter = meter
         self.interval = interval
         self.step_seconds = step_seconds or interval or meter.info.nominal_interval
+        self.clock = clock
         self.faults = faults or Faults()
         #: Telegrams written to the line (stalled or unplugged ones are not counted).
         self.telegrams_sent = 0
@@ -113,7 +119,10 @@ class BaseServer(ABC):
     async def send_telegram(self) -> bytes:
         """Advance the meter one step and send one telegram now; return the bytes written."""
         async with self._lock:
-            self.meter.step(self.step_seconds)
+            if self.clock is not None:
+                self.meter.step_to(self.clock())
+            else:
+                self.meter.step(self.step_seconds)
             rendered = self.meter.render()
             self.last_rendered = rendered
             self.telegrams_generated += 1
