@@ -74,7 +74,7 @@ DSMR_VERSIONS: Final[dict[str, str]] = {
     "5S": "DSMR 5S (Sweden)",
     "Q3D": "Q3D (EasyMeter)",
     "5EONHU": "DSMR 5 (E.ON Hungary)",
-    "ISKRA_IE": "Iskra (Ireland)",
+    "ISKRA_IE": "Iskra IE.5 / IE.7 (Belgium)",
     "4+": "DSMR 4 meter sending DSMR 5 telegrams",
     "4": "DSMR 4",
     "2.2": "DSMR 2.2 / 3",
@@ -91,7 +91,8 @@ EQUIPMENT_IDENTIFIER_OBIS: Final[dict[str, str]] = {
     "MSn": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
     "5EONHU": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
     "Q3D": "Q3D_EQUIPMENT_IDENTIFIER",
-    # Iskra (Ireland) sends its own identifier on 0-0:96.1.0, where DSMR 2.2/4 put the gas meter's.
+    # Iskra IE.5 / IE.7 (Belgium) send their own identifier on 0-0:96.1.0, where DSMR 2.2/4
+    # put the gas meter's.
     "ISKRA_IE": "EQUIPMENT_IDENTIFIER_GAS",
 }
 DEFAULT_EQUIPMENT_IDENTIFIER_OBIS: Final = "EQUIPMENT_IDENTIFIER"
