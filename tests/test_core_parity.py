@@ -13,11 +13,13 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
 
+from .conftest import MISSING_PORT
 from .helpers import identified, send, wait_for
 from .parity import Before, Observed, entry_for, observe, run_core
 from .telegrams import (
@@ -292,3 +294,32 @@ async def test_gas_to_mbus_migration(
     assert_parity(core, ours)
     assert core.entities["sensor.gas_meter_gas_consumption"].unique_id == gas_id
     assert not [e for e in ours.entities if e.startswith("sensor.gas_meter_gas_consumption_")]
+
+
+async def test_channel_without_reading_remembered_earlier_is_not_restored(
+    hass: HomeAssistant,
+) -> None:
+    """An earlier release remembered channels that never sent a reading: no entity for them."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            "port": MISSING_PORT,
+            "dsmr_version": "5",
+            "serial_id": ELECTRICITY_ID,
+            "serial_id_gas": None,
+            "mbus_devices": [
+                {"channel": 1, "type": 3, "id": GAS_ID, "unit": "m3"},
+                {"channel": 2, "type": 7, "id": WATER_ID, "unit": None},
+            ],
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    unique_ids = {
+        reg.unique_id
+        for reg in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
+    assert GAS_ID in unique_ids
+    assert WATER_ID not in unique_ids
+    assert await hass.config_entries.async_unload(entry.entry_id)

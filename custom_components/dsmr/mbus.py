@@ -88,6 +88,8 @@ class MbusEntities:
         """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
         entities: list[DsmrSensor] = []
         for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
+            if known["unit"] is None:
+                continue  # remembered by an earlier release from a channel without a reading
             entities.extend(
                 self._entities(known["channel"], known["type"], known["id"], known["unit"])
             )
