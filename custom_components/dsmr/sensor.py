@@ -133,6 +133,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         self._last_obj: Any = None
         self._written: tuple[bool, Any, str | None] | None = None
         self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
+        self._registry_unit: tuple[str | None, str | None] | None = None
         # Set while a statistics upgrade decides when the meter's unit may be shown (upgrade.py).
         self._unit_pending = False
         self._unit_checked = False
@@ -165,6 +166,10 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
         Only once the state shows a value in that unit: a registry update writes the state.
         """
+        shown = (self._attr_native_unit_of_measurement, self._attr_device_class)
+        if shown == self._registry_unit:
+            return  # the usual case: nothing changed since the last write
+        self._registry_unit = shown
         reg = self.registry_entry
         if reg is not None and (
             reg.unit_of_measurement != self.unit_of_measurement
