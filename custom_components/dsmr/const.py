@@ -122,17 +122,19 @@ MBUS_TYPE_COOLING_INLET: Final = 11
 MBUS_TYPE_HEAT_INLET: Final = 12
 MBUS_TYPE_HEAT_COOLING: Final = 13
 
-# Units as meters print them (M-Bus registers, generic OBIS lines) -> Home Assistant's
-# constant for exactly that unit.
+# Units as meters print them -> Home Assistant's constant for exactly that unit (see units.py;
+# a unit not listed here is shown as the meter writes it).
 METER_UNITS: Final[dict[str, str]] = {
     "Wh": UnitOfEnergy.WATT_HOUR,
     "kWh": UnitOfEnergy.KILO_WATT_HOUR,
     "MWh": UnitOfEnergy.MEGA_WATT_HOUR,
     "GJ": UnitOfEnergy.GIGA_JOULE,
+    "MJ": UnitOfEnergy.MEGA_JOULE,
     "varh": UnitOfReactiveEnergy.VOLT_AMPERE_REACTIVE_HOUR,
     "kvarh": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
     "W": UnitOfPower.WATT,
     "kW": UnitOfPower.KILO_WATT,
+    "MW": UnitOfPower.MEGA_WATT,
     "var": UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
     "kvar": UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
     "VA": UnitOfApparentPower.VOLT_AMPERE,

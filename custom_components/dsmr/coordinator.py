@@ -157,8 +157,10 @@ class DsmrCoordinator:
             for device in self._mbus_devices(telegram):
                 key = device.channel_id
                 ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
-                if self._known_channels.get(key, False) != ident:
-                    self._known_channels[key] = ident
+                # Again when a reading appears: a channel without one has no entity yet.
+                seen = (ident, hasattr(device, "MBUS_METER_READING"))
+                if self._known_channels.get(key) != seen:
+                    self._known_channels[key] = seen
                     for found in list(self._mbus_listeners):
                         found(device)
         self._push()

@@ -65,7 +65,7 @@ def detect_version(frame: bytes) -> str | None:
         return "5L"  # Luxembourg logical device name
     if version is None:
         if _has(text, "0-0:96.1.0"):
-            return "ISKRA_IE"  # the Irish meter names itself on 96.1.0
+            return "ISKRA_IE"  # Iskra IE.5 / IE.7 (Belgium) names itself on 96.1.0
         if _has(text, "1-0:3.8.0") and not _has(text, "0-0:96.1.1"):
             return "5S"  # Sweden: reactive registers, no equipment identifier
         if _has(text, "0-0:1.0.0"):

@@ -1,4 +1,4 @@
-"""Repair issues: a meter that stays unreachable, a meter that was replaced."""
+"""Repair issues: a meter that stays unreachable, a meter that was replaced, a new cycle."""
 
 from __future__ import annotations
 
@@ -56,4 +56,29 @@ def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
         severity=ir.IssueSeverity.WARNING,
         translation_key="meter_replaced",
         translation_placeholders={"title": entry.title},
+    )
+
+
+@callback
+def async_register_new_cycle(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    entity_id: str,
+    before: str,
+    after: str,
+) -> None:
+    """Tell the user a register stayed lower for an hour and is now shown as a new cycle."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"new_cycle_{entity_id}",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="register_new_cycle",
+        translation_placeholders={
+            "title": entry.title,
+            "entity": entity_id,
+            "before": before,
+            "after": after,
+        },
     )
