@@ -25,10 +25,21 @@ POWER = "sensor.electricity_meter_power_consumption"
 
 @pytest.mark.parametrize(
     ("written", "shown"),
-    [("Wh", "Wh"), ("kWh", "kWh"), ("m3", "m³"), ("GJ", "GJ"), ("kVAh", "kVAh"), ("", None)],
+    [
+        ("Wh", "Wh"),
+        ("kWh", "kWh"),
+        ("m3", "m³"),
+        ("GJ", "GJ"),
+        ("kVAh", "kVAh"),
+        ("", None),
+        ("kVAr", "kvar"),  # Kamstrup Omnia (Sweden) writes reactive units capitalised
+        ("kVArh", "kvarh"),
+        ("VAr", "var"),
+        ("mWh", "mWh"),  # not MWh: other units stay case-sensitive
+    ],
 )
 def test_ha_unit(written: str, shown: str | None) -> None:
-    """HA's constant where one is exactly the unit; anything else as the meter writes it."""
+    """HA's constant where one is the unit (reactive units in any case); else as written."""
     assert ha_unit(written) == shown
 
 

@@ -117,7 +117,6 @@ async def test_network_block(hass: HomeAssistant, server: TcpServer) -> None:
         "port": server.port,
         "dsmr_version": "5",
         "reconnect_interval": 30,
-        "precision": 3,
         "yaml": True,
         "protocol": "dsmr_protocol",
         "serial_id": serial_id,
@@ -184,7 +183,6 @@ def test_defaults() -> None:
         "port": "/dev/ttyUSB0",
         "dsmr_version": "2.2",
         "reconnect_interval": 30,
-        "precision": 3,
     }
 
 
@@ -202,7 +200,6 @@ async def test_defaults_applied(hass: HomeAssistant, servers: list[BaseServer]) 
         "port": bridge.port,
         "dsmr_version": "2.2",
         "reconnect_interval": 30,
-        "precision": 3,
         "yaml": True,
         "protocol": "dsmr_protocol",
         "serial_id": values["EQUIPMENT_IDENTIFIER"],

@@ -46,7 +46,6 @@ RFXTRX_DSMR_PROTOCOL: Final = "rfxtrx_dsmr_protocol"
 
 DEFAULT_DSMR_VERSION: Final = "2.2"
 DEFAULT_PORT: Final = "/dev/ttyUSB0"
-DEFAULT_PRECISION: Final = 3
 DEFAULT_RECONNECT_INTERVAL: Final = 30
 DEFAULT_TIME_BETWEEN_UPDATE: Final = 30
 # First reconnect attempt after this many seconds, doubling up to the reconnect interval.

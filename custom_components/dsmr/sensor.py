@@ -35,7 +35,6 @@ from .const import (
     CONF_DSMR_VERSION,
     CONF_PRECISION,
     CONF_SERIAL_ID_GAS,
-    DEFAULT_PRECISION,
     LOGGER,
 )
 from .coordinator import DsmrCoordinator
@@ -124,7 +123,9 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         super().__init__(entry.runtime_data, description, device_info, unique_id)
         self._entry = entry
         self._version: str = entry.data[CONF_DSMR_VERSION]
-        self._precision = int(entry.data.get(CONF_PRECISION, DEFAULT_PRECISION))
+        # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
+        precision = entry.data.get(CONF_PRECISION)
+        self._precision: int | None = None if precision is None else int(precision)
         self._channel = channel
         self._mbus_id = mbus_id
         self._seen = False
@@ -346,26 +347,33 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
     def _mean(self, telegrams: list[Telegram]) -> float | None:
         """The mean over the window's telegrams; min, max and count as (unrecorded) attributes."""
-        samples = [float(raw) for t in telegrams if isinstance(raw := self._raw(t)[1], Decimal)]
-        if not samples:
+        raws = [raw for t in telegrams if isinstance(raw := self._raw(t)[1], Decimal)]
+        if not raws:
             return None
+        samples = [float(raw) for raw in raws]
+        # The mean as precise as the meter's own values (or as the user's `precision`).
+        digits = self._precision
+        if digits is None:
+            digits = max(-int(raw.as_tuple().exponent) for raw in raws)
         self._attr_extra_state_attributes = {
-            "min": round(min(samples), self._precision),
-            "max": round(max(samples), self._precision),
+            "min": round(min(samples), digits),
+            "max": round(max(samples), digits),
             "samples": len(samples),
         }
-        return round(sum(samples) / len(samples), self._precision)
+        return round(sum(samples) / len(samples), digits)
 
     def _value(self, value: StateType | datetime | Decimal) -> StateType | datetime | Decimal:
         description = self.entity_description
         if not isinstance(value, Decimal):
             return value
-        number = round(float(value), self._precision)
+        number = float(value) if self._precision is None else round(float(value), self._precision)
         if description.state_class is not SensorStateClass.TOTAL_INCREASING:
             return number
         shown = self._attr_native_value
-        # Rounded: a lowered precision is no decrease.
-        shown = round(shown, self._precision) if isinstance(shown, float) else None
+        if not isinstance(shown, float):
+            shown = None
+        elif self._precision is not None:
+            shown = round(shown, self._precision)  # a lowered precision is no decrease
         first = self._decrease.since is None
         verdict = self._decrease.verdict(shown, number, replaced=self.coordinator.meter_replaced)
         if verdict is Verdict.HOLD:

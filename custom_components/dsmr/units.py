@@ -32,11 +32,21 @@ UNIT_DEVICE_CLASSES: Final = (
 )
 
 
+# Reactive units are written in several capitalisations by real meters (Kamstrup: `kVAr`,
+# `kVArh`); each spelling is unambiguous, so it maps to Home Assistant's one constant. (Other
+# units are case-sensitive: `mWh` and `MWh` are not the same unit.)
+_REACTIVE: Final = {unit.lower(): unit for unit in ("var", "kvar", "varh", "kvarh")}
+
+
 def ha_unit(unit: str | None) -> str | None:
     """A line's unit as Home Assistant's constant for it, or as written; None for none."""
     if not unit:
         return None
-    return METER_UNITS.get(unit, unit)
+    if (found := METER_UNITS.get(unit)) is not None:
+        return found
+    if (reactive := _REACTIVE.get(unit.lower())) is not None:
+        return METER_UNITS[reactive]
+    return unit
 
 
 def device_class_for(
