@@ -312,10 +312,10 @@ async def test_serial_blank_port(hass: HomeAssistant) -> None:
     "port",
     [
         MISSING_PORT,
-        "/dev/null",  # not a tty
         "esphome-hass://no-such-proxy/uart",  # ESPHome serial proxy, ESPHome not loaded
         "socket://127.0.0.1",  # no TCP port
-        "no-such-scheme://x",  # a URL serialx cannot open
+        "rfc2217://127.0.0.1",  # no TCP port
+        "esphome://",  # no host
     ],
 )
 async def test_serial_cannot_connect(hass: HomeAssistant, port: str) -> None:

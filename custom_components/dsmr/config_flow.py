@@ -51,7 +51,8 @@ from .const import (
     VERSION_AUTO,
 )
 from .detect import ENCRYPTED, Detection, async_detect
-from .reader import CannotCommunicate, CannotConnect, InvalidKey, port_url
+from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
+from .reader import CannotCommunicate, InvalidKey
 from .validation import (
     async_validated,
     clean_host,
@@ -128,8 +129,11 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A P1 cable on a local serial port (or any serialx URL)."""
         if user_input is not None:
-            if not (port := user_input[CONF_PORT].strip()):
-                return self._show("serial", user_input, {CONF_PORT: "invalid_port"})
+            port = str(user_input[CONF_PORT]).strip()
+            try:  # before anything is opened: a file or a watchdog never is
+                await async_check_port(port)
+            except CannotConnect as err:
+                return self._show("serial", user_input, _form_error(err))
             self._data = {CONF_PORT: port, **_version_and_protocol(user_input)}
             return await self._async_next("serial", user_input)
         return self._show("serial", {}, {})
@@ -159,8 +163,8 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         if self._data[CONF_DSMR_VERSION] == VERSION_AUTO:
             try:
                 self._detection = await async_detect(port_url(self._data))
-            except CannotConnect:
-                return self._show(step, user_input, {"base": "cannot_connect"})
+            except CannotConnect as err:
+                return self._show(step, user_input, _form_error(err))
             except CannotCommunicate:
                 return self._show(step, user_input, {"base": "not_recognised"})
             if self._detection.version == ENCRYPTED:
@@ -206,14 +210,11 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         try:
             data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
-            error = {CannotConnect: "cannot_connect", InvalidKey: "invalid_key"}.get(
-                type(err), "cannot_communicate"
-            )
             if step == "encryption_key":
                 return self.async_show_form(
-                    step_id=step, data_schema=KEY_SCHEMA, errors={"base": error}
+                    step_id=step, data_schema=KEY_SCHEMA, errors=_form_error(err, base=True)
                 )
-            return self._show(step, user_input, {"base": error})
+            return self._show(step, user_input, _form_error(err))
         if data[CONF_SERIAL_ID]:
             await self.async_set_unique_id(data[CONF_SERIAL_ID])
             self._abort_if_unique_id_configured()
@@ -297,12 +298,8 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             if not errors:
                 try:
                     data = await async_validated(data)
-                except CannotConnect:
-                    errors["base"] = "cannot_connect"
-                except CannotCommunicate:
-                    errors["base"] = "cannot_communicate"
-                except InvalidKey:
-                    errors["base"] = "invalid_key"
+                except (CannotConnect, CannotCommunicate, InvalidKey) as err:
+                    errors = _form_error(err)
                 else:
                     if entry.unique_id:
                         await self.async_set_unique_id(data[CONF_SERIAL_ID])
@@ -332,6 +329,15 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             )
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
         try:
+            await async_check_port(port_url(data))
+        except InvalidPort as err:
+            LOGGER.error(
+                "The dsmr port %s in YAML is %s; fix its block", redact_port(port_url(data)), err
+            )
+            return self.async_abort(reason="invalid_port")
+        except CannotConnect:
+            pass  # a device not plugged in (yet): said below, retried at the next start
+        try:
             if data[CONF_DSMR_VERSION] == VERSION_AUTO:
                 detection = await async_detect(port_url(data))
                 data[CONF_DSMR_VERSION] = detection.version
@@ -341,7 +347,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
             LOGGER.error(
                 "Cannot import the dsmr meter on %s from YAML: %s; retrying at the next start",
-                port_url(import_data),
+                redact_port(port_url(import_data)),
                 type(err).__name__,
             )
             return self.async_abort(reason="cannot_connect")
@@ -358,7 +364,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         LOGGER.warning(
             "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
-            port_url(import_data),
+            redact_port(port_url(import_data)),
             entry.title,
         )
         return self.async_abort(reason="already_configured")
@@ -382,6 +388,20 @@ def _reconfigured(
         data.pop(CONF_AUTHENTICATION_KEY, None)
         data |= found
     return data, {}
+
+
+def _form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
+    """The form error for what opening, detecting or validating raised.
+
+    A port the rule refuses marks the port field (`base`: a form without one).
+    """
+    if isinstance(err, InvalidPort):
+        return {"base" if base else CONF_PORT: "invalid_port"}
+    if isinstance(err, CannotConnect):
+        return {"base": "cannot_connect"}
+    if isinstance(err, InvalidKey):
+        return {"base": "invalid_key"}
+    return {"base": "cannot_communicate"}
 
 
 def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:

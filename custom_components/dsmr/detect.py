@@ -16,9 +16,9 @@ from dsmr_parser.clients.settings import (
     SERIAL_SETTINGS_V4,
     SERIAL_SETTINGS_V5,
 )
-from serialx import create_serial_connection
 
-from .reader import TELEGRAM_FRAME, CannotCommunicate, CannotConnect
+from .ports import async_open_port
+from .reader import TELEGRAM_FRAME, CannotCommunicate
 
 ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
 GENERAL_GLOBAL_CIPHER_TAG = 0xDB
@@ -105,13 +105,7 @@ class _Listener(asyncio.Protocol):
 
 
 async def _listen(url: str, settings: dict[str, Any], wait: float) -> bytes | None:
-    loop = asyncio.get_running_loop()
-    try:
-        transport, listener = await create_serial_connection(
-            loop, _Listener, **{**settings, "url": url, "low_latency": False}
-        )
-    except (OSError, ValueError) as err:
-        raise CannotConnect(str(err) or type(err).__name__) from err
+    transport, listener = await async_open_port(url, _Listener, settings)
     assert isinstance(listener, _Listener)
     try:
         await asyncio.wait(
@@ -131,7 +125,8 @@ async def async_detect(url: str, *, wait: float | None = None) -> Detection:
 
     A network bridge passes bytes through, so only serial ports try settings. Each setting gets
     `wait` seconds (DETECTION_WAIT by default), and is left as soon as
-    a telegram arrives or its bytes are noise. Raises CannotConnect or CannotCommunicate.
+    a telegram arrives or its bytes are noise. Raises CannotConnect (InvalidPort for what is
+    no serial port: nothing is opened then) or CannotCommunicate.
     """
     wait = DETECTION_WAIT if wait is None else wait
     loop = asyncio.get_running_loop()

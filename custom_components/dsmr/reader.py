@@ -21,9 +21,7 @@ from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
 from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
 from dsmr_parser.objects import Telegram
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.exceptions import HomeAssistantError
-from serialx import PARITY_NONE, SerialException, create_serial_connection
+from serialx import PARITY_NONE
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -40,6 +38,7 @@ from .const import (
     RFXTRX_DSMR_PROTOCOL,
 )
 from .parser import CachingTelegramParser
+from .ports import CannotConnect, async_open_port, port_url, redact_port
 from .stats import PARSING, ReaderStats
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
@@ -56,10 +55,6 @@ MAX_BUFFER = 16 * 1024
 # MIN_PAUSE are not worth the timer.
 MIN_PAUSE = 0.02
 PAUSE_MARGIN = 0.02
-
-
-class CannotConnect(Exception):
-    """The port or host cannot be opened."""
 
 
 class CannotCommunicate(Exception):
@@ -80,17 +75,6 @@ class ConnectionState:
 
 
 type ReaderItem = Telegram | ConnectionState
-
-
-def port_url(data: Mapping[str, Any]) -> str:
-    """Return the serialx URL for an entry: a device path or socket://host:port.
-
-    Entries made by core's older network flow store `host` and an integer `port`; they are
-    translated here, in memory only, so the stored entry stays as core wrote it.
-    """
-    if host := data.get(CONF_HOST):
-        return f"socket://{host}:{data[CONF_PORT]}"
-    return str(data[CONF_PORT])
 
 
 def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
@@ -310,7 +294,10 @@ async def async_open(
     stats: ReaderStats,
     watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
-    """Open the meter's port with the version's serial settings; raise CannotConnect."""
+    """Open the meter's port with the version's serial settings; raise CannotConnect.
+
+    (InvalidPort, a CannotConnect, when the port is no serial port: see ports.py.)
+    """
     loop = asyncio.get_running_loop()
     version = data[CONF_DSMR_VERSION]
     rfxtrx = data.get(CONF_PROTOCOL) == RFXTRX_DSMR_PROTOCOL
@@ -334,13 +321,7 @@ async def async_open(
     )
     if not rfxtrx and not keys:  # plain telegrams straight off the meter's line
         factory = partial(factory, line_rate=line_rate(settings))
-    try:
-        transport, protocol = await create_serial_connection(
-            loop, factory, **{**settings, "url": port_url(data), "low_latency": False}
-        )
-    except (OSError, ValueError, SerialException, HomeAssistantError) as err:
-        # Missing device, refused connection, bad URL, or an ESPHome proxy not loaded yet.
-        raise CannotConnect(str(err) or type(err).__name__) from err
+    transport, protocol = await async_open_port(port_url(data), factory, settings)
     assert isinstance(protocol, P1Protocol)
     return transport, protocol
 
@@ -363,6 +344,7 @@ class DsmrReader:
         self.watchdog_timeout = watchdog_timeout
         self.stats = ReaderStats()
         self.connected = False
+        self.port = redact_port(port_url(data))  # as logs show it
 
     async def async_run(self) -> None:
         """Connect, read until the connection drops, wait, and again; until cancelled."""
@@ -376,7 +358,7 @@ class DsmrReader:
             except CannotConnect as err:
                 self.stats.connection_errors += 1
                 self.stats.failures_in_a_row += 1
-                self.stats.fault("connect", "Cannot open %s: %s", port_url(self.data), err)
+                self.stats.fault("connect", "Cannot open %s: %s", self.port, err)
                 self._publish(False, str(err))
             else:
                 await self._read_until_closed(transport, protocol)
@@ -390,7 +372,7 @@ class DsmrReader:
     ) -> None:
         self.stats.connects += 1
         if self.stats.connects > 1 or self.stats.connection_errors:
-            LOGGER.info("Connected to %s again", port_url(self.data))
+            LOGGER.info("Connected to %s again", self.port)
         self.stats.recovered("connect")
         self.stats.failures_in_a_row = 0
         self._publish(True)
@@ -401,7 +383,7 @@ class DsmrReader:
             transport.close()
             reason = protocol.close_reason or "connection closed"
             if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                LOGGER.info("Connection to %s lost: %s", port_url(self.data), reason)
+                LOGGER.info("Connection to %s lost: %s", self.port, reason)
             self._publish(False, reason)
 
     def _publish(self, connected: bool, reason: str | None = None) -> None:

@@ -14,8 +14,6 @@ from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.exceptions import HomeAssistantError
-from serialx import SerialException
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -28,7 +26,6 @@ from .const import (
 )
 from .reader import (
     CannotCommunicate,
-    CannotConnect,
     InvalidKey,
     async_open,
     equipment_identifier,
@@ -77,14 +74,11 @@ async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
 
 
 async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
-    """Read a telegram with these settings; return the data with the meter's identifiers."""
-    try:
-        telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
-    except (SerialException, HomeAssistantError) as err:
-        # serialx's own errors (a URL scheme nothing handles, an ESPHome proxy that is gone) and
-        # ConfigEntryNotReady from the esphome-hass:// stub while ESPHome has not loaded.
-        raise CannotConnect(str(err) or type(err).__name__) from err
-    return with_identifiers(data, telegram)
+    """Read a telegram with these settings; return the data with the meter's identifiers.
+
+    Raises CannotConnect (InvalidPort), InvalidKey or CannotCommunicate.
+    """
+    return with_identifiers(data, await async_read_telegram(data, VALIDATION_TIMEOUT))
 
 
 def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]:

@@ -1,0 +1,187 @@
+"""Hostile input, item by item (issue 14), over real TCP sockets and pseudo-terminals.
+
+Nothing typed or sent stops the meter, raises a traceback or leaks a key. Each section is one
+item of the issue; each test was seen failing against the code before its fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import logging
+from pathlib import Path
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.dsmr import detect
+from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.ports import InvalidPort
+from dsmr_sim.meter import Meter
+from dsmr_sim.serial_pty import PtyServer
+from dsmr_sim.server import BaseServer
+from dsmr_sim.tcp import TcpServer
+
+from .conftest import opened_any
+from .helpers import wait_for
+
+INTERVAL = 0.1  # seconds between the simulated meters' telegrams
+
+type Tcp = Callable[..., Awaitable[TcpServer]]
+
+
+@pytest.fixture
+def tcp(servers: list[BaseServer]) -> Tcp:
+    """A simulated ser2net bridge sending a telegram every INTERVAL seconds."""
+
+    async def make(meter: Meter, **kwargs: Any) -> TcpServer:
+        server = TcpServer(meter, interval=kwargs.pop("interval", INTERVAL), **kwargs)
+        servers.append(server)
+        await server.start()
+        return server
+
+    return make
+
+
+@pytest.fixture
+def baits(tmp_path: Path) -> list[str]:
+    """Paths that are no serial port: files, a directory, character devices that are no tty.
+
+    /dev/zero and /dev/full stand in for /dev/watchdog (a character device that must never be
+    opened: opening it arms the hardware watchdog).
+    """
+    regular = tmp_path / "telegram.txt"
+    regular.write_text("/ISK5\\2M550T-1012\r\n\r\n1-3:0.2.8(50)\r\n!\r\n")
+    to_file = tmp_path / "serial" / "by-id" / "usb-file-if00-port0"
+    to_file.parent.mkdir(parents=True)
+    to_file.symlink_to(regular)
+    to_device = tmp_path / "ttyWATCHDOG"
+    to_device.symlink_to("/dev/full")
+    return [
+        "/etc/passwd",
+        str(regular),
+        str(to_file),
+        str(tmp_path),
+        "/dev/zero",
+        "/dev/full",
+        str(to_device),
+    ]
+
+
+NOT_PORTS = [
+    "foo://bar",
+    "tcp://127.0.0.1:1",  # serialx knows it, but socket:// is the name for a meter's bridge
+    "file:///etc/passwd",
+    "linux:///dev/ttyS0",
+    "ttyUSB0",
+    "../../etc/passwd",
+    "/dev/tty\tUSB0",
+    "/dev/tty\x00USB0",
+]
+
+
+async def serial_step(hass: HomeAssistant, port: str, version: str) -> FlowResult:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "serial"}
+    )
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"port": port, "dsmr_version": version}
+    )
+
+
+# --- 1. one rule for ports ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["auto", "5"])
+async def test_flow_refuses_what_is_no_serial_port_without_opening_it(
+    hass: HomeAssistant, baits: list[str], opened_files: set[str], version: str
+) -> None:
+    for port in [*baits, *NOT_PORTS]:
+        result = await serial_step(hass, port, version)
+        assert result["type"] is FlowResultType.FORM, port
+        assert result["errors"] == {"port": "invalid_port"}, port
+    assert opened_any(opened_files, baits) == []
+
+
+async def test_reconfigure_refuses_what_is_no_serial_port(
+    hass: HomeAssistant, baits: list[str], opened_files: set[str]
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={"port": "/dev/ttyUSB0", "dsmr_version": "5", "serial_id": None}
+    )
+    entry.add_to_hass(hass)
+    for port in [*baits, *NOT_PORTS]:
+        result = await entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {"port": port})
+        assert result["type"] is FlowResultType.FORM, port
+        assert result["errors"] == {"port": "invalid_port"}, port
+    assert entry.data["port"] == "/dev/ttyUSB0"
+    assert opened_any(opened_files, baits) == []
+
+
+async def test_detection_refuses_what_is_no_serial_port(
+    baits: list[str], opened_files: set[str]
+) -> None:
+    for port in [*baits, *NOT_PORTS]:
+        with pytest.raises(InvalidPort):
+            await detect.async_detect(port, wait=0.1)
+    assert opened_any(opened_files, baits) == []
+
+
+async def test_reader_never_opens_a_file(
+    hass: HomeAssistant, opened_files: set[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry holding a file (core accepted any text as a port) is never opened."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={"port": "/etc/passwd", "dsmr_version": "5", "serial_id": None}
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors >= 1)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert opened_any(opened_files, ["/etc/passwd"]) == []
+    (line,) = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
+    assert "/etc/passwd" in line.getMessage()
+    assert "not a serial device" in line.getMessage()
+    assert line.exc_info is None
+
+
+@pytest.mark.parametrize("port", ["/etc/passwd", "foo://bar"])
+async def test_yaml_port_that_is_no_serial_port(
+    hass: HomeAssistant, opened_files: set[str], caplog: pytest.LogCaptureFixture, port: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = {"sensor": [{"platform": DOMAIN, "port": port, "dsmr_version": "auto"}]}
+    assert await async_setup_component(hass, "sensor", config)
+    await hass.async_block_till_done()
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
+    assert len(ours) == 1, [r.getMessage() for r in ours]
+    assert ours[0].levelno == logging.ERROR
+    assert port in ours[0].getMessage()
+    assert "not a serial" in ours[0].getMessage()
+    assert all(r.exc_info is None for r in caplog.records)
+    assert opened_any(opened_files, ["/etc/passwd"]) == []
+
+
+async def test_a_pty_behind_a_link_is_a_serial_port(
+    hass: HomeAssistant, servers: list[BaseServer], tmp_path: Path
+) -> None:
+    """The rule takes what a meter is on: a tty, here a pseudo-terminal behind a by-id link."""
+    server = PtyServer(
+        Meter("5", seed=51), link=tmp_path / "by-id" / "usb-P1-if00", interval=INTERVAL
+    )
+    servers.append(server)
+    await server.start()
+    result = await serial_step(hass, server.port, "auto")
+    assert result["step_id"] == "detected"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    entry = result["result"]
+    await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
