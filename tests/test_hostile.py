@@ -6,6 +6,7 @@ item of the issue; each test was seen failing against the code before its fix.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 import logging
 from pathlib import Path
@@ -27,7 +28,7 @@ from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
 from .conftest import opened_any
-from .helpers import wait_for
+from .helpers import RawBridge, wait_for
 
 INTERVAL = 0.1  # seconds between the simulated meters' telegrams
 
@@ -185,3 +186,97 @@ async def test_a_pty_behind_a_link_is_a_serial_port(
     await hass.async_block_till_done()
     entry = result["result"]
     await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
+
+
+# --- 2. every flow step ends well ---------------------------------------------------------
+
+KEY = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
+
+
+def hostile_frame(security_control: int = 0x00) -> bytes:
+    """A general-global-cipher frame that frames well but that dlms_cosem cannot take."""
+    body = bytes([security_control]) + bytes(range(40))
+    return b"\xdb\x08SAGxxxxx\x82" + len(body).to_bytes(2, "big") + body
+
+
+async def network_step(hass: HomeAssistant, port: int, version: str = "auto") -> FlowResult:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "network"}
+    )
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "port": port, "dsmr_version": version}
+    )
+
+
+async def test_a_hostile_encrypted_frame_is_a_form_error(
+    hass: HomeAssistant, servers: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bridge sends a frame that looks encrypted but is neither encrypted nor authenticated."""
+    bridge = await RawBridge().start()
+    servers.append(bridge)
+
+    async def keep_sending() -> None:
+        while True:
+            await bridge.send(hostile_frame())
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.ensure_future(keep_sending())
+    try:
+        result = await network_step(hass, bridge.port)
+        assert result["step_id"] == "encryption_key"
+        # With an authentication key the frame is checked, which dlms_cosem cannot do for it.
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"encryption_key": KEY, "authentication_key": KEY}
+        )
+    finally:
+        sender.cancel()
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "not_recognised"}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_yaml_auto_on_an_encrypted_meter(
+    hass: HomeAssistant, tcp: Tcp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """YAML has no key: one clear line, no `NotImplementedError` traceback at every start."""
+    server = await tcp(Meter("MSn", seed=52, key=KEY))
+    config = {
+        "sensor": [
+            {"platform": DOMAIN, "host": "127.0.0.1", "port": server.port, "dsmr_version": "auto"}
+        ]
+    }
+    assert await async_setup_component(hass, "sensor", config)
+    await hass.async_block_till_done()
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].name == "custom_components.dsmr"
+    assert "encrypted" in errors[0].getMessage()
+    assert errors[0].exc_info is None
+
+
+async def test_an_unexpected_error_ends_the_flow_as_unknown(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The final catch-all: a bug (stood in for by a function that raises) aborts the flow.
+
+    It is logged once, with its traceback, and the key it might quote is not.
+    """
+    from custom_components.dsmr import config_flow
+
+    async def bug(data: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError(f"a bug that quotes {data['encryption_key'].lower()}")
+
+    monkeypatch.setattr(config_flow, "async_validated", bug)
+    result = await network_step(hass, 23, "MSn")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"encryption_key": KEY.lower()}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "unknown"
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" in record.getMessage()
+    assert "a bug that quotes" in record.getMessage()
+    assert KEY.lower() not in record.getMessage().lower()
+    assert record.exc_info is None

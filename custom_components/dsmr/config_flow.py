@@ -51,6 +51,7 @@ from .const import (
     VERSION_AUTO,
 )
 from .detect import ENCRYPTED, Detection, async_detect
+from .flow_guard import ends_well
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
 from .validation import (
@@ -122,10 +123,12 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         """Options: the update window and the watchdog."""
         return DsmrOptionsFlow()
 
+    @ends_well
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Serial port or network bridge."""
         return self.async_show_menu(step_id="user", menu_options=["serial", "network"])
 
+    @ends_well
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A P1 cable on a local serial port (or any serialx URL)."""
         if user_input is not None:
@@ -138,6 +141,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return await self._async_next("serial", user_input)
         return self._show("serial", {}, {})
 
+    @ends_well
     async def async_step_network(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -181,6 +185,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return await self.async_step_encryption_key()
         return await self._async_validate_and_create(self._data, step, user_input)
 
+    @ends_well
     async def async_step_encryption_key(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -228,6 +233,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         self._data = data
         return await self.async_step_detected()
 
+    @ends_well
     async def async_step_detected(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -249,6 +255,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             },
         )
 
+    @ends_well
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A USB serial adapter appeared: offer it only if a meter is talking on it."""
         port = await self.hass.async_add_executor_job(get_serial_by_id, discovery_info.device)
@@ -272,6 +279,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="not_dsmr")
         return await self._async_confirm(data)
 
+    @ends_well
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -307,6 +315,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                     return self.async_update_reload_and_abort(entry, title=title(data), data=data)
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
+    @ends_well
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
         """A `sensor: - platform: dsmr` YAML block (see yaml_import).
 
@@ -328,18 +337,25 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 entry, data=merged, reason="already_configured"
             )
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
+        shown = redact_port(port_url(data))
         try:
             await async_check_port(port_url(data))
         except InvalidPort as err:
-            LOGGER.error(
-                "The dsmr port %s in YAML is %s; fix its block", redact_port(port_url(data)), err
-            )
+            LOGGER.error("The dsmr port %s in YAML is %s; fix its block", shown, err)
             return self.async_abort(reason="invalid_port")
         except CannotConnect:
             pass  # a device not plugged in (yet): said below, retried at the next start
         try:
             if data[CONF_DSMR_VERSION] == VERSION_AUTO:
                 detection = await async_detect(port_url(data))
+                if detection.version == ENCRYPTED:
+                    LOGGER.error(
+                        "The dsmr meter on %s sends encrypted telegrams, and YAML has no place "
+                        "for its key: remove its YAML block and add the meter under Settings > "
+                        "Devices & services",
+                        shown,
+                    )
+                    return self.async_abort(reason="encrypted_yaml")
                 data[CONF_DSMR_VERSION] = detection.version
                 data = with_identifiers(data, parse_frame(detection.telegram, data))
             else:
@@ -347,7 +363,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
             LOGGER.error(
                 "Cannot import the dsmr meter on %s from YAML: %s; retrying at the next start",
-                redact_port(port_url(import_data)),
+                shown,
                 type(err).__name__,
             )
             return self.async_abort(reason="cannot_connect")
@@ -414,6 +430,7 @@ def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:
 class DsmrOptionsFlow(OptionsFlowWithReload):
     """How often entities are updated, and how long a silent connection is trusted."""
 
+    @ends_well
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The update window (seconds; 0 = every telegram) and the watchdog (seconds)."""
         if user_input is not None:

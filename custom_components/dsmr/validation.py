@@ -11,7 +11,7 @@ from typing import Any
 
 from dsmr_parser import obis_references
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
-from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
 
@@ -115,7 +115,9 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
             telegram = _parser(version).parse(frame.decode("ascii"))
     except DecryptionError as err:
         raise InvalidKey from err
-    except (InvalidChecksumError, ParseError, ValueError, IndexError, TypeError) as err:
+    except Exception as err:
+        # A bad CRC or line, or a frame from a hostile bridge that dlms_cosem cannot take (it
+        # raises NotImplementedError for one that is not both encrypted and authenticated).
         raise CannotCommunicate(type(err).__name__) from err
     if equipment_identifier(telegram, version) is None and (
         version not in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
