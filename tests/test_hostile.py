@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -280,3 +282,176 @@ async def test_an_unexpected_error_ends_the_flow_as_unknown(
     assert "a bug that quotes" in record.getMessage()
     assert KEY.lower() not in record.getMessage().lower()
     assert record.exc_info is None
+
+
+# --- 3. secrets stay home -----------------------------------------------------------------
+
+AUTH_KEY = "A0B1C2D3E4F5061728394A5B6C7D8E9F"
+SECRET = "Pa55word0fTheBridge"
+
+
+def shown_values(result: FlowResult) -> dict[str, Any]:
+    """What a form sends to the browser pre-filled: defaults and suggested values."""
+    shown: dict[str, Any] = {}
+    for key in result["data_schema"].schema:
+        if callable(getattr(key, "default", None)) and key.default() is not None:
+            shown[str(key)] = key.default()
+        if (suggested := (key.description or {}).get("suggested_value")) is not None:
+            shown[str(key)] = suggested
+    return shown
+
+
+def is_password(result: FlowResult, field: str) -> bool:
+    selector = dict(result["data_schema"].schema.items()).get(field)
+    return getattr(selector, "config", {}).get("type") == "password"
+
+
+async def test_key_fields_are_password_fields_never_filled_with_a_stored_key(
+    hass: HomeAssistant, servers: list[Any]
+) -> None:
+    result = await network_step(hass, 23, "MSn")
+    assert result["step_id"] == "encryption_key"
+    assert is_password(result, "encryption_key")
+    assert is_password(result, "authentication_key")
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            "host": "127.0.0.1",
+            "port": 23,
+            "dsmr_version": "MSn",
+            "encryption_key": KEY,
+            "authentication_key": AUTH_KEY,
+            "serial_id": None,
+        },
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    assert is_password(result, "encryption_key")
+    assert is_password(result, "authentication_key")
+    text = str(shown_values(result)).upper()
+    assert KEY not in text
+    assert AUTH_KEY not in text
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_reconfigure_keeps_the_stored_keys(hass: HomeAssistant, tcp: Tcp) -> None:
+    """Empty key fields keep both stored keys (the authentication key was silently dropped)."""
+    server = await tcp(Meter("MSn", seed=53, key=KEY, auth_key=AUTH_KEY))
+    serial_id = (
+        server.last_rendered.values["LUXEMBOURG_EQUIPMENT_IDENTIFIER"]
+        if (server.last_rendered)
+        else server.meter.render().values["LUXEMBOURG_EQUIPMENT_IDENTIFIER"]
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=serial_id,
+        data={
+            "host": "127.0.0.1",
+            "port": 1,
+            "dsmr_version": "MSn",
+            "protocol": "dsmr_protocol",
+            "encryption_key": KEY,
+            "authentication_key": AUTH_KEY,
+            "serial_id": serial_id,
+            "serial_id_gas": None,
+        },
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "port": server.port}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data["port"] == server.port
+    assert entry.data["encryption_key"] == KEY
+    assert entry.data["authentication_key"] == AUTH_KEY
+    await hass.async_block_till_done()
+
+
+async def test_port_url_secrets_are_never_shown(
+    hass: HomeAssistant,
+    tcp: Tcp,
+    hass_client: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A port URL's password and key: not in a title, a form, a log, an issue or diagnostics."""
+    from pytest_homeassistant_custom_component.components.diagnostics import (
+        get_diagnostics_for_config_entry,
+    )
+
+    from custom_components.dsmr import reader
+
+    monkeypatch.setattr(reader, "FIRST_RETRY_DELAY", 0.01)
+    caplog.set_level(logging.DEBUG)
+    server = await tcp(Meter("5", seed=54))
+    url = f"socket://p1:{SECRET}@127.0.0.1:{server.port}/?key={SECRET}K"
+    result = await serial_step(hass, url, "auto")
+    assert result["step_id"] == "detected"
+    shown = [str(result["description_placeholders"])]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    shown.append(entry.title)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
+    await server.stop()  # the bridge goes away: reconnects, failures, a repair issue
+    registry = ir.async_get(hass)
+    await wait_for(lambda: registry.async_get_issue(DOMAIN, f"unreachable_{entry.entry_id}"))
+    issue = registry.async_get_issue(DOMAIN, f"unreachable_{entry.entry_id}")
+    shown.append(str(issue.translation_placeholders))
+    shown.append(str(await get_diagnostics_for_config_entry(hass, hass_client, entry)))
+    shown.extend(r.getMessage() for r in caplog.records)
+    assert "127.0.0.1" in entry.title
+    assert [text for text in shown if SECRET in text] == []
+
+
+def identifiers(meter: Meter) -> set[str]:
+    """Every form in which a meter's identifiers could show: as sent (hex) and as text."""
+    found: set[str] = {meter.equipment_id}
+    for name, value in meter.render().values.items():
+        if value and any(part in name for part in ("IDENTIFIER", "SERIAL", "DEVICE_NAME")):
+            found.add(str(value))
+            with contextlib.suppress(ValueError):
+                found.add(bytes.fromhex(str(value)).decode("ascii"))
+    return {text.upper() for text in found if text.strip("0")}
+
+
+@pytest.mark.parametrize(
+    ("version", "mbus"),
+    [
+        ("5", ("gas", "water")),
+        ("5B", ("gas", "water")),
+        ("5L", ("gas",)),
+        ("4", ("gas",)),
+        ("2.2", ("gas",)),
+        ("Q3D", ()),
+        ("5EONHU", ()),
+        ("ISKRA_IE", ()),
+        ("MSn", ("gas",)),
+    ],
+)
+async def test_diagnostics_hold_no_identifier(
+    hass: HomeAssistant, servers: list[Any], hass_client: Any, version: str, mbus: tuple[str, ...]
+) -> None:
+    """Not the meter's, not an M-Bus device's, in no form, wherever they are kept."""
+    from pytest_homeassistant_custom_component.components.diagnostics import (
+        get_diagnostics_for_config_entry,
+    )
+
+    from .helpers import send, setup_meter
+
+    meter = Meter(version, seed=55, mbus=mbus, **({"key": KEY} if version == "MSn" else {}))
+    server = TcpServer(meter)
+    servers.append(server)
+    await server.start()
+    entry = await setup_meter(hass, server)
+    await send(entry, server, 2)
+    await hass.async_block_till_done()
+    secrets = identifiers(meter) | ({KEY} if version == "MSn" else set())
+    assert secrets
+    text = str(await get_diagnostics_for_config_entry(hass, hass_client, entry)).upper()
+    assert [secret for secret in secrets if secret in text] == []

@@ -19,27 +19,16 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.helpers.selector import (
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    SerialPortSelector,
-    TextSelector,
-)
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 import probatio as vol
 
 from .const import (
-    CONF_AUTHENTICATION_KEY,
     CONF_DSMR_VERSION,
-    CONF_ENCRYPTION_KEY,
     CONF_PROTOCOL,
     CONF_SERIAL_ID,
     CONF_SOURCE_YAML,
     CONF_TIME_BETWEEN_UPDATE,
     CONF_WATCHDOG_TIMEOUT,
-    DEFAULT_PORT,
     DEFAULT_TIME_BETWEEN_UPDATE,
     DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
@@ -47,11 +36,19 @@ from .const import (
     DSMR_VERSIONS,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
-    RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
 )
 from .detect import ENCRYPTED, Detection, async_detect
 from .flow_guard import ends_well
+from .forms import (
+    KEY_SCHEMA,
+    OPTIONAL_KEYS,
+    form_error,
+    network_schema,
+    reconfigured,
+    serial_schema,
+    version_and_protocol,
+)
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
 from .validation import (
@@ -64,47 +61,6 @@ from .validation import (
     with_identifiers,
 )
 from .yaml_import import yaml_key
-
-CONF_RFXTRX = "rfxtrx"
-VERSION_SELECTOR = SelectSelector(
-    SelectSelectorConfig(
-        options=[
-            SelectOptionDict(value=VERSION_AUTO, label="Detect automatically"),
-            *(SelectOptionDict(value=v, label=label) for v, label in DSMR_VERSIONS.items()),
-        ],
-        mode=SelectSelectorMode.DROPDOWN,
-    )
-)
-KEY_SCHEMA = vol.Schema(
-    {vol.Required(CONF_ENCRYPTION_KEY): str, vol.Optional(CONF_AUTHENTICATION_KEY): str}
-)
-
-
-def _serial_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): SerialPortSelector()
-    }
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
-
-
-def _version_fields(defaults: dict[str, Any]) -> dict[Any, Any]:
-    """The meter type (detect by default) and the RFXtrx framing option."""
-    return {
-        vol.Required(
-            CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)
-        ): VERSION_SELECTOR,
-        vol.Optional(CONF_RFXTRX, default=False): bool,
-    }
-
-
-def _network_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
-        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=65535)
-        ),
-    }
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
@@ -133,11 +89,13 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         """A P1 cable on a local serial port (or any serialx URL)."""
         if user_input is not None:
             port = str(user_input[CONF_PORT]).strip()
+            if self._data and port == redact_port(str(self._data.get(CONF_PORT))):
+                port = self._data[CONF_PORT]  # shown redacted after a failed attempt
             try:  # before anything is opened: a file or a watchdog never is
                 await async_check_port(port)
             except CannotConnect as err:
-                return self._show("serial", user_input, _form_error(err))
-            self._data = {CONF_PORT: port, **_version_and_protocol(user_input)}
+                return self._show("serial", user_input, form_error(err))
+            self._data = {CONF_PORT: port, **version_and_protocol(user_input)}
             return await self._async_next("serial", user_input)
         return self._show("serial", {}, {})
 
@@ -152,15 +110,19 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             self._data = {
                 CONF_HOST: host,
                 CONF_PORT: user_input[CONF_PORT],
-                **_version_and_protocol(user_input),
+                **version_and_protocol(user_input),
             }
             return await self._async_next("network", user_input)
         return self._show("network", {}, {})
 
     def _show(
-        self, step: str, defaults: dict[str, Any], errors: dict[str, str]
+        self, step: str, user_input: dict[str, Any], errors: dict[str, str]
     ) -> ConfigFlowResult:
-        schema = _network_schema(defaults) if step == "network" else _serial_schema(defaults)
+        """Show a step's form again, with what was typed (a key too: it is the user's own)."""
+        if step == "encryption_key":
+            schema = self.add_suggested_values_to_schema(KEY_SCHEMA, user_input)
+        else:
+            schema = network_schema(user_input) if step == "network" else serial_schema(user_input)
         return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
@@ -168,7 +130,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             try:
                 self._detection = await async_detect(port_url(self._data))
             except CannotConnect as err:
-                return self._show(step, user_input, _form_error(err))
+                return self._show(step, user_input, form_error(err))
             except CannotCommunicate:
                 return self._show(step, user_input, {"base": "not_recognised"})
             if self._detection.version == ENCRYPTED:
@@ -207,7 +169,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 return await self._async_validate_and_create(
                     {**self._data, **found}, "encryption_key", user_input
                 )
-        return self.async_show_form(step_id="encryption_key", data_schema=KEY_SCHEMA, errors=errors)
+        return self._show("encryption_key", user_input or {}, errors)
 
     async def _async_validate_and_create(
         self, data: dict[str, Any], step: str, user_input: dict[str, Any]
@@ -215,11 +177,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         try:
             data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
-            if step == "encryption_key":
-                return self.async_show_form(
-                    step_id=step, data_schema=KEY_SCHEMA, errors=_form_error(err, base=True)
-                )
-            return self._show(step, user_input, _form_error(err))
+            return self._show(step, user_input, form_error(err, base=step == "encryption_key"))
         if data[CONF_SERIAL_ID]:
             await self.async_set_unique_id(data[CONF_SERIAL_ID])
             self._abort_if_unique_id_configured()
@@ -249,7 +207,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 "meter": DSMR_VERSIONS.get(
                     self._data[CONF_DSMR_VERSION], self._data[CONF_DSMR_VERSION]
                 ),
-                "port": port_url(self._data),
+                "port": redact_port(port_url(self._data)),
                 "settings": detection.settings,
                 "seconds": f"{detection.seconds:.1f}",
             },
@@ -288,31 +246,27 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         network = CONF_HOST in entry.data
         encrypted = entry.data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS
         schema = (
-            _network_schema(dict(entry.data), version=False)
+            network_schema(entry.data, version=False)
             if network
-            else _serial_schema(dict(entry.data), version=False)
+            else serial_schema(entry.data, version=False)
         )
-        if encrypted:
-            schema = schema.extend(
-                {
-                    vol.Required(
-                        CONF_ENCRYPTION_KEY, default=entry.data.get(CONF_ENCRYPTION_KEY, "")
-                    ): str
-                }
-            )
+        if encrypted:  # never pre-filled: an empty field keeps the stored key
+            schema = schema.extend(OPTIONAL_KEYS.schema)
         errors: dict[str, str] = {}
         if user_input is not None:
-            data, errors = _reconfigured(dict(entry.data), user_input, network, encrypted)
+            data, errors = reconfigured(dict(entry.data), user_input, network, encrypted)
             if not errors:
                 try:
                     data = await async_validated(data)
                 except (CannotConnect, CannotCommunicate, InvalidKey) as err:
-                    errors = _form_error(err)
+                    errors = form_error(err)
                 else:
                     if entry.unique_id:
                         await self.async_set_unique_id(data[CONF_SERIAL_ID])
                         self._abort_if_unique_id_mismatch(reason="wrong_meter")
                     return self.async_update_reload_and_abort(entry, title=title(data), data=data)
+            # What was typed, keys included, is shown again; never what is stored.
+            schema = self.add_suggested_values_to_schema(schema, user_input)
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
     @ends_well
@@ -341,7 +295,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         try:
             await async_check_port(port_url(data))
         except InvalidPort as err:
-            LOGGER.error("The dsmr port %s in YAML is %s; fix its block", shown, err)
+            LOGGER.error("The dsmr port %s in YAML is refused: %s; fix its block", shown, err)
             return self.async_abort(reason="invalid_port")
         except CannotConnect:
             pass  # a device not plugged in (yet): said below, retried at the next start
@@ -381,50 +335,9 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         LOGGER.warning(
             "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
             redact_port(port_url(import_data)),
-            entry.title,
+            redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
-
-
-def _reconfigured(
-    data: dict[str, Any], user_input: dict[str, Any], network: bool, encrypted: bool
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The entry data with the new port, host and key; or the form errors."""
-    if network:
-        if not (host := clean_host(user_input[CONF_HOST])):
-            return data, {CONF_HOST: "invalid_host"}
-        data |= {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
-    elif port := str(user_input[CONF_PORT]).strip():
-        data[CONF_PORT] = port
-    else:
-        return data, {CONF_PORT: "invalid_port"}
-    if encrypted:
-        if (found := keys(user_input)) is None:
-            return data, {"base": "invalid_key_format"}
-        data.pop(CONF_AUTHENTICATION_KEY, None)
-        data |= found
-    return data, {}
-
-
-def _form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
-    """The form error for what opening, detecting or validating raised.
-
-    A port the rule refuses marks the port field (`base`: a form without one).
-    """
-    if isinstance(err, InvalidPort):
-        return {"base" if base else CONF_PORT: "invalid_port"}
-    if isinstance(err, CannotConnect):
-        return {"base": "cannot_connect"}
-    if isinstance(err, InvalidKey):
-        return {"base": "invalid_key"}
-    return {"base": "cannot_communicate"}
-
-
-def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:
-    return {
-        CONF_DSMR_VERSION: user_input.get(CONF_DSMR_VERSION, VERSION_AUTO),
-        CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
-    }
 
 
 class DsmrOptionsFlow(OptionsFlowWithReload):

@@ -24,6 +24,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
+from .ports import redact_port
 from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
 from .repairs import async_connection_changed, async_meter_replaced
 
@@ -135,7 +136,10 @@ class DsmrCoordinator:
             return
         found = equipment_identifier(telegram, entry.data[CONF_DSMR_VERSION])
         if found is not None and found != expected and not self.meter_replaced:
-            LOGGER.warning("%s reports another equipment identifier: meter replaced?", entry.title)
+            LOGGER.warning(
+                "%s reports another equipment identifier: meter replaced?",
+                redact_port(entry.title),
+            )
             self.meter_replaced = True
             async_meter_replaced(self.hass, entry)
 

@@ -39,7 +39,7 @@ def async_connection_changed(
         severity=ir.IssueSeverity.ERROR,
         translation_key="unreachable",
         translation_placeholders={
-            "title": entry.title,
+            "title": redact_port(entry.title),
             "port": redact_port(port_url(entry.data)),
             "error": state.reason or "unknown error",
         },
@@ -56,5 +56,5 @@ def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key="meter_replaced",
-        translation_placeholders={"title": entry.title},
+        translation_placeholders={"title": redact_port(entry.title)},
     )

@@ -24,6 +24,7 @@ from .const import (
     DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     VALIDATION_TIMEOUT,
 )
+from .ports import redact_port
 from .reader import (
     CannotCommunicate,
     InvalidKey,
@@ -168,7 +169,7 @@ def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
 
 
 def title(data: dict[str, Any]) -> str:
-    """An entry's title: the port, or host:port."""
+    """An entry's title: the port (secrets in its URL redacted), or host:port."""
     if CONF_HOST in data:
         return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
-    return str(data[CONF_PORT])
+    return redact_port(str(data[CONF_PORT]))
