@@ -455,3 +455,178 @@ async def test_diagnostics_hold_no_identifier(
     assert secrets
     text = str(await get_diagnostics_for_config_entry(hass, hass_client, entry)).upper()
     assert [secret for secret in secrets if secret in text] == []
+
+
+# --- 4. the pipeline survives anything per telegram ---------------------------------------
+
+POWER = "sensor.electricity_meter_power_consumption"
+
+
+async def bridge_entry(
+    hass: HomeAssistant, servers: list[Any], meter: Meter, **data: Any
+) -> tuple[RawBridge, MockConfigEntry]:
+    """A loaded entry reading a raw bridge that speaks for `meter`."""
+    bridge = await RawBridge().start()
+    servers.append(bridge)
+    values = meter.render().values
+    serial_id = values.get("EQUIPMENT_IDENTIFIER") or values.get("LUXEMBOURG_EQUIPMENT_IDENTIFIER")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=serial_id,
+        data={
+            "host": "127.0.0.1",
+            "port": bridge.port,
+            "dsmr_version": meter.version,
+            "protocol": "dsmr_protocol",
+            "serial_id": serial_id,
+            "serial_id_gas": None,
+            **({"encryption_key": meter.key_hex} if meter.encrypted else {}),
+            **data,
+        },
+        options={"time_between_update": 0, **data.pop("options", {})},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    return bridge, entry
+
+
+def with_line(meter: Meter, line: str) -> str:
+    """The meter's next telegram with `line` in place of the line of the same OBIS code."""
+    from dsmr_sim.crc import with_crc
+
+    meter.step(1)
+    text = meter.telegram()
+    code = line.split("(", 1)[0]
+    body = "\r\n".join(
+        line if row.startswith(f"{code}(") else row for row in text[: text.rfind("!")].split("\r\n")
+    )
+    return with_crc(body + "!")
+
+
+async def test_an_entity_that_fails_stops_nothing(
+    hass: HomeAssistant, servers: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A register the meter sends as Infinity: Home Assistant refuses it for that entity.
+
+    The other entities take the telegram, the next telegrams flow, it is counted and logged
+    once (on main it ended the coordinator: entities froze, the queue grew).
+    """
+    meter = Meter("5", seed=56)
+    bridge, entry = await bridge_entry(hass, servers, meter)
+    coordinator = entry.runtime_data
+    stats = coordinator.reader.stats
+    for _ in range(3):
+        await bridge.send(with_line(meter, "1-0:1.8.1(Infinity*kWh)").encode())
+        await wait_for(lambda: stats.telegrams >= 1 and coordinator.reader.queue.empty())
+    await hass.async_block_till_done()
+    for _ in range(20):
+        meter.step(1)
+        await bridge.send(meter.telegram().encode())
+    await wait_for(lambda: stats.telegrams == 23 and coordinator.reader.queue.empty())
+    await hass.async_block_till_done()
+    assert float(hass.states.get(POWER).state) == float(
+        meter.render().values["CURRENT_ELECTRICITY_USAGE"]
+    )
+    assert stats.update_errors >= 1  # then it holds the value (a register never goes down)
+    ours = [
+        r
+        for r in dsmr_records(caplog)
+        if "entity" in r.getMessage() and r.levelno >= logging.WARNING
+    ]
+    assert len(ours) == 1
+    assert all(r.exc_info is None for r in caplog.records if r.name.startswith("custom_comp"))
+
+
+@pytest.mark.parametrize("kind", ["hostile_frame", "rfxtrx_scrap"])
+async def test_the_reader_survives_what_the_parser_raises(
+    hass: HomeAssistant, servers: list[Any], caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    """dsmr_parser and its DLMS library raise more than a fixed list of exceptions.
+
+    On main they escaped `data_received`: asyncio logged a traceback and closed the connection.
+    """
+    if kind == "hostile_frame":  # checked with an authentication key: dlms_cosem cannot
+        meter = Meter("MSn", seed=57, key=KEY, auth_key=AUTH_KEY)
+        bridge, entry = await bridge_entry(hass, servers, meter, authentication_key=AUTH_KEY)
+        scrap, good = hostile_frame(), meter.payload
+    else:  # an RFXtrx packet whose length byte says nothing follows
+        meter = Meter("5", seed=57)
+        bridge, entry = await bridge_entry(hass, servers, meter, protocol="rfxtrx_dsmr_protocol")
+        scrap, good = b"\x00", lambda: rfxtrx(meter.payload())
+    stats = entry.runtime_data.reader.stats
+    for _ in range(3):
+        await bridge.send(scrap)
+        await asyncio.sleep(0.05)  # a chunk of its own
+        meter.step(1)
+        await bridge.send(good())
+    await wait_for(lambda: stats.telegrams == 3)
+    assert stats.connects == 1  # never dropped
+    assert stats.parse_errors >= 1
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    warnings = [r.getMessage() for r in dsmr_records(caplog) if r.levelno == logging.WARNING]
+    assert 1 <= len(warnings) == len(set(warnings)), warnings  # each once, not per telegram
+
+
+def dsmr_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the integration and its libraries logged (not Home Assistant's own notes)."""
+    names = ("custom_components.dsmr", "dsmr_parser", "serialx", "dlms_cosem")
+    return [r for r in caplog.records if r.name.startswith(names)]
+
+
+def rfxtrx(data: bytes) -> bytes:
+    """P1 bytes in RFXtrx packets (length, type 0x62, subtype 0x01, sequence, data)."""
+    return b"".join(
+        bytes([len(chunk) + 3, 0x62, 0x01, 0]) + chunk
+        for chunk in (data[i : i + 200] for i in range(0, len(data), 200))
+    )
+
+
+def encrypted(meter: Meter, security_control: int) -> bytes:
+    """An encrypted frame like the meter's, with another security control byte."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    title, counter = b"SAG\x00\x00\x00\x00\x01", 1
+    aad = bytes([security_control]) + bytes.fromhex(meter.auth_key_hex)
+    sealed = AESGCM(bytes.fromhex(meter.key_hex)).encrypt(
+        title + counter.to_bytes(4, "big"), meter.telegram().encode(), aad
+    )
+    content = bytes([security_control]) + counter.to_bytes(4, "big") + sealed[:-4]
+    return b"\xdb\x08" + title + b"\x82" + len(content).to_bytes(2, "big") + content
+
+
+async def test_parser_warnings_are_rate_limited(
+    hass: HomeAssistant, servers: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter whose frames name an untested security suite: one warning, not one a second."""
+    meter = Meter("MSn", seed=58, key=KEY)
+    bridge, entry = await bridge_entry(hass, servers, meter)
+    stats = entry.runtime_data.reader.stats
+    for count in range(1, 6):
+        meter.step(1)
+        await bridge.send(encrypted(meter, 0x31))  # suite 1: dsmr_parser warns, decrypts
+        await wait_for(lambda count=count: stats.telegrams == count)
+    warnings = [r for r in dsmr_records(caplog) if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Untested security suite" in warnings[0].getMessage()
+
+
+async def test_the_queue_is_bounded(hass: HomeAssistant) -> None:
+    """Telegrams nobody takes (Home Assistant's loop far behind): the oldest go, counted."""
+    from custom_components.dsmr.reader import MAX_QUEUED, DsmrReader, ReaderItem
+
+    queue: asyncio.Queue[ReaderItem] = asyncio.Queue()
+    reader = DsmrReader({"port": "/dev/ttyUSB0", "dsmr_version": "5"}, queue)
+    meter = Meter("5", seed=59)
+    from dsmr_parser.clients.protocol import _create_dsmr_protocol
+
+    parser = _create_dsmr_protocol("5", None, object)[0].args[1]
+    telegrams = []
+    for _ in range(MAX_QUEUED + 10):
+        meter.step(1)
+        telegrams.append(parser.parse(meter.telegram()))
+        reader.enqueue(telegrams[-1])
+    assert queue.qsize() == MAX_QUEUED
+    assert reader.stats.dropped == 10
+    assert queue.get_nowait() is telegrams[10]  # the oldest went

@@ -81,6 +81,8 @@ async def async_get_config_entry_diagnostics(
             "connects": stats.connects,
             "connection_errors": stats.connection_errors,
             "watchdog_timeouts": stats.watchdog_timeouts,
+            "update_errors": stats.update_errors,
+            "dropped": stats.dropped,
             "last_error": stats.last_error and stats.last_error.replace(reader.port, port),
         },
         "telegram": _redact_telegram(telegram_json),

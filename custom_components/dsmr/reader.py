@@ -19,7 +19,7 @@ from typing import Any
 from dsmr_parser import obis_references
 from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
 from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
-from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError
 from dsmr_parser.objects import Telegram
 from serialx import PARITY_NONE
 
@@ -55,6 +55,9 @@ MAX_BUFFER = 16 * 1024
 # MIN_PAUSE are not worth the timer.
 MIN_PAUSE = 0.02
 PAUSE_MARGIN = 0.02
+# Items the coordinator has not taken yet, at most (a minute and more of telegrams): beyond,
+# the oldest are dropped and counted. Only a stalled event loop gets there.
+MAX_QUEUED = 100
 
 
 class CannotCommunicate(Exception):
@@ -158,6 +161,23 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        """Take a chunk of bytes; whatever goes wrong with it is counted, never raised.
+
+        (An exception out of here makes asyncio log a traceback and drop the connection.)
+        """
+        try:
+            self._data_received(data)
+        except Exception as err:  # counted and logged, the next chunk flows
+            self.internal_error(err)
+
+    def internal_error(self, err: Exception) -> None:
+        """Count and log (rate-limited) what dsmr_parser or a framing layer raised."""
+        self.stats.parse_errors += 1
+        self.stats.fault(
+            "internal", "Skipped bytes that could not be handled (%s)", type(err).__name__
+        )
+
+    def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
         if self._encrypted:
             self._last_frame = self.loop.time()
@@ -244,7 +264,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             stats.crc_errors += 1
             stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
             return
-        except (ParseError, ValueError, IndexError, TypeError, ArithmeticError) as err:
+        except Exception as err:  # dsmr_parser and dlms_cosem raise many kinds
             # The message may quote a line (identifiers included): log the kind only.
             stats.parse_errors += 1
             stats.fault("parse", "Skipped a telegram that does not parse (%s)", type(err).__name__)
@@ -274,6 +294,14 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
     """P1 telegrams wrapped in RFXtrx packets."""
+
+    def data_received(self, data: bytes) -> None:
+        """Unwrap the packets (dsmr_parser's framing, which raises on scraps), then as P1."""
+        try:
+            RFXtrxDSMRProtocol.data_received(self, data)  # its P1 bytes: P1Protocol's
+        except Exception as err:  # counted and logged, the next chunk flows
+            self.remaining_data = b""
+            self.internal_error(err)
 
 
 def line_rate(settings: Mapping[str, Any]) -> float:
@@ -353,7 +381,7 @@ class DsmrReader:
             telegrams_before = self.stats.telegrams
             try:
                 transport, protocol = await async_open(
-                    self.data, self.queue.put_nowait, self.stats, self.watchdog_timeout
+                    self.data, self.enqueue, self.stats, self.watchdog_timeout
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1
@@ -389,4 +417,13 @@ class DsmrReader:
     def _publish(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:
             self.connected = connected
-            self.queue.put_nowait(ConnectionState(connected, reason, self.stats.failures_in_a_row))
+            self.enqueue(ConnectionState(connected, reason, self.stats.failures_in_a_row))
+
+    def enqueue(self, item: ReaderItem) -> None:
+        """Hand an item to the coordinator; drop the oldest beyond MAX_QUEUED."""
+        queue = self.queue
+        while queue.qsize() >= MAX_QUEUED:
+            queue.get_nowait()
+            self.stats.dropped += 1
+            self.stats.fault("queue", "Telegrams are not taken in time; dropped the oldest")
+        queue.put_nowait(item)
