@@ -466,6 +466,7 @@ async def bridge_entry(
     hass: HomeAssistant, servers: list[Any], meter: Meter, **data: Any
 ) -> tuple[RawBridge, MockConfigEntry]:
     """A loaded entry reading a raw bridge that speaks for `meter`."""
+    options = {"time_between_update": 0, **data.pop("options", {})}
     bridge = await RawBridge().start()
     servers.append(bridge)
     values = meter.render().values
@@ -483,7 +484,7 @@ async def bridge_entry(
             **({"encryption_key": meter.key_hex} if meter.encrypted else {}),
             **data,
         },
-        options={"time_between_update": 0, **data.pop("options", {})},
+        options=options,
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -630,3 +631,26 @@ async def test_the_queue_is_bounded(hass: HomeAssistant) -> None:
     assert queue.qsize() == MAX_QUEUED
     assert reader.stats.dropped == 10
     assert queue.get_nowait() is telegrams[10]  # the oldest went
+
+
+# --- 5. the encrypted meter's watchdog counts frames that decrypt ---------------------------
+
+
+async def test_noise_does_not_keep_a_dead_encrypted_meter_connected(
+    hass: HomeAssistant, servers: list[Any]
+) -> None:
+    """Line noise on an encrypted meter's line: the watchdog still sees the meter is silent."""
+    meter = Meter("MSn", seed=60, key=KEY)
+    bridge, entry = await bridge_entry(hass, servers, meter, options={"watchdog_timeout": 0.5})
+    stats = entry.runtime_data.reader.stats
+    meter.step(1)
+    await bridge.send(meter.payload())
+    await wait_for(lambda: stats.telegrams == 1)
+    noise = bytes(range(1, 200)).replace(b"\xdb", b"")  # no frame can start in it
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while stats.watchdog_timeouts == 0 and loop.time() - started < 3:
+        await bridge.send(noise)
+        await asyncio.sleep(0.05)
+    assert stats.watchdog_timeouts >= 1
+    assert loop.time() - started < 1.5

@@ -179,8 +179,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
     def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
-        if self._encrypted:
-            self._last_frame = self.loop.time()
+        if self._encrypted:  # the silence watchdog is fed by frames that decrypt only
             super().data_received(data)
             return
         buffer = self._buffer
@@ -271,6 +270,8 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             return
         finally:
             PARSING.reset(parsing)
+        if self._encrypted:
+            self._last_frame = self.loop.time()
         if stats.bad_lines != bad_lines:
             stats.fault(
                 "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines
