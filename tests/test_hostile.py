@@ -654,3 +654,75 @@ async def test_noise_does_not_keep_a_dead_encrypted_meter_connected(
         await asyncio.sleep(0.05)
     assert stats.watchdog_timeouts >= 1
     assert loop.time() - started < 1.5
+
+
+# --- 6. duplicates ------------------------------------------------------------------------
+
+
+async def test_a_meter_without_identifier_is_added_once(
+    hass: HomeAssistant, tcp: Tcp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Swedish meter sends no identifier: its bridge (in any spelling) is what it is."""
+    server = await tcp(Meter("5S", seed=61))
+    result = await network_step(hass, server.port, "5S")
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    again = [
+        await network_step(hass, server.port, "5S"),
+        await network_step(hass, server.port, "auto"),
+        await serial_step(hass, server.url, "5S"),
+    ]
+    assert [(r["type"], r.get("reason")) for r in again] == [
+        (FlowResultType.ABORT, "already_configured")
+    ] * 3
+    config = {"sensor": [{"platform": DOMAIN, "port": server.url, "dsmr_version": "5S"}]}
+    assert await async_setup_component(hass, "sensor", config)
+    await hass.async_block_till_done()
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+@pytest.mark.parametrize("version", ["auto", "5"])
+@pytest.mark.parametrize("to", ["serial", "network"])
+async def test_a_known_meter_on_the_other_transport_moves_its_entry(
+    hass: HomeAssistant, servers: list[Any], tmp_path: Path, to: str, version: str
+) -> None:
+    """The same meter found on a P1 cable that was on a bridge (or the reverse).
+
+    On main only the port was updated: a network entry kept its host with a device path.
+    """
+    meter_tcp, meter_pty = Meter("5", seed=62), Meter("5", seed=62)  # one meter, two ways
+    bridge = TcpServer(meter_tcp, interval=INTERVAL)
+    cable = PtyServer(meter_pty, link=tmp_path / "ttyP1", interval=INTERVAL)
+    for server in (bridge, cable):
+        servers.append(server)
+        await server.start()
+    serial_id = meter_tcp.render().values["EQUIPMENT_IDENTIFIER"]
+    on_bridge = {"host": "127.0.0.1", "port": bridge.port}
+    on_cable = {"port": cable.port}
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=serial_id,
+        title="127.0.0.1:1" if to == "serial" else "/dev/old",
+        data={
+            "dsmr_version": "5",
+            "protocol": "dsmr_protocol",
+            "serial_id": serial_id,
+            "serial_id_gas": None,
+            **({"host": "127.0.0.1", "port": 1} if to == "serial" else {"port": "/dev/old"}),
+        },
+    )
+    entry.add_to_hass(hass)
+    if to == "serial":
+        result = await serial_step(hass, cable.port, version)
+    else:
+        result = await network_step(hass, bridge.port, version)
+    if result["type"] is FlowResultType.FORM:
+        assert result["step_id"] == "detected"
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "moved"
+    expected = on_cable if to == "serial" else on_bridge
+    assert {k: entry.data.get(k) for k in ("host", "port")} == {"host": None} | expected
+    assert entry.title == (cable.port if to == "serial" else f"127.0.0.1:{bridge.port}")
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)

@@ -19,11 +19,14 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 import probatio as vol
 
 from .const import (
+    CONF_AUTHENTICATION_KEY,
     CONF_DSMR_VERSION,
+    CONF_ENCRYPTION_KEY,
     CONF_PROTOCOL,
     CONF_SERIAL_ID,
     CONF_SOURCE_YAML,
@@ -61,6 +64,15 @@ from .validation import (
     with_identifiers,
 )
 from .yaml_import import yaml_key
+
+# What says where a meter is read from: moved together when the meter turns up elsewhere.
+TRANSPORT_KEYS = (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_PROTOCOL,
+    CONF_ENCRYPTION_KEY,
+    CONF_AUTHENTICATION_KEY,
+)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
@@ -126,6 +138,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
+        self._abort_if_port_configured(self._data)
         if self._data[CONF_DSMR_VERSION] == VERSION_AUTO:
             try:
                 self._detection = await async_detect(port_url(self._data))
@@ -178,18 +191,48 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
             return self._show(step, user_input, form_error(err, base=step == "encryption_key"))
-        if data[CONF_SERIAL_ID]:
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            self._abort_if_unique_id_configured()
+        await self._async_abort_if_known(data)
         return self.async_create_entry(title=title(data), data=data)
 
     async def _async_confirm(self, data: dict[str, Any]) -> ConfigFlowResult:
         """Tell the user what detection found; one click creates the entry."""
-        if data.get(CONF_SERIAL_ID):
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            self._abort_if_unique_id_configured(updates={CONF_PORT: data[CONF_PORT]})
+        await self._async_abort_if_known(data)
         self._data = data
         return await self.async_step_detected()
+
+    def _abort_if_port_configured(self, data: dict[str, Any]) -> None:
+        """One entry per port, or host and TCP port in whichever spelling (raises AbortFlow).
+
+        A meter without an equipment identifier (Sweden, Austria) is known by nothing else.
+        """
+        url = port_url(data)
+        for entry in self._async_current_entries(include_ignore=False):
+            if port_url(entry.data) == url:
+                raise AbortFlow("already_configured")
+
+    async def _async_abort_if_known(self, data: dict[str, Any]) -> None:
+        """A meter that is set up already: abort; found on another port, its entry moves there.
+
+        The entry's data then says where the meter is, consistently: host set (a network
+        bridge) or gone (a serial port), the port, the framing and any key just entered.
+        """
+        if not data.get(CONF_SERIAL_ID):
+            return
+        await self.async_set_unique_id(data[CONF_SERIAL_ID])
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, data[CONF_SERIAL_ID]
+        )
+        if entry is None:
+            return
+        moved = {k: v for k, v in entry.data.items() if k != CONF_HOST} | {
+            k: data[k] for k in TRANSPORT_KEYS if k in data
+        }
+        if moved == dict(entry.data):
+            raise AbortFlow("already_configured")
+        new_title = title(moved) if entry.title == title(entry.data) else entry.title
+        self.hass.config_entries.async_update_entry(entry, title=new_title, data=moved)
+        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        raise AbortFlow("moved", description_placeholders={"port": redact_port(port_url(moved))})
 
     @ends_well
     async def async_step_detected(
@@ -290,6 +333,9 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_update_reload_and_abort(
                 entry, data=merged, reason="already_configured"
             )
+        for entry in self._async_current_entries(include_ignore=False):
+            if port_url(entry.data) == port_url(import_data):  # a meter without identifier
+                return self._async_abort_yaml_duplicate(import_data, entry)
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
         shown = redact_port(port_url(data))
         try:

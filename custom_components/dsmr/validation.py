@@ -168,7 +168,7 @@ def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
     return found
 
 
-def title(data: dict[str, Any]) -> str:
+def title(data: Mapping[str, Any]) -> str:
     """An entry's title: the port (secrets in its URL redacted), or host:port."""
     if CONF_HOST in data:
         return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
