@@ -726,3 +726,64 @@ async def test_a_known_meter_on_the_other_transport_moves_its_entry(
     assert entry.title == (cable.port if to == "serial" else f"127.0.0.1:{bridge.port}")
     await hass.async_block_till_done()
     await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
+
+
+# --- 7. YAML entries follow the YAML ------------------------------------------------------
+
+
+async def test_a_yaml_entry_is_not_reconfigured_in_the_ui(hass: HomeAssistant) -> None:
+    """The change would be undone at the next start: say where the meter is configured."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"port": "/dev/ttyUSB0", "dsmr_version": "5", "serial_id": None, "yaml": True},
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "configured_in_yaml"
+
+
+# --- 8. texts -----------------------------------------------------------------------------
+
+
+async def test_a_silent_bridge_says_nothing_arrived(
+    hass: HomeAssistant, servers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TCP accepts, nothing comes: not 'no telegram with any line setting' (none apply)."""
+    monkeypatch.setattr(detect, "DETECTION_WAIT", 0.3)
+    bridge = await RawBridge().start()
+    servers.append(bridge)
+    result = await network_step(hass, bridge.port)
+    assert result["errors"] == {"base": "no_data"}
+    assert result["description_placeholders"] == {"seconds": "1"}  # 0.3 s, rounded up
+    # Bytes that are no telegram: the network text, without line settings.
+    sender = asyncio.ensure_future(keep_sending(bridge, bytes(range(32, 127)) * 50))
+    try:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"host": "127.0.0.1", "port": bridge.port, "dsmr_version": "auto"}
+        )
+    finally:
+        sender.cancel()
+    assert result["errors"] == {"base": "not_recognised_network"}
+
+
+async def keep_sending(bridge: RawBridge, data: bytes) -> None:
+    while True:
+        await bridge.send(data)
+        await asyncio.sleep(0.05)
+
+
+async def test_a_key_survives_a_failed_attempt(hass: HomeAssistant, tcp: Tcp) -> None:
+    """After a wrong or malformed key the field keeps what was typed (32 characters)."""
+    server = await tcp(Meter("MSn", seed=63, key=KEY))
+    result = await network_step(hass, server.port)
+    assert result["step_id"] == "encryption_key"
+    flow_id = result["flow_id"]
+    for typed, error in [
+        ({"encryption_key": KEY[:-1]}, "invalid_key_format"),
+        ({"encryption_key": AUTH_KEY}, "invalid_key"),
+        ({"encryption_key": KEY, "authentication_key": "xyz"}, "invalid_key_format"),
+    ]:
+        result = await hass.config_entries.flow.async_configure(flow_id, typed)
+        assert result["errors"] == {"base": error}
+        assert shown_values(result) == typed

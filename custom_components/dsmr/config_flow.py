@@ -8,6 +8,7 @@ port, host or key of an existing meter, which must still be the same meter.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.components.usb import get_serial_by_id
@@ -41,7 +42,7 @@ from .const import (
     LOGGER,
     VERSION_AUTO,
 )
-from .detect import ENCRYPTED, Detection, async_detect
+from .detect import ENCRYPTED, Detection, NothingReceived, async_detect
 from .flow_guard import ends_well
 from .forms import (
     KEY_SCHEMA,
@@ -65,6 +66,8 @@ from .validation import (
 )
 from .yaml_import import yaml_key
 
+# Detection found bytes but no telegram: line settings are worth mentioning on a serial port.
+NETWORK = {"serial": "", "network": "_network"}
 # What says where a meter is read from: moved together when the meter turns up elsewhere.
 TRANSPORT_KEYS = (
     CONF_HOST,
@@ -128,14 +131,20 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self._show("network", {}, {})
 
     def _show(
-        self, step: str, user_input: dict[str, Any], errors: dict[str, str]
+        self,
+        step: str,
+        user_input: dict[str, Any],
+        errors: dict[str, str],
+        placeholders: dict[str, str] | None = None,
     ) -> ConfigFlowResult:
         """Show a step's form again, with what was typed (a key too: it is the user's own)."""
         if step == "encryption_key":
             schema = self.add_suggested_values_to_schema(KEY_SCHEMA, user_input)
         else:
             schema = network_schema(user_input) if step == "network" else serial_schema(user_input)
-        return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
+        return self.async_show_form(
+            step_id=step, data_schema=schema, errors=errors, description_placeholders=placeholders
+        )
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
         self._abort_if_port_configured(self._data)
@@ -144,8 +153,11 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 self._detection = await async_detect(port_url(self._data))
             except CannotConnect as err:
                 return self._show(step, user_input, form_error(err))
+            except NothingReceived as err:
+                seconds = {"seconds": str(math.ceil(err.seconds))}
+                return self._show(step, user_input, {"base": "no_data"}, seconds)
             except CannotCommunicate:
-                return self._show(step, user_input, {"base": "not_recognised"})
+                return self._show(step, user_input, {"base": f"not_recognised{NETWORK[step]}"})
             if self._detection.version == ENCRYPTED:
                 return await self.async_step_encryption_key()
             self._data[CONF_DSMR_VERSION] = self._detection.version
@@ -286,6 +298,8 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change where the meter is read from (and its key), keeping every entity."""
         entry = self._get_reconfigure_entry()
+        if entry.data.get(CONF_SOURCE_YAML):  # the YAML would undo it at the next start
+            return self.async_abort(reason="configured_in_yaml")
         network = CONF_HOST in entry.data
         encrypted = entry.data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS
         schema = (
