@@ -184,8 +184,10 @@ class DsmrCoordinator:
             self._call(update)
 
     def _call(self, listener: Callable[..., None], *args: Any) -> None:
-        """Call one listener: if it fails (an entity meeting a value it cannot show, say), the
-        other listeners are still called, and it gets the next telegram again.
+        """Call one listener; if it fails, count it and go on.
+
+        An entity meeting a value it cannot show, say: the other listeners are still called,
+        and it gets the next telegram again.
         """
         try:
             listener(*args)
