@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.server import BaseServer
 
-pytest_plugins = ["dsmr_sim.pytest_plugin"]
+pytest_plugins = ["dsmr_sim.pytest_plugin", "tests.leaks"]
 
 MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
 

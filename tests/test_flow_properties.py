@@ -40,6 +40,8 @@ from dsmr_sim.tcp import TcpServer
 from .conftest import MISSING_PORT, opened_any
 
 EXAMPLES = 2000
+# Hosts beyond 127.0.0.1 are refused by pytest-socket, which also warns about each: expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:A test tried to use socket")
 RUN = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from dsmr_sim.tcp import TcpServer
 
 from .conftest import opened_any
 from .helpers import RawBridge, wait_for
+from .leaks import meter_secrets
 
 INTERVAL = 0.1  # seconds between the simulated meters' telegrams
 
@@ -409,17 +409,6 @@ async def test_port_url_secrets_are_never_shown(
     assert [text for text in shown if SECRET in text] == []
 
 
-def identifiers(meter: Meter) -> set[str]:
-    """Every form in which a meter's identifiers could show: as sent (hex) and as text."""
-    found: set[str] = {meter.equipment_id}
-    for name, value in meter.render().values.items():
-        if value and any(part in name for part in ("IDENTIFIER", "SERIAL", "DEVICE_NAME")):
-            found.add(str(value))
-            with contextlib.suppress(ValueError):
-                found.add(bytes.fromhex(str(value)).decode("ascii"))
-    return {text.upper() for text in found if text.strip("0")}
-
-
 @pytest.mark.parametrize(
     ("version", "mbus"),
     [
@@ -451,7 +440,7 @@ async def test_diagnostics_hold_no_identifier(
     entry = await setup_meter(hass, server)
     await send(entry, server, 2)
     await hass.async_block_till_done()
-    secrets = identifiers(meter) | ({KEY} if version == "MSn" else set())
+    secrets = {s.upper() for s in meter_secrets(meter)} | ({KEY} if version == "MSn" else set())
     assert secrets
     text = str(await get_diagnostics_for_config_entry(hass, hass_client, entry)).upper()
     assert [secret for secret in secrets if secret in text] == []

@@ -32,7 +32,7 @@ from .reader import (
     equipment_identifier,
     gas_equipment_identifier,
 )
-from .stats import ReaderStats
+from .stats import PARSING, ReaderStats
 
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -105,6 +105,9 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     telegram does not identify the meter.
     """
     version = data[CONF_DSMR_VERSION]
+    # dsmr_parser logs a line it cannot read with a traceback that quotes it (an identifier,
+    # say): counted in throwaway stats instead, as the reader does.
+    parsing = PARSING.set(ReaderStats())
     try:
         if frame[:1] == b"\xdb":
             telegram = _parser(version).parse(
@@ -120,6 +123,8 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
         # A bad CRC or line, or a frame from a hostile bridge that dlms_cosem cannot take (it
         # raises NotImplementedError for one that is not both encrypted and authenticated).
         raise CannotCommunicate(type(err).__name__) from err
+    finally:
+        PARSING.reset(parsing)
     if equipment_identifier(telegram, version) is None and (
         version not in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
     ):

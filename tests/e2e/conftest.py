@@ -17,6 +17,7 @@ import pytest_socket
 
 from dsmr_dev.installer import ensure_frontend
 
+from ..leaks import HANDLER
 from .harness import HassProcess, Simulator
 
 
@@ -80,5 +81,6 @@ def hass_processes(e2e_dir: Path) -> Iterator[Callable[[str], HassProcess]]:
         finally:
             proc.save_logs()
         errors += [f"{proc.label}: {error}" for error in proc.dsmr_errors()]
+        HANDLER.check_text(f"e2e {proc.label}", proc.log_text())  # the session's secret check
     if errors:  # e.g. logged while shutting down, after the tests' own checks
         pytest.fail("dsmr errors in Home Assistant's log:\n" + "\n".join(errors))
