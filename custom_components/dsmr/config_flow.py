@@ -66,8 +66,8 @@ from .validation import (
 )
 from .yaml_import import yaml_key
 
-# Detection found bytes but no telegram: line settings are worth mentioning on a serial port.
-NETWORK = {"serial": "", "network": "_network"}
+# Detection heard bytes but no telegram: line settings are worth mentioning on a serial port.
+NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
 # What says where a meter is read from: moved together when the meter turns up elsewhere.
 TRANSPORT_KEYS = (
     CONF_HOST,
@@ -157,7 +157,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 seconds = {"seconds": str(math.ceil(err.seconds))}
                 return self._show(step, user_input, {"base": "no_data"}, seconds)
             except CannotCommunicate:
-                return self._show(step, user_input, {"base": f"not_recognised{NETWORK[step]}"})
+                return self._show(step, user_input, {"base": NOT_RECOGNISED[step]})
             if self._detection.version == ENCRYPTED:
                 return await self.async_step_encryption_key()
             self._data[CONF_DSMR_VERSION] = self._detection.version
