@@ -110,7 +110,7 @@ def test_streams(segments: list[tuple[Any, ...]], cuts: list[int]) -> None:
 # entry. Whatever came before, the good telegram's values arrive, nothing is logged as an
 # error and no exception escapes.
 
-PIPELINE_EXAMPLES = 300
+PIPELINE_EXAMPLES = 600
 POWER = "sensor.electricity_meter_power_consumption"
 VOLTAGE = "sensor.electricity_meter_voltage_phase_l1"
 GAS = "sensor.gas_meter_gas_consumption"
