@@ -312,10 +312,10 @@ async def test_serial_blank_port(hass: HomeAssistant) -> None:
     "port",
     [
         MISSING_PORT,
-        "/dev/null",  # not a tty
         "esphome-hass://no-such-proxy/uart",  # ESPHome serial proxy, ESPHome not loaded
         "socket://127.0.0.1",  # no TCP port
-        "no-such-scheme://x",  # a URL serialx cannot open
+        "rfc2217://127.0.0.1",  # no TCP port
+        "esphome://",  # no host
     ],
 )
 async def test_serial_cannot_connect(hass: HomeAssistant, port: str) -> None:
@@ -463,7 +463,10 @@ async def test_already_configured(hass: HomeAssistant, tcp: Tcp) -> None:
 
 
 async def test_already_configured_on_another_port(hass: HomeAssistant, tcp: Tcp) -> None:
-    """The same meter (by equipment id), configured on a cable, is now found on a bridge."""
+    """The same meter (by equipment id), configured on a cable, is now found on a bridge.
+
+    Its entry moves to the bridge (see test_hostile.py for both directions and detection).
+    """
     server = await tcp("5")
     assert server.meter.render().values["EQUIPMENT_IDENTIFIER"]
     serial_id = server.meter.render().values["EQUIPMENT_IDENTIFIER"]
@@ -478,8 +481,9 @@ async def test_already_configured_on_another_port(hass: HomeAssistant, tcp: Tcp)
         server, hass.config_entries.flow.async_configure(flow_id, network_input(server))
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-    assert entry.data["port"] != network_input(server)["port"]
+    assert result["reason"] == "moved"
+    assert (entry.data["host"], entry.data["port"]) == ("127.0.0.1", server.port)
+    await hass.async_block_till_done()
 
 
 # --- encrypted meters ---------------------------------------------------------------------

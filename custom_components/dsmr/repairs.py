@@ -7,7 +7,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .reader import ConnectionState, port_url
+from .ports import port_url, redact_port
+from .reader import ConnectionState
 
 # Connection attempts that must fail in a row (1, 2, 4, 8 ... s apart) before we raise an issue:
 # short outages (a bridge rebooting) do not deserve one.
@@ -38,8 +39,8 @@ def async_connection_changed(
         severity=ir.IssueSeverity.ERROR,
         translation_key="unreachable",
         translation_placeholders={
-            "title": entry.title,
-            "port": port_url(entry.data),
+            "title": redact_port(entry.title),
+            "port": redact_port(port_url(entry.data)),
             "error": state.reason or "unknown error",
         },
     )
@@ -55,7 +56,7 @@ def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key="meter_replaced",
-        translation_placeholders={"title": entry.title},
+        translation_placeholders={"title": redact_port(entry.title)},
     )
 
 

@@ -31,6 +31,7 @@ from .const import (
     LOGGER,
     VERSION_AUTO,
 )
+from .ports import redact_port
 
 
 def _tcp_port_with_host(block: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +115,7 @@ async def async_import_yaml(hass: HomeAssistant, config: ConfigType) -> None:
     wanted = {yaml_key(yaml_data(block)) for block in blocks}
     for entry in hass.config_entries.async_entries(DOMAIN):
         if not invalid and entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) not in wanted:
-            LOGGER.info("Removing %s: its YAML block was removed", entry.title)
+            LOGGER.info("Removing %s: its YAML block was removed", redact_port(entry.title))
             await hass.config_entries.async_remove(entry.entry_id)
     for block in blocks:
         hass.async_create_task(

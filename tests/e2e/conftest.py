@@ -17,6 +17,7 @@ import pytest_socket
 
 from dsmr_dev.installer import components, ensure_requirements
 
+from ..leaks import HANDLER
 from .harness import HASS_PYTHON, HassProcess, Simulator
 
 # Home Assistant's own integrations that every `hass` here loads and `--skip-pip` would leave
@@ -87,5 +88,6 @@ def hass_processes(e2e_dir: Path) -> Iterator[Callable[[str], HassProcess]]:
         finally:
             proc.save_logs()
         errors += [f"{proc.label}: {error}" for error in proc.dsmr_errors()]
+        HANDLER.check_text(f"e2e {proc.label}", proc.log_text())  # the session's secret check
     if errors:  # e.g. logged while shutting down, after the tests' own checks
         pytest.fail("dsmr errors in Home Assistant's log:\n" + "\n".join(errors))
