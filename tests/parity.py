@@ -33,6 +33,7 @@ from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.tcp import TcpServer
 
 from .helpers import wait_for
+from .leaks import core_runs
 
 type Before = Callable[[HomeAssistant, ConfigEntry], None]
 # The test harness shares one translation cache across all tests (patching this class): core's
@@ -127,12 +128,20 @@ async def run_core(
     server: TcpServer, entry: MockConfigEntry, *, before: Before | None = None, telegrams: int = 1
 ) -> Observed:
     """Run core's `dsmr` on `entry` against `server`; what it shows after `telegrams`."""
-    ours = async_get_hass()
     # Config flow handlers are registered per domain for the whole process (importing core's
     # flow replaces ours): core's flow is `dsmr`'s while core runs, ours again afterwards.
     from homeassistant.components.dsmr.config_flow import DSMRFlowHandler
 
     config_entries.HANDLERS[DOMAIN] = DSMRFlowHandler
+    with core_runs():
+        return await _run_core(server, entry, before, telegrams)
+
+
+async def _run_core(
+    server: TcpServer, entry: MockConfigEntry, before: Before | None, telegrams: int
+) -> Observed:
+    """Core's run itself (its log lines are its own: `core_runs`)."""
+    ours = async_get_hass()
     async with async_test_home_assistant() as core:
         translations = core.data[translation_helper.TRANSLATION_FLATTEN_CACHE]
         translations.cache_data = OWN_TRANSLATIONS({}, {})
