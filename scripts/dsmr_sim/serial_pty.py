@@ -21,6 +21,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+import select
 import termios
 import tty
 
@@ -203,6 +204,10 @@ class PtyServer(BaseServer):
         """Bytes waiting unread in the slave's input queue."""
         if self._slave is None:
             return 0
+        # What is written to the master reaches the slave's queue through a kernel work item,
+        # later on a busy machine: TIOCINQ may not count it yet. poll() on the slave finishes
+        # that work when the queue looks empty (n_tty_poll), so an empty queue is really empty.
+        select.select([self._slave], [], [], 0)
         buf = array.array("i", [0])
         fcntl.ioctl(self._slave, termios.TIOCINQ, buf, True)
         return buf[0]

@@ -126,14 +126,7 @@ class BaseServer(ABC):
             rendered = self.meter.render()
             self.last_rendered = rendered
             self.telegrams_generated += 1
-            payload = self._apply_faults(rendered.text)
-            written = b""
-            if payload and self._can_write():
-                await self._emit(payload)
-                written = payload
-                self.telegrams_sent += 1
-                self._sent_event.set()
-            self.last_payload = written
+            written = await self._send(self._apply_faults(rendered.text))
             _LOGGER.debug(
                 "telegram %d (%d bytes written)\n%s",
                 self.telegrams_generated,
@@ -144,6 +137,28 @@ class BaseServer(ABC):
             if drop and self.telegrams_generated % drop == 0:
                 await self._drop()
             return written
+
+    async def repeat_telegram(self) -> bytes:
+        """Send the last telegram's bytes again; the meter does not advance.
+
+        For a test that keeps a line busy until a reader listens (as a config flow's
+        validation does): however many times it takes, the meter's state is the same.
+        Sends a new telegram when none was sent yet.
+        """
+        if not self.last_payload:
+            return await self.send_telegram()
+        async with self._lock:
+            return await self._send(self.last_payload)
+
+    async def _send(self, payload: bytes) -> bytes:
+        written = b""
+        if payload and self._can_write():
+            await self._emit(payload)
+            written = payload
+            self.telegrams_sent += 1
+            self._sent_event.set()
+        self.last_payload = written
+        return written
 
     def _apply_faults(self, text: str) -> bytes:
         faults = self.faults
@@ -169,15 +184,22 @@ class BaseServer(ABC):
         size = max(faults.drip_size, 1)
         loop = asyncio.get_running_loop()
         due = loop.time()
-        for offset in range(0, len(data), size):
+        offset = 0
+        while offset < len(data):
             if offset:
-                # By the clock, not sleep after sleep: the average pace is exactly the one asked
-                # for (e.g. a line's byte rate), however late each wake-up is.
-                due += faults.drip_delay
                 await asyncio.sleep(max(due - loop.time(), 0))
             if not self._can_write():
                 return
-            self._write(data[offset : offset + size], first=offset == 0)
+            # By the clock, not sleep after sleep: the pace is exactly the one asked for (e.g. a
+            # line's byte rate). A line goes on delivering while this process waits for a CPU:
+            # a late wake-up sends every piece whose time has come, at once.
+            end = offset + size
+            due += faults.drip_delay
+            while end < len(data) and due <= loop.time():
+                end += size
+                due += faults.drip_delay
+            self._write(data[offset:end], first=offset == 0)
+            offset = end
 
     async def wait_sent(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until at least ``count`` telegrams have been sent in total."""

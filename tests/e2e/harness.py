@@ -59,6 +59,15 @@ PASSWORD = "correct horse battery staple"
 # Loggers whose errors fail a test (the integration, core's dsmr, and the parser they share).
 DSMR_LOGGERS = ("custom_components.dsmr", "homeassistant.components.dsmr", "dsmr_parser")
 
+# Home Assistant bounds each stage of its own shutdown (20 + 100 + 60 + 30 s) and logs a stage
+# that overran, naming what still ran. `hass` is given that long to exit, not a shorter
+# wall-clock limit that a loaded machine overruns; an overrun stage fails with that account.
+STOP_TIMEOUT = 240.0
+SHUTDOWN_OVERRUN = re.compile(
+    r"Timed out waiting for (shutdown jobs|integrations to stop|final writes|close event)"
+    r"|Shutdown stage '|still running after final writes|could not be canceled during final"
+)
+
 
 class E2EError(AssertionError):
     """Something in the end-to-end setup did not behave (carries the relevant log)."""
@@ -351,6 +360,11 @@ class HassProcess:
         return self.config_dir / "hass.out"
 
     @property
+    def fault_file(self) -> Path:
+        """Where Home Assistant's faulthandler writes the threads' stacks on a fatal signal."""
+        return self.config_dir / "home-assistant.log.fault"
+
+    @property
     def db_file(self) -> Path:
         """The recorder's SQLite database."""
         return self.config_dir / "home-assistant_v2.db"
@@ -461,8 +475,11 @@ class HassProcess:
         except E2EError as err:
             raise E2EError(f"{err}; last answer: {last[0]!r}\n{tail(self.log_file)}") from None
 
-    def stop(self, timeout: float = 60.0, *, check: bool = True) -> int | None:
-        """SIGTERM, wait for the exit (SIGKILL after `timeout`); with `check`, insist on 0."""
+    def stop(self, timeout: float = STOP_TIMEOUT, *, check: bool = True) -> int | None:
+        """SIGTERM, wait for the exit (SIGABRT after `timeout`); with `check`, insist on 0.
+
+        With `check`, a shutdown stage that Home Assistant reports as overrun fails too.
+        """
         proc, self.proc = self.proc, None
         if proc is None:
             return None
@@ -471,12 +488,17 @@ class HassProcess:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+                # Home Assistant's faulthandler writes every thread's stack to the fault file.
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
                 if check:
                     raise E2EError(
                         f"hass {self.label} did not stop within {timeout:.0f} s of SIGTERM:\n"
-                        f"{tail(self.log_file)}"
+                        f"{tail(self.log_file)}\nIts threads then:\n{tail(self.fault_file, 200)}"
                     ) from None
         self.exit_codes.append(proc.returncode)
         self.past_errors += [f"[run {self.starts}] {error}" for error in self._log_errors()]
@@ -484,6 +506,9 @@ class HassProcess:
             raise E2EError(
                 f"hass {self.label} exited with {proc.returncode}:\n{tail(self.out_file)}"
             )
+        overruns = [line for line in self.log_text().splitlines() if SHUTDOWN_OVERRUN.search(line)]
+        if check and overruns:
+            raise E2EError(f"hass {self.label} overran its shutdown:\n" + "\n".join(overruns))
         return proc.returncode
 
     def wait_exit(self, timeout: float = 60.0) -> int:
@@ -533,6 +558,7 @@ class HassProcess:
             self.log_file,
             previous,
             self.out_file,
+            self.fault_file,
             self.config_dir / "configuration.yaml",
         ):
             if path.exists():
