@@ -11,7 +11,9 @@ machine and the same telegrams, and prints one table with ratios:
 3. writes: state changes per hour at default settings, and the error of the published mean
    power against the true mean of all telegrams;
 4. scale: 1, 10 and 50 meters at one telegram a second in one Home Assistant;
-5. setup latency: config-flow form submitted to entry created.
+5. setup latency: config-flow form submitted to entry created;
+6. recorder: database growth per hour of meter time with Home Assistant's recorder, at default
+   settings and with a 0 s window, and the hourly long-term statistics of both compared.
 
 Each Home Assistant runs in a subprocess of its own (`dsmr_bench.worker`), so its CPU time is
 its own; the meters are simulated in the parent process. Ours and core run interleaved (or at

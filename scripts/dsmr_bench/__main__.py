@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from . import cpu, live, report
+from . import cpu, dbgrowth, live, report
 
-SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup")
+SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "recorder")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +77,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if "setup" in only:
         _say("setup latency: config flow")
         results["setup"] = await live.setup_latency(3 if quick else 6)
+    if "recorder" in only:
+        hours = 1 if quick else 3
+        _say(f"recorder: database growth over {hours} h of meter time, four Home Assistants")
+        results["recorder"] = await dbgrowth.growth(hours)
     return results
 
 
@@ -106,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     rows += report.live_rows(
         results.get("pty"), results.get("writes"), results.get("scale"), results.get("setup")
     )
+    if "recorder" in results:
+        rows += report.recorder_rows(results["recorder"])
     print(_header())
     print()
     print(report.table(rows))
