@@ -649,6 +649,38 @@ async def test_options_out_of_range(hass: HomeAssistant, value: int) -> None:
 
 
 @pytest.mark.usefixtures("servers")  # unloads the entry that saving the options loads
+async def test_options_peak_threshold_for_meters_that_send_the_quarter_hour_demand(
+    hass: HomeAssistant,
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, data={"port": nowhere(), "dsmr_version": "5B"})
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert defaults(result) == {
+        "time_between_update": 30,
+        "watchdog_timeout": 60,
+        "peak_threshold": 2.5,
+    }
+    for wrong in (-0.1, 100.5, "high"):
+        with pytest.raises(InvalidData):
+            await hass.config_entries.options.async_configure(
+                result["flow_id"], {"peak_threshold": wrong}
+            )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"peak_threshold": 3.2}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {
+        "time_between_update": 30,
+        "watchdog_timeout": 60,
+        "peak_threshold": 3.2,
+    }
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert defaults(result)["peak_threshold"] == 3.2
+    hass.config_entries.options.async_abort(result["flow_id"])
+
+
+@pytest.mark.usefixtures("servers")  # unloads the entry that saving the options loads
 async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN,

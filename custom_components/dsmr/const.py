@@ -40,6 +40,8 @@ CONF_MBUS_DEVICES: Final = "mbus_devices"
 # OBIS codes no specification names, seen before: [{"code": "1-0:3.8.0", "unit": "kvarh"}].
 CONF_GENERIC_OBIS: Final = "generic_obis"
 CONF_SOURCE_YAML: Final = "yaml"
+# Options: the lowest monthly peak worth a warning (kW; capacity tariff, Belgian meters).
+CONF_PEAK_THRESHOLD: Final = "peak_threshold"
 
 DSMR_PROTOCOL: Final = "dsmr_protocol"
 RFXTRX_DSMR_PROTOCOL: Final = "rfxtrx_dsmr_protocol"

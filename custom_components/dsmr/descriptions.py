@@ -574,6 +574,11 @@ def spec_value_names(version: str) -> frozenset[str]:
     return frozenset(obj["value_name"] for obj in _specification(version)["objects"])
 
 
+def has_demand(version: str) -> bool:
+    """Whether the version sends the quarter-hour demand (1-0:1.4.0): Belgian meters."""
+    return "BELGIUM_CURRENT_AVERAGE_DEMAND" in spec_value_names(version)
+
+
 def spec_has_checksum(version: str) -> bool:
     """Whether the version's telegrams carry a CRC (DSMR 2.2 and 3 do not)."""
     return bool(_specification(version)["checksum_support"])
