@@ -71,7 +71,7 @@ def build(
 
 
 def test_values_are_the_meters_numbers_in_the_lines_units(parser: CachingTelegramParser) -> None:
-    builder = SnapshotBuilder(FIELDS, equipment_name="EQUIPMENT_IDENTIFIER")
+    builder = SnapshotBuilder(FIELDS, identify=lambda t: str(t.EQUIPMENT_IDENTIFIER.value))
     snap = build(builder, [parser.parse(telegram(used="000326641*Wh"))])
     assert snap.readings["used"].value == 326641.0
     assert snap.readings["used"].unit == "Wh"  # as the line says, not the specification's kWh

@@ -1,9 +1,10 @@
 """Connection to the meter: open the port, cut telegrams, reconnect, watchdog.
 
 Data flows top to bottom: serialx delivers bytes to `P1Protocol.data_received`, which cuts them
-into telegrams, parses each with dsmr_parser and puts the result on the reader's queue.
-`DsmrReader.async_run` keeps a connection open for as long as the entry is loaded, and puts a
-`ConnectionState` on the same queue whenever the connection comes or goes.
+into telegrams, parses each with dsmr_parser and hands the result straight to the reader's
+`on_telegram` (the coordinator's `telegram_received`), on the same event loop: no queue.
+`DsmrReader.async_run` keeps a connection open for as long as the entry is loaded, and calls
+`on_connection` with a `ConnectionState` whenever the connection comes or goes.
 """
 
 from __future__ import annotations
@@ -55,9 +56,6 @@ MAX_BUFFER = 16 * 1024
 # MIN_PAUSE are not worth the timer.
 MIN_PAUSE = 0.02
 PAUSE_MARGIN = 0.02
-# Items the coordinator has not taken yet, at most (a minute and more of telegrams): beyond,
-# the oldest are dropped and counted. Only a stalled event loop gets there.
-MAX_QUEUED = 100
 
 
 class CannotCommunicate(Exception):
@@ -70,14 +68,11 @@ class InvalidKey(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """Queue item: the connection to the meter came up or went down."""
+    """The connection to the meter came up or went down."""
 
     connected: bool
     reason: str | None = None
     failures_in_a_row: int = 0
-
-
-type ReaderItem = Telegram | ConnectionState
 
 
 def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
@@ -356,22 +351,25 @@ async def async_open(
 
 
 class DsmrReader:
-    """Keep a connection to the meter open and feed its telegrams to a queue."""
+    """Keep a connection to the meter open and hand its telegrams on as they arrive."""
 
     def __init__(
         self,
         data: Mapping[str, Any],
-        queue: asyncio.Queue[ReaderItem],
+        on_telegram: Callable[[Telegram], None],
+        on_connection: Callable[[ConnectionState], None],
+        stats: ReaderStats | None = None,
         *,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
     ) -> None:
-        """Initialize the reader for an entry's data."""
+        """Initialize the reader for an entry's data, counting into `stats`."""
         self.data = data
-        self.queue = queue
+        self.on_telegram = on_telegram
+        self.on_connection = on_connection
         self.reconnect_interval = reconnect_interval
         self.watchdog_timeout = watchdog_timeout
-        self.stats = ReaderStats()
+        self.stats = stats if stats is not None else ReaderStats()
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
 
@@ -382,7 +380,7 @@ class DsmrReader:
             telegrams_before = self.stats.telegrams
             try:
                 transport, protocol = await async_open(
-                    self.data, self.enqueue, self.stats, self.watchdog_timeout
+                    self.data, self.on_telegram, self.stats, self.watchdog_timeout
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1
@@ -418,13 +416,4 @@ class DsmrReader:
     def _publish(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:
             self.connected = connected
-            self.enqueue(ConnectionState(connected, reason, self.stats.failures_in_a_row))
-
-    def enqueue(self, item: ReaderItem) -> None:
-        """Hand an item to the coordinator; drop the oldest beyond MAX_QUEUED."""
-        queue = self.queue
-        while queue.qsize() >= MAX_QUEUED:
-            queue.get_nowait()
-            self.stats.dropped += 1
-            self.stats.fault("queue", "Telegrams are not taken in time; dropped the oldest")
-        queue.put_nowait(item)
+            self.on_connection(ConnectionState(connected, reason, self.stats.failures_in_a_row))

@@ -132,10 +132,6 @@ def _unit(obj: Any) -> str | None:
     return unit if isinstance(unit, str) and unit else None
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 class SnapshotBuilder:
     """Turns windows of telegrams into snapshots, for one meter's fields."""
 
@@ -144,12 +140,12 @@ class SnapshotBuilder:
         fields: Sequence[Field],
         *,
         precision: int | None = None,
-        equipment_name: str | None = None,
+        identify: Callable[[Any], str | None] | None = None,
     ) -> None:
-        """Read `fields`; round numbers to `precision` decimals if set; id from that line."""
+        """Read `fields`; round numbers to `precision` decimals if set; `identify` the meter."""
         self.fields = tuple(fields)
         self.precision = precision
-        self.equipment_name = equipment_name
+        self.identify = identify
 
     def build(
         self, telegrams: Sequence[Any], previous: Snapshot | None, received_at: float
@@ -176,9 +172,7 @@ class SnapshotBuilder:
         if previous is not None and previous.at < at:
             step = at - previous.at
         period = int(at // STATISTICS_PERIOD)
-        ident = None
-        if self.equipment_name is not None:
-            ident = _text(getattr(getattr(telegram, self.equipment_name, None), "value", None))
+        ident = None if self.identify is None else self.identify(telegram)
         return Snapshot(
             telegram=telegram,
             readings=MappingProxyType(readings),

@@ -35,7 +35,6 @@ class ReaderStats:
     failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
     update_errors: int = 0  # an entity (or the coordinator) failed to take a telegram
-    dropped: int = 0  # telegrams the coordinator did not take in time (a stalled loop)
     last_telegram: float | None = None  # time.time() of the last good telegram
     last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
