@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from functools import cache
 import ipaddress
 import re
 from typing import Any
 
 from dsmr_parser import obis_references
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -24,6 +22,8 @@ from .const import (
     DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     VALIDATION_TIMEOUT,
 )
+from .counters import ReaderStats
+from .dsmr_library import PARSING, library_parser
 from .ports import redact_port
 from .reader import (
     CannotCommunicate,
@@ -32,7 +32,6 @@ from .reader import (
     equipment_identifier,
     gas_equipment_identifier,
 )
-from .stats import PARSING, ReaderStats
 
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -92,12 +91,6 @@ def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]
     }
 
 
-@cache
-def _parser(version: str) -> Any:
-    factory, _settings = _create_dsmr_protocol(version, None, object)
-    return factory.args[1]
-
-
 def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     """Parse a telegram (or encrypted frame) heard during detection, as the reader would.
 
@@ -110,13 +103,13 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     parsing = PARSING.set(ReaderStats())
     try:
         if frame[:1] == b"\xdb":
-            telegram = _parser(version).parse(
+            telegram = library_parser(version).parse(
                 frame.hex(),
                 encryption_key=data.get(CONF_ENCRYPTION_KEY, ""),
                 authentication_key=data.get(CONF_AUTHENTICATION_KEY) or None,
             )
         else:
-            telegram = _parser(version).parse(frame.decode("ascii"))
+            telegram = library_parser(version).parse(frame.decode("ascii"))
     except DecryptionError as err:
         raise InvalidKey from err
     except Exception as err:
