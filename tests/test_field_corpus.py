@@ -43,9 +43,9 @@ from custom_components.dsmr.descriptions import (
 )
 from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.generic import obis_key, parse_value
+from custom_components.dsmr.identify import async_read_telegram
 from custom_components.dsmr.parser import unknown_lines
 from custom_components.dsmr.reader import CannotCommunicate
-from custom_components.dsmr.validation import async_read_telegram
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 

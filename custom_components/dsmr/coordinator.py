@@ -24,9 +24,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
+from .issues import async_connection_changed, async_meter_replaced
 from .ports import redact_port
 from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
-from .repairs import async_connection_changed, async_meter_replaced
 
 type MbusListener = Callable[[MbusDevice], None]
 

@@ -43,8 +43,8 @@ from .descriptions import SENSORS, DsmrSensorEntityDescription, spec_value_names
 from .entity import DsmrEntity, main_device
 from .generic import generic_obis_entities
 from .health import health_entities
+from .issues import async_register_new_cycle
 from .mbus import MbusEntities
-from .repairs import async_register_new_cycle
 from .units import device_class_for, ha_unit
 from .upgrade import async_relabel_when_compiled, async_statistics_mislabelled, recorder_running
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA

@@ -1,17 +1,19 @@
-"""What the config flow checks: a real telegram from the meter, keys, host names."""
+"""Identify the meter on a port: open it, read a telegram, take the meter's identifiers.
+
+The config flow (and YAML import) set an entry up only with settings that gave a telegram from
+the meter: `async_validated` reads one and adds the identifiers it carries; detection's frame
+is parsed here too (`parse_frame`, `identify_encrypted`: which encrypted meter the key opens).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-import ipaddress
-import re
 from typing import Any
 
 from dsmr_parser import obis_references
 from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
-from homeassistant.const import CONF_HOST, CONF_PORT
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -24,7 +26,6 @@ from .const import (
 )
 from .counters import ReaderStats
 from .dsmr_library import PARSING, library_parser
-from .ports import redact_port
 from .reader import (
     CannotCommunicate,
     InvalidKey,
@@ -33,8 +34,6 @@ from .reader import (
     gas_equipment_identifier,
 )
 
-KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 # An encrypted frame is one of these; the decrypted telegram tells which (Smarty has an id).
 ENCRYPTED_CANDIDATES = ("MSn", "SAGEMCOM_T210_D_R")
 
@@ -134,40 +133,3 @@ def identify_encrypted(frame: bytes, data: dict[str, Any]) -> dict[str, Any]:
         except CannotCommunicate:
             continue
     raise CannotCommunicate("decrypted, but not a known encrypted meter")
-
-
-def clean_host(value: str) -> str | None:
-    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
-
-    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
-    """
-    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
-    host = host.split("/", 1)[0]
-    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
-        host = bracketed.group(1)
-    elif host.count(":") == 1:  # host:port pasted into the host field
-        host = host.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host if HOST_PATTERN.match(host) else None
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
-    """The encryption (and optional authentication) key, upper-case; None if malformed."""
-    key = str(user_input.get(CONF_ENCRYPTION_KEY) or "").strip()
-    auth = str(user_input.get(CONF_AUTHENTICATION_KEY) or "").strip()
-    if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
-        return None
-    found = {CONF_ENCRYPTION_KEY: key.upper()}
-    if auth:
-        found[CONF_AUTHENTICATION_KEY] = auth.upper()
-    return found
-
-
-def title(data: Mapping[str, Any]) -> str:
-    """An entry's title: the port (secrets in its URL redacted), or host:port."""
-    if CONF_HOST in data:
-        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
-    return redact_port(str(data[CONF_PORT]))
