@@ -93,13 +93,13 @@ class _Listener(asyncio.Protocol):
         self.buffer = bytearray()
         self.found: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.noise = asyncio.get_running_loop().create_future()
-        self._encrypted = EncryptedFrames()  # framed as the reader frames them (dsmr_parser)
+        self._frames = EncryptedFrames()  # framed as the reader frames them (dsmr_parser)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if self.found.done():
             return
-        if frames := self._encrypted.feed(data):
+        if frames := self._frames.feed(data):
             self.found.set_result(frames[0])
             return
         if match := TELEGRAM_FRAME.search(self.buffer):
