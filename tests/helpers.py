@@ -12,8 +12,8 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.identify import async_validated
 from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
-from custom_components.dsmr.validation import async_validated
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 

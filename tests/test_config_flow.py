@@ -29,7 +29,7 @@ from .helpers import send, wait_for
 
 KEY = "00112233445566778899AABBCCDDEEFF"
 WRONG_KEY = "FFEEDDCCBBAA99887766554433221100"
-TIMEOUT = "custom_components.dsmr.validation.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.identify.VALIDATION_TIMEOUT"
 
 type Tcp = Callable[..., Awaitable[TcpServer]]
 type Pty = Callable[[str], Awaitable[PtyServer]]

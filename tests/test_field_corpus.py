@@ -40,10 +40,11 @@ from custom_components.dsmr.descriptions import (
     SENSORS,
     DsmrSensorEntityDescription,
 )
+from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.generic import obis_key, parse_value
-from custom_components.dsmr.parser import CachingTelegramParser, unknown_lines
+from custom_components.dsmr.identify import async_read_telegram
+from custom_components.dsmr.parser import unknown_lines
 from custom_components.dsmr.reader import CannotCommunicate
-from custom_components.dsmr.validation import async_read_telegram
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -257,7 +258,7 @@ async def shown_problems(
         data, keys = expect.text, {}
     shown = Shown(hass, entry)
     check_telegram(shown, TelegramParser(spec).parse(data, **keys), expect.version)
-    check_generic(shown, CachingTelegramParser(spec).parse(data, **keys))
+    check_generic(shown, caching_parser(spec).parse(data, **keys))
     return shown.problems
 
 

@@ -21,8 +21,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.counters import ReaderStats
 from custom_components.dsmr.reader import P1Protocol
-from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.meter import Meter
 
 from .helpers import RawBridge, wait_for

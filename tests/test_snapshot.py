@@ -12,6 +12,7 @@ from typing import Any
 from dsmr_parser import telegram_specifications
 import pytest
 
+from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.parser import CachingTelegramParser
 from custom_components.dsmr.snapshot import (
     STATISTICS_PERIOD,
@@ -61,7 +62,7 @@ def telegram(
 
 @pytest.fixture
 def parser() -> CachingTelegramParser:
-    return CachingTelegramParser(telegram_specifications.V5)
+    return caching_parser(telegram_specifications.V5)
 
 
 def build(

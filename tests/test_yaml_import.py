@@ -27,7 +27,7 @@ from dsmr_sim.tcp import TcpServer
 
 from .helpers import send, wait_for
 
-TIMEOUT = "custom_components.dsmr.validation.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.identify.VALIDATION_TIMEOUT"
 POWER = "sensor.electricity_meter_power_consumption"
 ENERGY_T1 = "sensor.electricity_meter_energy_consumption_tarif_1"
 

@@ -26,11 +26,11 @@ from .const import (
     PLATFORMS,
 )
 from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
+from .counters import ReaderStats
 from .descriptions import SENSORS, spec_value_names
 from .migration import async_migrate_entity_unique_ids
 from .reader import DsmrReader, equipment_identifier
 from .snapshot import Field, SnapshotBuilder
-from .stats import ReaderStats
 from .yaml_import import async_import_yaml
 
 __all__ = ["DsmrConfigEntry"]

@@ -16,6 +16,7 @@ The coordinator owns the counters (`ReaderStats`, filled by the reader) and publ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +27,12 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
+from .counters import ReaderStats
 from .health import Health
+from .issues import async_connection_changed, async_meter_replaced
 from .ports import redact_port
 from .reader import ConnectionState
-from .repairs import async_connection_changed, async_meter_replaced
 from .snapshot import Snapshot, SnapshotBuilder
-from .stats import ReaderStats
 
 if TYPE_CHECKING:
     from .reader import DsmrReader
@@ -162,7 +163,20 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
 
     def health(self) -> Health:
         """The counters as they stand, for the health entities."""
-        return Health.of(self.counters, self.connected and self.last_update_success, self.latest)
+        stats = self.counters
+        received = stats.last_telegram
+        at = None if received is None else datetime.fromtimestamp(received, UTC)
+        stamp = getattr(getattr(self.latest, "P1_MESSAGE_TIMESTAMP", None), "value", None)
+        offset = None
+        if isinstance(stamp, datetime) and at is not None:
+            offset = round((stamp - at).total_seconds(), 1)
+        return Health(
+            connected=self.connected and self.last_update_success,
+            telegrams_per_minute=stats.per_minute(),
+            skipped_telegrams=stats.crc_errors + stats.parse_errors,
+            last_telegram=None if at is None else at.replace(microsecond=0),
+            meter_clock_offset=offset,
+        )
 
     def report(self, kind: str, message: str, *args: object) -> None:
         """Log an entity's fault (rate-limited per kind) and keep it as the last error."""

@@ -15,7 +15,6 @@ from functools import cache, partial
 from statistics import fmean
 from typing import Any
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntityDescription,
@@ -50,6 +49,7 @@ from .const import (
     MBUS_TYPE_WATER,
     SWAPPED_TARIFF_VERSIONS,
 )
+from .dsmr_library import version_setup
 from .snapshot import Reading, Snapshot
 
 type Value = StateType | datetime | Decimal
@@ -571,18 +571,11 @@ MBUS_SENSORS: dict[int, tuple[DsmrSensorEntityDescription, str]] = {
 
 
 @cache
-def _specification(version: str) -> dict[str, Any]:
-    factory, _settings = _create_dsmr_protocol(version, None, object)
-    spec: dict[str, Any] = factory.args[1].telegram_specification
-    return spec
-
-
-@cache
 def spec_value_names(version: str) -> frozenset[str]:
     """Value names in dsmr_parser's telegram specification for a version token."""
-    return frozenset(obj["value_name"] for obj in _specification(version)["objects"])
+    return frozenset(obj["value_name"] for obj in version_setup(version)[0]["objects"])
 
 
 def spec_has_checksum(version: str) -> bool:
     """Whether the version's telegrams carry a CRC (DSMR 2.2 and 3 do not)."""
-    return bool(_specification(version)["checksum_support"])
+    return bool(version_setup(version)[0]["checksum_support"])

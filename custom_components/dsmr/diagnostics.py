@@ -31,8 +31,15 @@ TO_REDACT = {
     "title",
     "host",
 }
-# Telegram values that identify the meter or its owner.
+# Telegram values that identify the meter or its owner (as `_IDENTIFYING_LINE` in the raw one:
+# the grid operator's text messages to the owner too).
 TELEGRAM_REDACT = {
+    "TEXT_MESSAGE",
+    "TEXT_MESSAGE_CODE",
+    "MSN_TEXT_MESSAGE_2",
+    "MSN_TEXT_MESSAGE_3",
+    "MSN_TEXT_MESSAGE_4",
+    "MSN_TEXT_MESSAGE_5",
     "EQUIPMENT_IDENTIFIER",
     "EQUIPMENT_IDENTIFIER_GAS",
     "BELGIUM_EQUIPMENT_IDENTIFIER",

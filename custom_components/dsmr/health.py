@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
@@ -24,38 +24,18 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfTime
 
-from .stats import ReaderStats
-
 REFRESH = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """The counters of a meter's connection, as they stood when asked."""
+    """The counters of a meter's connection, as they stood when asked (the coordinator's)."""
 
     connected: bool
     telegrams_per_minute: int
     skipped_telegrams: int
     last_telegram: datetime | None
     meter_clock_offset: float | None
-
-    @classmethod
-    def of(cls, stats: ReaderStats, connected: bool, latest: Any) -> Health:
-        """The health of `stats`, with the latest telegram (for the meter's clock)."""
-        received = stats.last_telegram
-        stamp = getattr(getattr(latest, "P1_MESSAGE_TIMESTAMP", None), "value", None)
-        offset = None
-        if isinstance(stamp, datetime) and received is not None:
-            offset = round((stamp - datetime.fromtimestamp(received, UTC)).total_seconds(), 1)
-        return cls(
-            connected=connected,
-            telegrams_per_minute=stats.per_minute(),
-            skipped_telegrams=stats.crc_errors + stats.parse_errors,
-            last_telegram=None
-            if received is None
-            else datetime.fromtimestamp(received, UTC).replace(microsecond=0),
-            meter_clock_offset=offset,
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from dsmr_parser import obis_references
-from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
+from dsmr_parser.clients.protocol import DSMRProtocol
 from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError
 from dsmr_parser.objects import Telegram
@@ -38,9 +38,9 @@ from .const import (
     LOGGER,
     RFXTRX_DSMR_PROTOCOL,
 )
-from .parser import CachingTelegramParser
+from .counters import ReaderStats
+from .dsmr_library import PARSING, Parser, library_parser, new_parser, version_setup
 from .ports import CannotConnect, async_open_port, port_url, redact_port
-from .stats import PARSING, ReaderStats
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
@@ -114,12 +114,17 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         rest of a telegram, read every chunk as it comes).
         """
         super().__init__(*args, **kwargs)
+        specification = self.telegram_parser.telegram_specification
         # Same contract and result as dsmr_parser's TelegramParser; unchanged lines are not
-        # parsed again (see parser.py).
-        self.telegram_parser: CachingTelegramParser = CachingTelegramParser(
-            self.telegram_parser.telegram_specification
-        )
+        # parsed again (see parser.py), unless dsmr_library's self-check said otherwise.
+        self.telegram_parser: Parser = new_parser(specification)
+        self.encrypted = bool(specification.get("general_global_cipher"))
+        self.keys = {
+            "encryption_key": kwargs.get("encryption_key", ""),
+            "authentication_key": kwargs.get("authentication_key", ""),
+        }
         self.stats = stats
+        self.done = asyncio.Event()  # set when the connection is lost
         self.close_reason: str | None = None
         self._buffer = bytearray()
         self._watchdog_timeout = watchdog_timeout
@@ -174,7 +179,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
     def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
-        if self._encrypted:  # the silence watchdog is fed by frames that decrypt only
+        if self.encrypted:  # the silence watchdog is fed by frames that decrypt only
             super().data_received(data)
             return
         buffer = self._buffer
@@ -243,11 +248,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         bad_lines = stats.bad_lines
         parsing = PARSING.set(stats)
         try:
-            parsed = self.telegram_parser.parse(
-                telegram,
-                encryption_key=self._encryption_key,
-                authentication_key=self._authentication_key,
-            )
+            parsed = self.telegram_parser.parse(telegram, **self.keys)
         except DecryptionError as err:
             stats.decryption_errors += 1
             self.decryption_error = err
@@ -265,7 +266,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             return
         finally:
             PARSING.reset(parsing)
-        if self._encrypted:
+        if self.encrypted:
             self._last_frame = self.loop.time()
         if stats.bad_lines != bad_lines:
             stats.fault(
@@ -285,7 +286,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self._watchdog = self._resume = None
         if exc is not None and self.close_reason is None:
             self.close_reason = str(exc) or type(exc).__name__
-        self._closed.set()
+        self.done.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is lost."""
+        await self.done.wait()
 
 
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
@@ -334,11 +339,12 @@ async def async_open(
             "authentication_key": data.get(CONF_AUTHENTICATION_KEY) or None,
         }
     # dsmr_parser's own version table picks the telegram specification and serial settings.
-    factory, settings = _create_dsmr_protocol(
-        version,
-        callback,
+    settings = version_setup(version)[1]
+    factory = partial(
         RfxtrxP1Protocol if rfxtrx else P1Protocol,
         loop,
+        library_parser(version),  # replaced by the protocol's own (see P1Protocol)
+        telegram_callback=callback,
         stats=stats,
         watchdog_timeout=watchdog_timeout,
         **keys,

@@ -35,9 +35,9 @@ from .descriptions import SENSORS, DsmrSensorEntityDescription, spec_value_names
 from .entity import DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
 from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
+from .issues import async_register_new_cycle
 from .mbus import MbusEntities
 from .policy import RegisterPolicy, Verdict
-from .repairs import async_register_new_cycle
 from .snapshot import Reading, Snapshot
 from .units import ha_unit
 from .upgrade import UnitUpgrade
