@@ -56,23 +56,18 @@ from .flow_guard import ends_well
 from .forms import (
     KEY_SCHEMA,
     OPTIONAL_KEYS,
+    clean_host,
     form_error,
+    keys,
     network_schema,
     reconfigured,
     serial_schema,
+    title,
     version_and_protocol,
 )
+from .identify import async_validated, identify_encrypted, parse_frame, with_identifiers
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
-from .validation import (
-    async_validated,
-    clean_host,
-    identify_encrypted,
-    keys,
-    parse_frame,
-    title,
-    with_identifiers,
-)
 from .yaml_import import yaml_key
 
 # The capacity tariff's threshold: kW, 0 (every new peak) to 100 (a large connection).

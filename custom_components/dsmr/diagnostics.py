@@ -11,7 +11,6 @@ from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 
-from . import DsmrConfigEntry
 from .const import (
     CONF_AUTHENTICATION_KEY,
     CONF_ENCRYPTION_KEY,
@@ -19,6 +18,7 @@ from .const import (
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
 )
+from .coordinator import DsmrConfigEntry
 from .entity import readable
 
 TO_REDACT = {
@@ -31,8 +31,15 @@ TO_REDACT = {
     "title",
     "host",
 }
-# Telegram values that identify the meter or its owner.
+# Telegram values that identify the meter or its owner (as `_IDENTIFYING_LINE` in the raw one:
+# the grid operator's text messages to the owner too).
 TELEGRAM_REDACT = {
+    "TEXT_MESSAGE",
+    "TEXT_MESSAGE_CODE",
+    "MSN_TEXT_MESSAGE_2",
+    "MSN_TEXT_MESSAGE_3",
+    "MSN_TEXT_MESSAGE_4",
+    "MSN_TEXT_MESSAGE_5",
     "EQUIPMENT_IDENTIFIER",
     "EQUIPMENT_IDENTIFIER_GAS",
     "BELGIUM_EQUIPMENT_IDENTIFIER",
@@ -49,9 +56,9 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: DsmrConfigEntry
 ) -> dict[str, Any]:
     """Return what helps to debug a meter, and nothing that identifies it."""
-    coordinator = entry.runtime_data
-    reader = coordinator.reader
-    stats = reader.stats
+    coordinator = entry.runtime_data.coordinator
+    reader = entry.runtime_data.reader
+    stats = entry.runtime_data.counters
     telegram = coordinator.latest
     telegram_json = json.loads(telegram.to_json()) if telegram is not None else None
     data = dict(entry.data)
@@ -70,8 +77,8 @@ async def async_get_config_entry_diagnostics(
         ),
         "mbus_devices": async_redact_data(entry.data.get(CONF_MBUS_DEVICES, []), {"id"}),
         "reader": {
-            "connected": coordinator.reader.connected,
-            "available": coordinator.available,
+            "connected": reader.connected,
+            "available": coordinator.last_update_success,
             "telegrams": stats.telegrams,
             "published": coordinator.published,
             "crc_errors": stats.crc_errors,
@@ -82,7 +89,6 @@ async def async_get_config_entry_diagnostics(
             "connection_errors": stats.connection_errors,
             "watchdog_timeouts": stats.watchdog_timeouts,
             "update_errors": stats.update_errors,
-            "dropped": stats.dropped,
             "last_error": stats.last_error and stats.last_error.replace(reader.port, port),
         },
         "telegram": _redact_telegram(telegram_json),
