@@ -22,9 +22,17 @@ PREFIX = "custom_components.dsmr"
 # Modules that must import nothing from homeassistant, not even through other modules of ours.
 # (units.py is Home Assistant's view of a line's unit, its constants and device classes, by
 # role: the snapshot carries the unit as the line sends it, and entities map it.)
-PURE = ["snapshot", "policy"]
+PURE = ["snapshot", "policy", "derived", "demand", "flow"]
 # Modules with entity classes, and their platforms.
-ENTITY_MODULES = ["sensor", "binary_sensor", "entity", "health", "generic", "mbus"]
+ENTITY_MODULES = [
+    "sensor",
+    "binary_sensor",
+    "entity",
+    "health",
+    "generic",
+    "mbus",
+    "derived_entities",
+]
 # The connection: what an entity must never import (it reads the coordinator's data).
 CONNECTION = {"reader", "counters", "ports", "dsmr_library", "parser", "values", "checksum"}
 CONNECTION_SIDE = sorted(CONNECTION | {"detect", "identify"})

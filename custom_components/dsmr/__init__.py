@@ -13,6 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import (
     CONF_DSMR_VERSION,
     CONF_MBUS_DEVICES,
+    CONF_PEAK_THRESHOLD,
     CONF_PRECISION,
     CONF_RECONNECT_INTERVAL,
     CONF_SERIAL_ID,
@@ -27,7 +28,9 @@ from .const import (
 )
 from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
 from .counters import ReaderStats
-from .descriptions import SENSORS, spec_value_names
+from .demand import DEFAULT_THRESHOLD_KW
+from .derived import Deriver
+from .descriptions import SENSORS, has_demand, spec_value_names
 from .migration import async_migrate_entity_unique_ids
 from .reader import DsmrReader, equipment_identifier
 from .snapshot import Field, SnapshotBuilder
@@ -52,7 +55,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     coordinator = DsmrCoordinator(
         hass,
         entry,
-        snapshot_builder(entry.data),
+        snapshot_builder(entry.data, entry.options),
         entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
         counters := ReaderStats(),
     )
@@ -73,9 +76,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     return True
 
 
-def snapshot_builder(data: Mapping[str, Any]) -> SnapshotBuilder:
-    """The snapshot builder of a meter: the fields of its version's entities."""
+def snapshot_builder(
+    data: Mapping[str, Any], options: Mapping[str, Any] | None = None
+) -> SnapshotBuilder:
+    """The snapshot builder of a meter: its version's fields, the forecast and the flows.
+
+    The forecast only for meters that send the quarter-hour demand; its threshold: the options'.
+    """
     version = data[CONF_DSMR_VERSION]
+    threshold = (options or {}).get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
     names = spec_value_names(version)
     precision = data.get(CONF_PRECISION)
     return SnapshotBuilder(
@@ -92,6 +101,7 @@ def snapshot_builder(data: Mapping[str, Any]) -> SnapshotBuilder:
         ],
         precision=None if precision is None else int(precision),
         identify=partial(equipment_identifier, dsmr_version=version),
+        deriver=Deriver(demand=has_demand(version), threshold_kw=float(threshold)),
     )
 
 

@@ -1,4 +1,4 @@
-"""Connection state of a meter (diagnostic)."""
+"""Connection state of a meter (diagnostic); a new monthly peak ahead (Belgian meters)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import CONF_DSMR_VERSION
 from .coordinator import DsmrConfigEntry
+from .derived_entities import new_peak_ahead_sensor
+from .descriptions import has_demand
 from .entity import RefreshingEntity, main_device
 from .health import CONNECTION
 
@@ -20,13 +23,13 @@ async def async_setup_entry(
 ) -> None:
     """Add the connection sensor to the electricity meter's device."""
     device, serial = main_device(entry)
-    async_add_entities(
-        [
-            ConnectionSensor(
-                entry.runtime_data.coordinator, CONNECTION, device, f"{serial}_{CONNECTION.key}"
-            )
-        ]
-    )
+    coordinator = entry.runtime_data.coordinator
+    entities: list[BinarySensorEntity] = [
+        ConnectionSensor(coordinator, CONNECTION, device, f"{serial}_{CONNECTION.key}")
+    ]
+    if has_demand(entry.data[CONF_DSMR_VERSION]):
+        entities.append(new_peak_ahead_sensor(coordinator, device, serial))
+    async_add_entities(entities)
 
 
 class ConnectionSensor(RefreshingEntity, BinarySensorEntity):

@@ -36,13 +36,13 @@ from .demand import (
 )
 from .flow import FlowState, update_flow
 
-__all__ = ["Derived", "Deriver", "demand_reading", "flow_key"]
+__all__ = ["MAIN_GAS_KEY", "MAIN_GAS_READINGS", "Derived", "Deriver", "demand_reading", "flow_key"]
 
 # EN 13757-3 device types whose m³ reading has a flow: gas, warm water, water.
 FLOW_DEVICE_TYPES: Final = frozenset({3, 6, 7})
 # The DSMR 2.2/4 gas reading on the main telegram (no M-Bus channel): its flow's key.
 MAIN_GAS_KEY: Final = "gas"
-_MAIN_GAS_NAMES: Final = ("HOURLY_GAS_METER_READING", "GAS_METER_READING")
+MAIN_GAS_READINGS: Final = ("HOURLY_GAS_METER_READING", "GAS_METER_READING")
 _EMPTY: Final[Mapping[str, FlowState]] = MappingProxyType({})
 
 
@@ -99,10 +99,14 @@ def _captures(telegram: Any) -> Iterator[tuple[str, Any]]:
         if kind in FLOW_DEVICE_TYPES and getattr(reading, "unit", None) == "m3":
             ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
             yield flow_key(device.channel_id, str(ident) if ident else None), reading
-    for name in _MAIN_GAS_NAMES:
+    for name in MAIN_GAS_READINGS:
         reading = getattr(telegram, name, None)
         if getattr(reading, "unit", None) == "m3":
             yield MAIN_GAS_KEY, reading
+
+
+#: What a snapshot carries without a `Deriver`: no forecast, no flows.
+NOTHING_DERIVED: Final = Derived()
 
 
 class Deriver:

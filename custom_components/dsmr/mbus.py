@@ -29,6 +29,7 @@ from .const import (
     MBUS_TYPE_WATER,
 )
 from .coordinator import DsmrConfigEntry
+from .derived_entities import mbus_flow_sensors
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
 from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
@@ -174,7 +175,16 @@ class MbusEntities:
         if ident:
             info["serial_number"] = readable(ident)
         return [
-            self.create(description, info, unique_id, channel=channel, mbus_id=ident, unit=unit)
+            self.create(description, info, unique_id, channel=channel, mbus_id=ident, unit=unit),
+            *mbus_flow_sensors(
+                self.coordinator,
+                info,
+                unique_id,
+                device_type=device_type,
+                unit=unit,
+                channel=channel,
+                ident=ident,
+            ),
         ]
 
     def _remember(

@@ -31,7 +31,9 @@ from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
 from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS, LOGGER
 from .coordinator import DsmrConfigEntry
-from .descriptions import SENSORS, DsmrSensorEntityDescription, spec_value_names
+from .derived import MAIN_GAS_READINGS
+from .derived_entities import demand_sensors, gas_flow_sensor
+from .descriptions import SENSORS, DsmrSensorEntityDescription, has_demand, spec_value_names
 from .entity import DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
 from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
@@ -67,6 +69,15 @@ async def async_setup_entry(
     entities.extend(
         HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS
     )
+    if has_demand(version):
+        entities.extend(demand_sensors(coordinator, device, serial))
+    if CONF_SERIAL_ID_GAS in entry.data:
+        gas_device, gas_serial = main_device(entry, gas=True)
+        entities.extend(
+            gas_flow_sensor(coordinator, gas_device, f"{gas_serial}_{d.key}")
+            for d in SENSORS
+            if d.obis_name in MAIN_GAS_READINGS and d.obis_name in names
+        )
     mbus = MbusEntities(hass, entry, async_add_entities, partial(DsmrSensor, entry))
     entities.extend(mbus.restore())
     # OBIS lines no specification names: remembered ones now, new ones as they appear.

@@ -29,6 +29,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
+from .derived import NOTHING_DERIVED, Derived, Deriver
 from .parser import unknown_lines
 
 # Home Assistant's short-term statistics period, in seconds: long-term statistics take a
@@ -99,6 +100,8 @@ class Snapshot:
     closes_period: bool
     at: float  # the time the period was placed by (meter's clock or reception)
     samples: int  # telegrams in the window
+    # The quarter-hour forecast, the new-peak decision and the flows (derived.py).
+    derived: Derived = NOTHING_DERIVED
 
     def value(self, key: str) -> Any:
         """A field's value (None when the telegram did not carry it)."""
@@ -141,11 +144,16 @@ class SnapshotBuilder:
         *,
         precision: int | None = None,
         identify: Callable[[Any], str | None] | None = None,
+        deriver: Deriver | None = None,
     ) -> None:
-        """Read `fields`; round numbers to `precision` decimals if set; `identify` the meter."""
+        """Read `fields`; round numbers to `precision` decimals if set; `identify` the meter.
+
+        `deriver` adds the forecast and the flows (none without it).
+        """
         self.fields = tuple(fields)
         self.precision = precision
         self.identify = identify
+        self.deriver = deriver
 
     def build(
         self, telegrams: Sequence[Any], previous: Snapshot | None, received_at: float
@@ -173,6 +181,9 @@ class SnapshotBuilder:
             step = at - previous.at
         period = int(at // STATISTICS_PERIOD)
         ident = None if self.identify is None else self.identify(telegram)
+        derived = NOTHING_DERIVED
+        if self.deriver is not None:
+            derived = self.deriver.derive(telegrams, previous.derived if previous else None)
         return Snapshot(
             telegram=telegram,
             readings=MappingProxyType(readings),
@@ -185,6 +196,9 @@ class SnapshotBuilder:
             closes_period=int((at + step) // STATISTICS_PERIOD) != period,
             at=at,
             samples=len(telegrams),
+            derived=NOTHING_DERIVED
+            if self.deriver is None
+            else self.deriver.derive(telegrams, derived),
         )
 
     @staticmethod
