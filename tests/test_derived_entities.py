@@ -13,7 +13,6 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_mock_restore_state_shutdown_restart,
     mock_restore_cache_with_extra_data,
 )
@@ -36,10 +35,12 @@ JANUARY = datetime(2024, 1, 15, 17, 2)
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
-def derived_rows(hass: HomeAssistant, entry: MockConfigEntry) -> list[dict[str, Any]]:
-    """The entity snapshot rows of the forecast, headroom, new-peak and flow entities."""
-    wanted = ("_quarter_hour_forecast", "_peak_headroom", "_new_monthly_peak_ahead", "_flow")
-    return [r for r in entity_snapshot(hass, entry) if r["unique_id"].endswith(wanted)]
+def assert_entities(hass: HomeAssistant, snapshot: SnapshotAssertion, *entity_ids: str) -> None:
+    """Registry entries and states, as `snapshot_platform` has them, of these entities only."""
+    registry = er.async_get(hass)
+    for entity_id in entity_ids:
+        assert registry.async_get(entity_id) == snapshot(name=f"{entity_id}-entry")
+        assert hass.states.get(entity_id) == snapshot(name=f"{entity_id}-state")
 
 
 async def serve(servers: list[BaseServer], meter: Meter, step: float) -> TcpServer:
@@ -55,13 +56,13 @@ def number(entity_id: str, hass: HomeAssistant) -> float:
 
 
 async def test_demand_entities(
-    hass: HomeAssistant, servers: list[BaseServer], snapshot: SnapshotAssertion
+    hass: HomeAssistant, servers: list[BaseServer], ha_snapshot: SnapshotAssertion
 ) -> None:
     meter = Meter("5B", seed=5, start=JANUARY, appliances=True)
     server = await serve(servers, meter, 10)
     entry = await setup_meter(hass, server)
     await send(entry, server, 46)  # to 17:10:00 by the meter's clock
-    assert derived_rows(hass, entry) == snapshot
+    assert_entities(hass, ha_snapshot, FORECAST, HEADROOM, PEAK_AHEAD)
     serial = entry.data["serial_id"]
     registry = er.async_get(hass)
     for entity_id, key in (
@@ -122,7 +123,7 @@ async def test_the_threshold_option_sets_the_limit(
 
 
 async def test_flow_entities(
-    hass: HomeAssistant, servers: list[BaseServer], snapshot: SnapshotAssertion
+    hass: HomeAssistant, servers: list[BaseServer], ha_snapshot: SnapshotAssertion
 ) -> None:
     meter = Meter(
         "5", seed=5, start=JANUARY, appliances=True, mbus=("gas", "water"), mbus_interval=300
@@ -131,7 +132,7 @@ async def test_flow_entities(
     entry = await setup_meter(hass, server)
     assert hass.states.get(GAS_FLOW).state == STATE_UNKNOWN  # one reading: nothing to divide
     await send(entry, server, 10)
-    assert derived_rows(hass, entry) == snapshot
+    assert_entities(hass, ha_snapshot, GAS_FLOW, WATER_FLOW)
     registry = er.async_get(hass)
     telegram = TelegramParser(meter.telegram_specification()).parse(meter.telegram())
     for channel, flow, reading in (
