@@ -36,9 +36,7 @@ def _identifiers(data: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize(
     ("meter", "extra"),
     [
-        pytest.param(
-            Meter("5B", seed=5, mbus=("gas", "water"), text_message="Hello"), {}, id="5B"
-        ),
+        pytest.param(Meter("5B", seed=5, mbus=("gas", "water"), text_message="Hello"), {}, id="5B"),
         pytest.param(Meter("4", seed=7), {}, id="4-gas"),
         pytest.param(
             Meter("SAGEMCOM_T210_D_R", seed=3, key=KEY, auth_key=AUTH_KEY),
@@ -68,7 +66,7 @@ async def test_diagnostics(
         assert server.host not in text
         # The operator's text message to the owner: redacted in the raw telegram, and parsed.
         assert "hello" not in text
-        assert "Hello".encode().hex() not in text
+        assert b"Hello".hex() not in text
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from itertools import pairwise
 import json
+from pathlib import Path
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -21,9 +26,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
+from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .conftest import MISSING_PORT
 from .helpers import send, setup_meter, wait_for
 
 POWER = "sensor.electricity_meter_power_consumption"
@@ -48,7 +53,10 @@ async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any])
     return entry
 
 
-async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) -> None:
+async def test_missing_port_is_not_ready_until_it_appears(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Setup opens the port first: not there, Home Assistant retries; then restored states."""
     mock_restore_cache_with_extra_data(
         hass,
         [
@@ -58,15 +66,50 @@ async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) ->
             )
         ],
     )
-    entry = await _entry_with_restored_power(hass, {"port": MISSING_PORT})
-    # Restored although no telegram ever arrived; unavailable once the port is known missing.
-    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors > 0)
-    await hass.async_block_till_done()
-    state = hass.states.get(POWER)
-    assert state is not None
-    assert state.state == "unavailable"
-    assert entry.runtime_data.available is False
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    link = tmp_path / "ttyP1"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"port": str(link), "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
+    )
+    entry.add_to_hass(hass)
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1234_current_electricity_usage",
+        suggested_object_id="electricity_meter_power_consumption",
+        config_entry=entry,
+    )
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason == (
+        f"Cannot open {link} for the DSMR meter: No such file or directory. Home Assistant "
+        "keeps trying; check that the P1 cable or the network bridge is connected"
+    )
+    # The adapter is plugged in: Home Assistant's next attempt sets the meter up, and the
+    # restored value shows until the first telegram.
+    server = PtyServer(Meter("5", seed=1), link=link)
+    await server.start()
+    try:
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=90))
+        await wait_for(lambda: entry.state is ConfigEntryState.LOADED, timeout=10)
+        await hass.async_block_till_done()
+        assert hass.states.get(POWER).state == "1.234"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_a_port_that_is_no_serial_port_asks_for_reconfiguration(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={"port": "/dev/null", "dsmr_version": "5", "serial_id": None}
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY  # refused again, never opened
+    assert entry.reason == (
+        "/dev/null cannot be the DSMR meter's port: not a serial device (a character device, "
+        "but not a serial tty). Reconfigure the meter with its serial port or bridge"
+    )
 
 
 async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> None:
@@ -111,7 +154,6 @@ async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAss
         assert float(water.state) > 0
         assert len(entry.data["mbus_devices"]) == 2
         # After a reload they exist at once, before any telegram.
-        await with_mbus.stop()
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
         state = hass.states.get("sensor.water_meter_water_consumption")
