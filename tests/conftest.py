@@ -20,6 +20,8 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.server import BaseServer
 
+from .helpers import RawBridge
+
 pytest_plugins = ["dsmr_sim.pytest_plugin", "tests.leaks"]
 
 MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
@@ -114,6 +116,20 @@ async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
             assert await hass.config_entries.async_unload(entry.entry_id)
     for server in started:
         await server.stop()
+
+
+@pytest.fixture
+async def silent_port(hass: HomeAssistant) -> AsyncIterator[str]:
+    """A port that opens and stays silent (a bridge whose meter sends nothing yet).
+
+    For entries that must set up (setup opens the port first) without a meter behind them.
+    """
+    bridge = await RawBridge().start()
+    yield bridge.url
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            assert await hass.config_entries.async_unload(entry.entry_id)
+    await bridge.stop()
 
 
 def core_entry(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:

