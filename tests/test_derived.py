@@ -6,7 +6,7 @@ Telegrams are the simulator's, parsed by dsmr_parser as the reader does.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +27,7 @@ from custom_components.dsmr.derived import (
     flow_key,
 )
 from custom_components.dsmr.flow import FlowState
+from custom_components.dsmr.snapshot import SnapshotBuilder
 from dsmr_sim import Meter
 
 PACKAGE = Path(__file__).parent.parent / "custom_components" / "dsmr"
@@ -223,3 +224,23 @@ def test_an_unchanged_window_keeps_the_same_flows_object() -> None:
     first = deriver.derive(stream[:1], None)
     again = deriver.derive(stream[:1], replace(first))
     assert again.flows is first.flows
+
+
+def test_the_snapshot_builder_derives_once_per_publish_from_the_last() -> None:
+    class Counting(Deriver):
+        def __init__(self) -> None:
+            super().__init__(demand=True)
+            self.calls: list[tuple[int, Derived | None]] = []
+
+        def derive(self, telegrams: Sequence[Any], previous: Derived | None) -> Derived:
+            self.calls.append((len(telegrams), previous))
+            return super().derive(telegrams, previous)
+
+    deriver = Counting()
+    builder = SnapshotBuilder((), deriver=deriver)
+    stream = list(telegrams(Meter("5B", seed=4, start=JANUARY), 5))
+    first = builder.build(stream[:2], None, 0.0)
+    second = builder.build(stream[2:], first, 0.0)
+    assert deriver.calls == [(2, None), (3, first.derived)]
+    assert second.derived.quarter is not None
+    assert SnapshotBuilder(()).build(stream, None, 0.0).derived.quarter is None

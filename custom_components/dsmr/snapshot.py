@@ -214,9 +214,7 @@ class SnapshotBuilder:
             closes_period=int((at + step) // STATISTICS_PERIOD) != period,
             at=at,
             samples=len(telegrams),
-            derived=NOTHING_DERIVED
-            if self.deriver is None
-            else self.deriver.derive(telegrams, derived),
+            derived=derived,
         )
 
     @staticmethod
