@@ -130,21 +130,25 @@ class Deriver:
         return Derived(quarter, last, alarm, self.threshold_kw, self._flows(telegrams, previous))
 
     def _flows(self, telegrams: Sequence[Any], previous: Derived) -> Mapping[str, FlowState]:
-        flows = dict(previous.flows)
+        flows = previous.flows
+        changed: dict[str, FlowState] | None = None  # a copy, once a flow moved
         for telegram in telegrams:
             now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
+            current = changed if changed is not None else flows
             seen: set[str] = set()
             for key, capture in _captures(telegram):
                 seen.add(key)
                 value = getattr(capture, "value", None)
                 at = _aware(getattr(capture, "datetime", None))
-                before = flows.get(key) or self.restored.get(key)
+                before = current.get(key) or self.restored.get(key)
                 number = value if isinstance(value, Decimal) and value.is_finite() else None
-                flows[key] = update_flow(before, at, number, now)
-            for key in flows.keys() - seen:  # not in this telegram: only the timeout moves
-                flows[key] = update_flow(flows[key], None, None, now)
-        if not flows:
-            return _EMPTY
-        if flows == previous.flows:
-            return previous.flows
-        return MappingProxyType(flows)
+                state = update_flow(before, at, number, now)
+                if state is not current.get(key):
+                    current = changed = changed if changed is not None else dict(flows)
+                    changed[key] = state
+            for key in current.keys() - seen:  # not in this telegram: only the timeout moves
+                state = update_flow(current[key], None, None, now)
+                if state is not current[key]:
+                    current = changed = changed if changed is not None else dict(flows)
+                    changed[key] = state
+        return flows if changed is None else MappingProxyType(changed)
