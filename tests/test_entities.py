@@ -34,7 +34,9 @@ from .helpers import send, setup_meter, wait_for
 POWER = "sensor.electricity_meter_power_consumption"
 
 
-async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any]) -> MockConfigEntry:
+async def _entry_with_restored_power(
+    hass: HomeAssistant, where: dict[str, Any], *, ready: bool = True
+) -> MockConfigEntry:
     """Set up a DSMR 5 entry whose power sensor has a restored state (1.234 kW) to show."""
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -48,7 +50,7 @@ async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any])
         suggested_object_id="electricity_meter_power_consumption",
         config_entry=entry,
     )
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert await hass.config_entries.async_setup(entry.entry_id) is ready
     await hass.async_block_till_done()
     return entry
 
@@ -67,19 +69,7 @@ async def test_missing_port_is_not_ready_until_it_appears(
         ],
     )
     link = tmp_path / "ttyP1"
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={"port": str(link), "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
-    )
-    entry.add_to_hass(hass)
-    er.async_get(hass).async_get_or_create(
-        "sensor",
-        DOMAIN,
-        "1234_current_electricity_usage",
-        suggested_object_id="electricity_meter_power_consumption",
-        config_entry=entry,
-    )
-    assert not await hass.config_entries.async_setup(entry.entry_id)
+    entry = await _entry_with_restored_power(hass, {"port": str(link)}, ready=False)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason == (
         f"Cannot open {link} for the DSMR meter: No such file or directory. Home Assistant "
