@@ -11,7 +11,8 @@ machine and the same telegrams, and prints one table with ratios:
 3. writes: state changes per hour at default settings, and the error of the published mean
    power against the true mean of all telegrams;
 4. scale: 1, 10 and 50 meters at one telegram a second in one Home Assistant;
-5. setup latency: config-flow form submitted to entry created.
+5. setup latency: config-flow form submitted to entry created;
+6. re-broadcast: CPU to publish one telegram to 0, 1 and 5 TCP clients (ours only).
 
 Each Home Assistant runs in a subprocess of its own (`dsmr_bench.worker`), so its CPU time is
 its own; the meters are simulated in the parent process. Ours and core run interleaved (or at

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from . import cpu, live, report
+from . import cpu, live, rebroadcast, report
 
-SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup")
+SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "rebroadcast")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +77,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if "setup" in only:
         _say("setup latency: config flow")
         results["setup"] = await live.setup_latency(3 if quick else 6)
+    if "rebroadcast" in only:
+        _say("re-broadcast: CPU to publish a telegram to 0, 1 and 5 clients")
+        results["rebroadcast"] = await rebroadcast.publish_cost(
+            rounds=3 if quick else 5, telegrams_per_window=300 if quick else 500
+        )
     return results
 
 
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     rows += report.live_rows(
         results.get("pty"), results.get("writes"), results.get("scale"), results.get("setup")
     )
+    if "rebroadcast" in results:
+        rows += report.rebroadcast_rows(results["rebroadcast"])
     print(_header())
     print()
     print(report.table(rows))

@@ -167,6 +167,23 @@ def live_rows(
     return rows
 
 
+def rebroadcast_rows(result: dict[str, Any]) -> list[Row]:
+    """Re-broadcast rows: CPU per published telegram by number of clients (core has none)."""
+    size = result["telegram_bytes"]
+    # Telegrams some client's socket did not take at once (their cost falls outside publish).
+    late = f"in all: {result['deferred']}/{result['telegrams']} late, {result['dropped']} dropped"
+    return [
+        (
+            f"re-broadcast a DSMR 5 telegram ({size} B) to {count} client(s): CPU, us",
+            f"{us:.1f}",
+            "-",
+            "",
+            late if count == "5" else "",
+        )
+        for count, us in result["us"].items()
+    ]
+
+
 def table(rows: list[Row]) -> str:
     """Format rows as a fixed-width table."""
     head: Row = ("measurement", "ours", "core", "ours/core", "target")
