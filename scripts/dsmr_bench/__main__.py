@@ -80,7 +80,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if "rebroadcast" in only:
         _say("re-broadcast: CPU to publish a telegram to 0, 1 and 5 clients")
         results["rebroadcast"] = await rebroadcast.publish_cost(
-            rounds=3 if quick else 5, telegrams_per_window=300 if quick else 500
+            rounds=3 if quick else 5, bursts_per_window=60 if quick else 150
         )
     return results
 
