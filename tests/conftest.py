@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+import os
+from pathlib import Path
+import subprocess
+import sys
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -13,9 +17,61 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.server import BaseServer
 
-pytest_plugins = ["dsmr_sim.pytest_plugin"]
+pytest_plugins = ["dsmr_sim.pytest_plugin", "tests.leaks"]
 
 MISSING_PORT = "/dev/serial/by-id/usb-no-such-meter-if00-port0"
+
+# Paths opened (open(), os.open(), in any thread) while a test holds `opened_files`.
+_opened: set[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _opened is not None and isinstance(args[0], (str, bytes)):
+        _opened.add(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; it records only while armed
+
+
+@pytest.fixture
+def opened_files() -> Iterator[set[str]]:
+    """Every path opened during the test (Python's audit events: nothing escapes them).
+
+    Not /dev/null: subprocesses (an import running ldconfig) open it for their stdin.
+    """
+    global _opened  # noqa: PLW0603
+    _opened = set()
+    try:
+        yield _opened
+    finally:
+        _opened = None
+
+
+def opened_any(opened: set[str], paths: list[str]) -> list[str]:
+    """The `paths` (or what they link to) among the opened ones."""
+    wanted = {os.path.realpath(p) for p in paths} | set(paths)
+    return sorted(p for p in opened if p in wanted or os.path.realpath(p) in wanted)
+
+
+@pytest.fixture(scope="session")
+def newest_ha() -> Path:
+    """The `homeassistant` package of the newest release, from its own venv (.venv-ha-*).
+
+    The test harness pins an older Home Assistant; what the newest release ships (its
+    Marketplace, its manifest vocabulary, its quality scale rules) is read from its files.
+    scripts/test and scripts/run create that venv and name its Python in DSMR_HA_NEWEST_PYTHON.
+    """
+    python = os.environ.get("DSMR_HA_NEWEST_PYTHON")
+    if not python:
+        pytest.fail("DSMR_HA_NEWEST_PYTHON is not set: run the tests through scripts/test")
+    found = subprocess.run(
+        [python, "-c", "import homeassistant; print(homeassistant.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return Path(found.stdout.strip()).parent
 
 
 @pytest.fixture(autouse=True)

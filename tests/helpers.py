@@ -18,6 +18,61 @@ from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
 
+class RawBridge:
+    """A network bridge on 127.0.0.1 that sends whatever the test gives it (real TCP).
+
+    For what no meter sends: silence, noise, hostile frames. Append it to the `servers`
+    fixture's list so that it stops after the entries reading it are unloaded.
+    """
+
+    def __init__(self) -> None:
+        """Not listening until started."""
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    async def start(self) -> RawBridge:
+        """Listen on a free port."""
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        """The bridge as a port URL."""
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def client_count(self) -> int:
+        """Connected clients."""
+        return len(self._writers)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        try:
+            await reader.read()  # until the client goes
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.remove(writer)
+            writer.close()
+
+    async def send(self, data: bytes) -> None:
+        """Send to every connected client."""
+        for writer in list(self._writers):
+            writer.write(data)
+            await writer.drain()
+
+    async def stop(self) -> None:
+        """Drop the clients and stop listening."""
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll until `predicate` holds (the reader runs on real sockets and ttys)."""
     async with asyncio.timeout(timeout):
@@ -38,11 +93,16 @@ def entry_data(server: BaseServer, **extra: Any) -> dict[str, Any]:
 
 
 async def validated(server: BaseServer, **extra: Any) -> dict[str, Any]:
-    """What the config flow stores: the data plus identifiers read from a real telegram."""
+    """What the config flow stores: the data plus identifiers read from a real telegram.
+
+    The meter advances one step, then repeats that telegram every 20 ms until validation has
+    read one: however long that takes on a busy machine, the meter's state afterwards is the same.
+    """
     task = asyncio.ensure_future(async_validated(entry_data(server, **extra)))
+    await server.send_telegram()
     while not task.done():
-        await server.send_telegram()
         await asyncio.sleep(0.02)
+        await server.repeat_telegram()
     return await task
 
 
@@ -84,6 +144,16 @@ async def setup_meter(
     await wait_for(lambda: entry.runtime_data.reader.connected)
     await send(entry, server)
     return entry
+
+
+async def enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Enable every entity of the entry (disabled by default or by us) and reload it."""
+    registry = er.async_get(hass)
+    for reg in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if reg.disabled_by is not None:
+            registry.async_update_entity(reg.entity_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
 
 
 async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:

@@ -17,7 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
 
-from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.const import DOMAIN, version_option
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -93,7 +93,7 @@ def network_input(server: TcpServer, version: str | None = None, **extra: Any) -
     return {
         "host": server.host,
         "port": server.port,
-        "dsmr_version": version or server.meter.version,
+        "dsmr_version": version_option(version or server.meter.version),  # the selector's option
         **extra,
     }
 
@@ -256,7 +256,7 @@ async def test_serial(hass: HomeAssistant, pty: Pty, version: str) -> None:
     result = await with_telegrams(
         server,
         hass.config_entries.flow.async_configure(
-            flow_id, {"port": f" {server.port} ", "dsmr_version": version}
+            flow_id, {"port": f" {server.port} ", "dsmr_version": version_option(version)}
         ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -312,10 +312,10 @@ async def test_serial_blank_port(hass: HomeAssistant) -> None:
     "port",
     [
         MISSING_PORT,
-        "/dev/null",  # not a tty
         "esphome-hass://no-such-proxy/uart",  # ESPHome serial proxy, ESPHome not loaded
         "socket://127.0.0.1",  # no TCP port
-        "no-such-scheme://x",  # a URL serialx cannot open
+        "rfc2217://127.0.0.1",  # no TCP port
+        "esphome://",  # no host
     ],
 )
 async def test_serial_cannot_connect(hass: HomeAssistant, port: str) -> None:
@@ -335,7 +335,7 @@ async def test_network_cannot_connect(hass: HomeAssistant) -> None:
     flow_id = await start(hass, "network")
     port = free_port()
     result = await hass.config_entries.flow.async_configure(
-        flow_id, {"host": "127.0.0.1", "port": port, "dsmr_version": "5B"}
+        flow_id, {"host": "127.0.0.1", "port": port, "dsmr_version": "5b"}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "network"
@@ -343,7 +343,7 @@ async def test_network_cannot_connect(hass: HomeAssistant) -> None:
     assert defaults(result) == {
         "host": "127.0.0.1",
         "port": port,
-        "dsmr_version": "5B",
+        "dsmr_version": "5b",  # the selector's option for 5B
         "rfxtrx": False,
     }
 
@@ -373,7 +373,7 @@ async def test_cannot_communicate_then_retry(hass: HomeAssistant, tcp: Tcp) -> N
     ("meter", "settings"),
     [
         (Meter("5"), {"rfxtrx": True}),  # no RFXtrx framing around the telegrams
-        (Meter("MSn", key=KEY), {"dsmr_version": "5L"}),  # encrypted: DLMS frames, no telegrams
+        (Meter("MSn", key=KEY), {"dsmr_version": "5l"}),  # encrypted: DLMS frames, no telegrams
         (Meter("5"), {"faults": Faults(bad_crc=True)}),  # every telegram fails its CRC
         (Meter("5"), {"faults": Faults(truncate=True)}),  # telegrams cut off
     ],
@@ -463,7 +463,10 @@ async def test_already_configured(hass: HomeAssistant, tcp: Tcp) -> None:
 
 
 async def test_already_configured_on_another_port(hass: HomeAssistant, tcp: Tcp) -> None:
-    """The same meter (by equipment id), configured on a cable, is now found on a bridge."""
+    """The same meter (by equipment id), configured on a cable, is now found on a bridge.
+
+    Its entry moves to the bridge (see test_hostile.py for both directions and detection).
+    """
     server = await tcp("5")
     assert server.meter.render().values["EQUIPMENT_IDENTIFIER"]
     serial_id = server.meter.render().values["EQUIPMENT_IDENTIFIER"]
@@ -478,8 +481,9 @@ async def test_already_configured_on_another_port(hass: HomeAssistant, tcp: Tcp)
         server, hass.config_entries.flow.async_configure(flow_id, network_input(server))
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-    assert entry.data["port"] != network_input(server)["port"]
+    assert result["reason"] == "moved"
+    assert (entry.data["host"], entry.data["port"]) == ("127.0.0.1", server.port)
+    await hass.async_block_till_done()
 
 
 # --- encrypted meters ---------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 
 from custom_components.dsmr import detect
 from custom_components.dsmr.detect import ENCRYPTED, async_detect, detect_version
-from custom_components.dsmr.reader import CannotCommunicate, CannotConnect
+from custom_components.dsmr.ports import CannotConnect
+from custom_components.dsmr.reader import CannotCommunicate
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
@@ -76,9 +77,12 @@ async def test_every_setting_is_tried_in_order(monkeypatch: pytest.MonkeyPatch) 
     tried: list[dict[str, object]] = []
     answers = {9600: Meter("2.2", seed=1).payload()}
 
-    async def listen(url: str, settings: dict[str, object], wait: float) -> bytes | None:
+    async def listen(
+        url: str, settings: dict[str, object], wait: float
+    ) -> tuple[bytes | None, int]:
         tried.append(settings)
-        return answers.get(int(str(settings["baudrate"])))
+        heard = answers.get(int(str(settings["baudrate"])))
+        return heard, len(heard or b"")
 
     monkeypatch.setattr(detect, "_listen", listen)
     found = await async_detect("/dev/ttyUSB0", wait=0.1)

@@ -128,6 +128,7 @@ async def test_encrypted_meter_told_apart_by_its_key(
 
 
 async def test_nothing_recognisable(hass: HomeAssistant, tcp: Servers) -> None:
+    """Connected, silent: nothing arrived (see test_hostile.py for bytes that are no telegram)."""
     server = TcpServer(Meter("5"))  # manual mode: connected, silent
     await server.start()
     try:
@@ -136,7 +137,7 @@ async def test_nothing_recognisable(hass: HomeAssistant, tcp: Servers) -> None:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(detect, "DETECTION_WAIT", 0.3)
             result = await _network(hass, server)
-        assert result["errors"] == {"base": "not_recognised"}
+        assert result["errors"] == {"base": "no_data"}
     finally:
         await server.stop()
 

@@ -9,15 +9,24 @@ and in order (a changed byte always breaks the CRC, or the framing, of its own t
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.objects import Telegram
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from hypothesis import HealthCheck, given, settings, strategies as st
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.reader import P1Protocol
 from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.meter import Meter
+
+from .helpers import RawBridge, wait_for
+from .test_parser import MUTATION, mutate, recrc
 
 METER = Meter("5", seed=21, mbus=("gas", "water"))
 GOOD: list[bytes] = []
@@ -91,3 +100,133 @@ def test_streams(segments: list[tuple[Any, ...]], cuts: list[int]) -> None:
         assert [_fingerprint(t) for t in received] == wanted
     finally:
         loop.close()
+
+
+# --- through the coordinator and the entities ---------------------------------------------
+#
+# Line-level mutations of real-shaped telegrams (changed characters, lines dropped, doubled,
+# swapped, tricky lines inserted; with a CRC that fits, so they reach the entities, or not),
+# noise between them, then a fresh good telegram: over a real TCP connection into a loaded
+# entry. Whatever came before, the good telegram's values arrive, nothing is logged as an
+# error and no exception escapes.
+
+PIPELINE_EXAMPLES = 600
+POWER = "sensor.electricity_meter_power_consumption"
+VOLTAGE = "sensor.electricity_meter_voltage_phase_l1"
+GAS = "sensor.gas_meter_gas_consumption"
+LIVE = Meter("5", seed=21, mbus=("gas", "water"))  # METER, later: fresh telegrams
+LIVE.step(3600)
+TEXTS = [t.decode() for t in GOOD]
+
+# Values real meters (and broken ones) put between the brackets of a line.
+ODD_VALUES = ["", "*kW", "NaN", "sNaN", "Infinity", "-Infinity", "-0", "1e5", "1E+999999*kWh"]
+ODD_VALUES += ["0x10", "000000.000*kWh", "999999.999*kWh", "-12.5*kW", "1.5*m3", "12*Wh"]
+
+
+def odd_value(text: str, line: int, value: str) -> str:
+    """Replace what one body line carries in its last brackets."""
+    lines = text.split("\r\n")
+    body = lines[1:-2]
+    target = body[line % len(body)]
+    if (start := target.rfind("(")) >= 0:
+        body[line % len(body)] = f"{target[:start]}({value})"
+    return "\r\n".join([lines[0], *body, *lines[-2:]])
+
+
+LINE_MUTATION = st.one_of(
+    MUTATION.map(lambda m: ("mutate", m)),
+    st.tuples(st.just("odd"), st.tuples(st.integers(0, 200), st.sampled_from(ODD_VALUES))),
+)
+
+pipeline_segment = st.one_of(
+    st.tuples(st.just("good"), st.integers(0, len(GOOD) - 1)),
+    st.tuples(st.just("noise"), st.binary(min_size=1, max_size=200)),
+    st.tuples(
+        st.just("mutated"),
+        st.integers(0, len(GOOD) - 1),
+        st.lists(LINE_MUTATION, min_size=1, max_size=4),
+        st.booleans(),
+    ),
+)
+
+
+@pytest.fixture
+async def pipeline(hass: HomeAssistant, servers: list[Any]) -> tuple[RawBridge, MockConfigEntry]:
+    """A loaded entry reading a raw bridge; every entity enabled."""
+    bridge = await RawBridge().start()
+    servers.append(bridge)
+    serial_id = LIVE.render().values["EQUIPMENT_IDENTIFIER"]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            "host": "127.0.0.1",
+            "port": bridge.port,
+            "dsmr_version": "5",
+            "protocol": "dsmr_protocol",
+            "serial_id": serial_id,
+            "serial_id_gas": None,
+        },
+        unique_id=serial_id,
+        options={"time_between_update": 0},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: bridge.client_count == 1)
+    await bridge.send(LIVE.telegram().encode())  # its M-Bus devices get their entities
+    await wait_for(lambda: entry.runtime_data.telegram is not None)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    for reg in er.async_entries_for_config_entry(registry, entry.entry_id):
+        registry.async_update_entity(reg.entity_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    return bridge, entry
+
+
+@settings(max_examples=PIPELINE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(segments=st.lists(pipeline_segment, min_size=1, max_size=5))
+async def test_pipeline(
+    hass: HomeAssistant,
+    pipeline: tuple[RawBridge, MockConfigEntry],
+    caplog: pytest.LogCaptureFixture,
+    segments: list[tuple[Any, ...]],
+) -> None:
+    bridge, entry = pipeline
+    coordinator = entry.runtime_data
+    stream = b""
+    for kind, *args in segments:
+        if kind == "good":
+            stream += GOOD[args[0]]
+        elif kind == "noise":
+            stream += args[0]
+        else:
+            text = TEXTS[args[0]]
+            for kind_of_change, change in args[1]:
+                text = (
+                    mutate(text, *change)
+                    if kind_of_change == "mutate"
+                    else odd_value(text, *change)
+                )
+            stream += (recrc(text) if args[2] else text).encode("latin-1", "replace")
+    LIVE.step(1)
+    sentinel = LIVE.render()
+    stream += sentinel.text.encode()
+    stamp = sentinel.values["P1_MESSAGE_TIMESTAMP"]
+    await bridge.send(stream)
+    await wait_for(
+        lambda: (
+            getattr(coordinator.telegram, "P1_MESSAGE_TIMESTAMP", None) is not None
+            and coordinator.telegram.P1_MESSAGE_TIMESTAMP.value == stamp
+        )
+    )
+    await hass.async_block_till_done()
+    assert float(hass.states.get(POWER).state) == float(
+        sentinel.values["CURRENT_ELECTRICITY_USAGE"]
+    )
+    assert float(hass.states.get(VOLTAGE).state) == float(
+        sentinel.values["INSTANTANEOUS_VOLTAGE_L1"]
+    )
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert bad == [], [r.getMessage()[:300] for r in bad]

@@ -268,3 +268,44 @@ async def test_pre_mbus_gas_entity_moves_to_the_mbus_device(hass: HomeAssistant)
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("version", "suffix"),
+    [("5B", "belgium_5min_gas_meter_reading"), ("5", "hourly_gas_meter_reading")],
+)
+async def test_pre_mbus_gas_entity_waits_for_its_mbus_identifier(
+    hass: HomeAssistant, version: str, suffix: str
+) -> None:
+    """Until a telegram names the M-Bus identifier, a pre-2024 gas entity is left alone.
+
+    It is not taken for an M-Bus entity of core's (that made a device keyed by the old unique
+    id, which stayed behind after the move); the device registry is untouched.
+    """
+    gas = "4730303339303031363532303530323136"
+    entry = core_entry(
+        {
+            "port": MISSING_PORT,
+            "dsmr_version": version,
+            "protocol": "dsmr_protocol",
+            "serial_id": "1234",
+            "serial_id_gas": gas,
+        }
+    )
+    entry.add_to_hass(hass)
+    _core_entity(
+        hass,
+        entry.entry_id,
+        gas,
+        "Gas Meter",
+        f"{gas}_{suffix}",
+        "sensor.gas_meter_gas_consumption",
+        "gas",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert sorted(d.identifiers.pop()[1] for d in devices) == sorted(["1234", gas])
+    reg = er.async_get(hass).async_get("sensor.gas_meter_gas_consumption")
+    assert reg.unique_id == f"{gas}_{suffix}"
+    assert await hass.config_entries.async_unload(entry.entry_id)

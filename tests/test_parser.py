@@ -135,13 +135,19 @@ class _Records(logging.Handler):
 
 @contextmanager
 def records() -> Iterator[list[tuple[int, str]]]:
-    """What dsmr_parser's parser module logs meanwhile (level and message)."""
+    """What dsmr_parser's parser module logs meanwhile (level and message).
+
+    Kept here, not passed on to the session's log: they are this test's data (lines the
+    library quotes, identifiers included), not something the integration logs.
+    """
     handler = _Records()
     logger = logging.getLogger("dsmr_parser.parsers")
     logger.addHandler(handler)
+    logger.propagate = False
     try:
         yield handler.records
     finally:
+        logger.propagate = True
         logger.removeHandler(handler)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
@@ -17,7 +18,13 @@ from dsmr_parser.objects import Telegram
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.dsmr.reader import P1Protocol, async_open, line_rate
+from custom_components.dsmr.reader import (
+    MIN_PAUSE,
+    PAUSE_MARGIN,
+    P1Protocol,
+    async_open,
+    line_rate,
+)
 from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
@@ -41,30 +48,76 @@ def test_line_rate_from_dsmr_parser_settings(version: str, rate: float) -> None:
     assert line_rate(settings) == rate
 
 
+@dataclass
+class Read:
+    """One data_received call: its size, and the pause the protocol decided on it (if any).
+
+    `wait` is the window in which the protocol's call_later delay must lie: the loop's clock just
+    before and just after the call bound the moment it scheduled its resume timer. `paused`: the
+    call came while the protocol had paused reading (a transport that does not pause).
+    """
+
+    size: int
+    paused: bool
+    wait: tuple[float, float] | None = None
+
+
 async def _read(
     server: BaseServer, data: dict[str, Any], count: int
-) -> tuple[list[list[int]], ReaderStats, list[Telegram], P1Protocol]:
-    """Send `count` telegrams one by one; return the chunk sizes the protocol got for each."""
+) -> tuple[list[list[Read]], list[int], ReaderStats, list[Telegram], P1Protocol]:
+    """Send `count` telegrams one by one; return the reads of each and the sizes sent."""
+    loop = asyncio.get_running_loop()
     telegrams: list[Telegram] = []
     stats = ReaderStats()
     transport, protocol = await async_open(data, telegrams.append, stats)
-    chunks: list[list[int]] = []
+    reads: list[list[Read]] = []
+    sizes: list[int] = []
     received: Callable[[bytes], None] = protocol.data_received
 
     def counting(data: bytes) -> None:
-        chunks[-1].append(len(data))
+        read = Read(len(data), paused=protocol._resume is not None)
+        before = loop.time()
         received(data)
+        if (resume := protocol._resume) is not None:
+            read.wait = (resume.when() - loop.time(), resume.when() - before)
+        reads[-1].append(read)
 
     protocol.data_received = counting  # type: ignore[method-assign]
     try:
         for sent in range(1, count + 1):
-            chunks.append([])
+            reads.append([])
             await server.send_telegram()
             await server.wait_sent(sent)
+            sizes.append(len(server.last_payload))
             await until(lambda sent=sent: stats.telegrams >= sent)
     finally:
         transport.close()
-    return chunks, stats, telegrams, protocol
+    return reads, sizes, stats, telegrams, protocol
+
+
+def assert_read_at_once(reads: list[list[Read]], sizes: list[int], most: int) -> None:
+    """The first telegram read as it comes; each later one in its first piece and the rest.
+
+    What the reader decides is checked, not how this machine's scheduler happened to cut the
+    line: a busy machine merges chunks (fewer reads), and a late first read may leave too
+    little of a telegram to wait for.
+    """
+    assert not any(r.paused for telegram in reads for r in telegram)  # nothing while paused
+    assert sizes[0] == sum(r.size for r in reads[0])
+    assert all(r.wait is None for r in reads[0])  # nothing known yet: no waiting
+    for previous, size, (head, *rest) in zip(sizes, sizes[1:], reads[1:], strict=False):
+        assert size == head.size + sum(r.size for r in rest)
+        assert all(r.wait is None for r in rest)  # decided once, on the telegram's first piece
+        expected = (previous - head.size) / RATE_V5  # the rest, at the last telegram's size
+        if expected < MIN_PAUSE:  # most of it came at once: not worth a timer
+            assert head.wait is None
+            continue
+        assert head.wait is not None
+        low, high = head.wait
+        assert low - 1e-6 <= expected + PAUSE_MARGIN <= high + 1e-6
+        # Then the rest at once, read when the meter has sent it all; one more piece only when
+        # the kernel hands the last bytes over after the reader has woken up.
+        assert 1 + len(rest) <= most
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -75,21 +128,16 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 async def test_serial_telegram_read_in_two_pieces(hass: HomeAssistant) -> None:
-    """Over a pty at line rate: every chunk of the first telegram, then two pieces each."""
+    """Over a pty at line rate: the first telegram as it comes, then two pieces each."""
     server = PtyServer(Meter("5", seed=3), faults=at_line_rate())
     await server.start()
     try:
-        chunks, stats, telegrams, protocol = await _read(
+        reads, sizes, stats, telegrams, protocol = await _read(
             server, {"port": server.port, "dsmr_version": "5"}, 5
         )
     finally:
         await server.stop()
-    size = len(server.last_payload)
-    assert len(chunks[0]) == -(-size // CHUNK)  # nothing known yet: every chunk as it comes
-    for later in chunks[1:]:
-        # The first chunk, then the rest at once (here: [62, 833]); a third piece only when
-        # this machine wakes the simulator late.
-        assert later[0] == CHUNK and len(later) <= 3 and sum(later) == size
+    assert_read_at_once(reads, sizes, most=3)
     assert stats.telegrams == 5
     assert stats.crc_errors == stats.parse_errors == stats.discarded_bytes == 0
     stamps = [t.P1_MESSAGE_TIMESTAMP.value for t in telegrams]
@@ -102,13 +150,12 @@ async def test_bridge_telegram_read_in_two_pieces(hass: HomeAssistant) -> None:
     server = TcpServer(Meter("5", seed=4), faults=at_line_rate())
     await server.start()
     try:
-        chunks, stats, _, _ = await _read(
+        reads, sizes, stats, _, _ = await _read(
             server, {"host": server.host, "port": server.port, "dsmr_version": "5"}, 4
         )
     finally:
         await server.stop()
-    assert all(len(later) <= 4 for later in chunks[1:])  # TCP may split a piece once more
-    assert sum(len(later) for later in chunks[1:]) < len(chunks[0])
+    assert_read_at_once(reads, sizes, most=4)  # TCP may split a piece once more
     assert stats.telegrams == 4
     assert stats.crc_errors == stats.parse_errors == 0
 
@@ -139,19 +186,33 @@ async def test_longer_telegram_than_the_last_is_read_whole(hass: HomeAssistant) 
 
 async def test_closing_while_waiting_for_the_rest(hass: HomeAssistant) -> None:
     """The connection closed mid-telegram: the wait's timer is cancelled, nothing fires late."""
-    server = PtyServer(Meter("5", seed=6), faults=at_line_rate())
+    # A chunk every 50 ms: the second telegram's first piece leaves most of it to wait for, however
+    # late this machine reads it.
+    server = PtyServer(
+        Meter("5", seed=6), faults=Faults(drip=True, drip_size=CHUNK, drip_delay=0.05)
+    )
     await server.start()
     stats = ReaderStats()
     transport, protocol = await async_open(
         {"port": server.port, "dsmr_version": "5"}, lambda _: None, stats
     )
+    received: Callable[[bytes], None] = protocol.data_received
+    waits: list[asyncio.TimerHandle] = []
+
+    def closing_when_waiting(data: bytes) -> None:
+        received(data)
+        if protocol._resume is not None:  # the reader has just paused: close the port now
+            waits.append(protocol._resume)
+            transport.close()
+
+    protocol.data_received = closing_when_waiting  # type: ignore[method-assign]
     try:
         await server.send_telegram()
         await until(lambda: stats.telegrams >= 1)
         sending = hass.async_create_task(server.send_telegram())
-        await until(lambda: protocol._resume is not None)
-        transport.close()
-        await protocol.wait_closed()
+        async with asyncio.timeout(5):
+            await protocol.wait_closed()
+        assert len(waits) == 1 and waits[0].cancelled()
         assert protocol._resume is None
         await sending
     finally:

@@ -12,8 +12,8 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_IMPORT, ConfigEntry, ConfigEntryState
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -117,7 +117,6 @@ async def test_network_block(hass: HomeAssistant, server: TcpServer) -> None:
         "port": server.port,
         "dsmr_version": "5",
         "reconnect_interval": 30,
-        "precision": 3,
         "yaml": True,
         "protocol": "dsmr_protocol",
         "serial_id": serial_id,
@@ -184,7 +183,6 @@ def test_defaults() -> None:
         "port": "/dev/ttyUSB0",
         "dsmr_version": "2.2",
         "reconnect_interval": 30,
-        "precision": 3,
     }
 
 
@@ -202,7 +200,6 @@ async def test_defaults_applied(hass: HomeAssistant, servers: list[BaseServer]) 
         "port": bridge.port,
         "dsmr_version": "2.2",
         "reconnect_interval": 30,
-        "precision": 3,
         "yaml": True,
         "protocol": "dsmr_protocol",
         "serial_id": values["EQUIPMENT_IDENTIFIER"],
@@ -425,3 +422,16 @@ async def test_single_block_without_a_list(hass: HomeAssistant, server: TcpServe
         await async_import_yaml(hass, {"sensor": block(server)})
         await hass.async_block_till_done()
     assert only_entry(hass) is entry
+
+
+async def test_top_level_key_is_an_error(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dsmr:` at the top level is not our YAML: an error and a repair issue, no entry."""
+    assert await async_setup_component(hass, DOMAIN, {DOMAIN: {"port": "/dev/ttyUSB0"}})
+    await hass.async_block_till_done()
+    assert hass.config_entries.async_entries(DOMAIN) == []
+    assert "The dsmr integration does not support YAML setup" in "\n".join(error_messages(caplog))
+    issue = ir.async_get(hass).async_get_issue(HOMEASSISTANT_DOMAIN, f"platform_only_{DOMAIN}")
+    assert issue is not None
+    assert issue.issue_domain == DOMAIN

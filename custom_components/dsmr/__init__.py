@@ -6,7 +6,7 @@ import asyncio
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
@@ -28,6 +28,10 @@ from .reader import DsmrReader, ReaderItem
 from .yaml_import import async_import_yaml
 
 type DsmrConfigEntry = ConfigEntry[DsmrCoordinator]
+
+# YAML is `sensor: - platform: dsmr` only (see yaml_import.py); a top-level `dsmr:` key is
+# reported as an error and a repair issue instead of being ignored silently.
+CONFIG_SCHEMA = cv.platform_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:

@@ -8,6 +8,7 @@ port, host or key of an existing meter, which must still be the same meter.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.components.usb import get_serial_by_id
@@ -19,15 +20,9 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.helpers.selector import (
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    SerialPortSelector,
-    TextSelector,
-)
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
+from homeassistant.helpers.translation import async_get_translations
 import probatio as vol
 
 from .const import (
@@ -39,19 +34,28 @@ from .const import (
     CONF_SOURCE_YAML,
     CONF_TIME_BETWEEN_UPDATE,
     CONF_WATCHDOG_TIMEOUT,
-    DEFAULT_PORT,
     DEFAULT_TIME_BETWEEN_UPDATE,
     DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
-    DSMR_VERSIONS,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
-    RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
+    version_option,
 )
-from .detect import ENCRYPTED, Detection, async_detect
-from .reader import CannotCommunicate, CannotConnect, InvalidKey, port_url
+from .detect import ENCRYPTED, Detection, NothingReceived, async_detect
+from .flow_guard import ends_well
+from .forms import (
+    KEY_SCHEMA,
+    OPTIONAL_KEYS,
+    form_error,
+    network_schema,
+    reconfigured,
+    serial_schema,
+    version_and_protocol,
+)
+from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
+from .reader import CannotCommunicate, InvalidKey
 from .validation import (
     async_validated,
     clean_host,
@@ -63,46 +67,16 @@ from .validation import (
 )
 from .yaml_import import yaml_key
 
-CONF_RFXTRX = "rfxtrx"
-VERSION_SELECTOR = SelectSelector(
-    SelectSelectorConfig(
-        options=[
-            SelectOptionDict(value=VERSION_AUTO, label="Detect automatically"),
-            *(SelectOptionDict(value=v, label=label) for v, label in DSMR_VERSIONS.items()),
-        ],
-        mode=SelectSelectorMode.DROPDOWN,
-    )
+# Detection heard bytes but no telegram: line settings are worth mentioning on a serial port.
+NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
+# What says where a meter is read from: moved together when the meter turns up elsewhere.
+TRANSPORT_KEYS = (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_PROTOCOL,
+    CONF_ENCRYPTION_KEY,
+    CONF_AUTHENTICATION_KEY,
 )
-KEY_SCHEMA = vol.Schema(
-    {vol.Required(CONF_ENCRYPTION_KEY): str, vol.Optional(CONF_AUTHENTICATION_KEY): str}
-)
-
-
-def _serial_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): SerialPortSelector()
-    }
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
-
-
-def _version_fields(defaults: dict[str, Any]) -> dict[Any, Any]:
-    """The meter type (detect by default) and the RFXtrx framing option."""
-    return {
-        vol.Required(
-            CONF_DSMR_VERSION, default=defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)
-        ): VERSION_SELECTOR,
-        vol.Optional(CONF_RFXTRX, default=False): bool,
-    }
-
-
-def _network_schema(defaults: dict[str, Any], *, version: bool = True) -> vol.Schema:
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
-        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=65535)
-        ),
-    }
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
@@ -121,19 +95,27 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         """Options: the update window and the watchdog."""
         return DsmrOptionsFlow()
 
+    @ends_well
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Serial port or network bridge."""
         return self.async_show_menu(step_id="user", menu_options=["serial", "network"])
 
+    @ends_well
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A P1 cable on a local serial port (or any serialx URL)."""
         if user_input is not None:
-            if not (port := user_input[CONF_PORT].strip()):
-                return self._show("serial", user_input, {CONF_PORT: "invalid_port"})
-            self._data = {CONF_PORT: port, **_version_and_protocol(user_input)}
+            port = str(user_input[CONF_PORT]).strip()
+            if self._data and port == redact_port(str(self._data.get(CONF_PORT))):
+                port = self._data[CONF_PORT]  # shown redacted after a failed attempt
+            try:  # before anything is opened: a file or a watchdog never is
+                await async_check_port(port)
+            except CannotConnect as err:
+                return self._show("serial", user_input, form_error(err))
+            self._data = {CONF_PORT: port, **version_and_protocol(user_input)}
             return await self._async_next("serial", user_input)
         return self._show("serial", {}, {})
 
+    @ends_well
     async def async_step_network(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -144,25 +126,39 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             self._data = {
                 CONF_HOST: host,
                 CONF_PORT: user_input[CONF_PORT],
-                **_version_and_protocol(user_input),
+                **version_and_protocol(user_input),
             }
             return await self._async_next("network", user_input)
         return self._show("network", {}, {})
 
     def _show(
-        self, step: str, defaults: dict[str, Any], errors: dict[str, str]
+        self,
+        step: str,
+        user_input: dict[str, Any],
+        errors: dict[str, str],
+        placeholders: dict[str, str] | None = None,
     ) -> ConfigFlowResult:
-        schema = _network_schema(defaults) if step == "network" else _serial_schema(defaults)
-        return self.async_show_form(step_id=step, data_schema=schema, errors=errors)
+        """Show a step's form again, with what was typed (a key too: it is the user's own)."""
+        if step == "encryption_key":
+            schema = self.add_suggested_values_to_schema(KEY_SCHEMA, user_input)
+        else:
+            schema = network_schema(user_input) if step == "network" else serial_schema(user_input)
+        return self.async_show_form(
+            step_id=step, data_schema=schema, errors=errors, description_placeholders=placeholders
+        )
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
+        self._abort_if_port_configured(self._data)
         if self._data[CONF_DSMR_VERSION] == VERSION_AUTO:
             try:
                 self._detection = await async_detect(port_url(self._data))
-            except CannotConnect:
-                return self._show(step, user_input, {"base": "cannot_connect"})
+            except CannotConnect as err:
+                return self._show(step, user_input, form_error(err))
+            except NothingReceived as err:
+                seconds = {"seconds": str(math.ceil(err.seconds))}
+                return self._show(step, user_input, {"base": "no_data"}, seconds)
             except CannotCommunicate:
-                return self._show(step, user_input, {"base": "not_recognised"})
+                return self._show(step, user_input, {"base": NOT_RECOGNISED[step]})
             if self._detection.version == ENCRYPTED:
                 return await self.async_step_encryption_key()
             self._data[CONF_DSMR_VERSION] = self._detection.version
@@ -177,6 +173,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return await self.async_step_encryption_key()
         return await self._async_validate_and_create(self._data, step, user_input)
 
+    @ends_well
     async def async_step_encryption_key(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -198,7 +195,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 return await self._async_validate_and_create(
                     {**self._data, **found}, "encryption_key", user_input
                 )
-        return self.async_show_form(step_id="encryption_key", data_schema=KEY_SCHEMA, errors=errors)
+        return self._show("encryption_key", user_input or {}, errors)
 
     async def _async_validate_and_create(
         self, data: dict[str, Any], step: str, user_input: dict[str, Any]
@@ -206,27 +203,51 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         try:
             data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
-            error = {CannotConnect: "cannot_connect", InvalidKey: "invalid_key"}.get(
-                type(err), "cannot_communicate"
-            )
-            if step == "encryption_key":
-                return self.async_show_form(
-                    step_id=step, data_schema=KEY_SCHEMA, errors={"base": error}
-                )
-            return self._show(step, user_input, {"base": error})
-        if data[CONF_SERIAL_ID]:
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            self._abort_if_unique_id_configured()
+            return self._show(step, user_input, form_error(err, base=step == "encryption_key"))
+        await self._async_abort_if_known(data)
         return self.async_create_entry(title=title(data), data=data)
 
     async def _async_confirm(self, data: dict[str, Any]) -> ConfigFlowResult:
         """Tell the user what detection found; one click creates the entry."""
-        if data.get(CONF_SERIAL_ID):
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            self._abort_if_unique_id_configured(updates={CONF_PORT: data[CONF_PORT]})
+        await self._async_abort_if_known(data)
         self._data = data
         return await self.async_step_detected()
 
+    def _abort_if_port_configured(self, data: dict[str, Any]) -> None:
+        """One entry per port, or host and TCP port in whichever spelling (raises AbortFlow).
+
+        A meter without an equipment identifier (Sweden, Austria) is known by nothing else.
+        """
+        url = port_url(data)
+        for entry in self._async_current_entries(include_ignore=False):
+            if port_url(entry.data) == url:
+                raise AbortFlow("already_configured")
+
+    async def _async_abort_if_known(self, data: dict[str, Any]) -> None:
+        """A meter that is set up already: abort; found on another port, its entry moves there.
+
+        The entry's data then says where the meter is, consistently: host set (a network
+        bridge) or gone (a serial port), the port, the framing and any key just entered.
+        """
+        if not data.get(CONF_SERIAL_ID):
+            return
+        await self.async_set_unique_id(data[CONF_SERIAL_ID])
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, data[CONF_SERIAL_ID]
+        )
+        if entry is None:
+            return
+        moved = {k: v for k, v in entry.data.items() if k != CONF_HOST} | {
+            k: data[k] for k in TRANSPORT_KEYS if k in data
+        }
+        if moved == dict(entry.data):
+            raise AbortFlow("already_configured")
+        new_title = title(moved) if entry.title == title(entry.data) else entry.title
+        self.hass.config_entries.async_update_entry(entry, title=new_title, data=moved)
+        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        raise AbortFlow("moved", description_placeholders={"port": redact_port(port_url(moved))})
+
+    @ends_well
     async def async_step_detected(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -239,15 +260,26 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="detected",
             description_placeholders={
-                "meter": DSMR_VERSIONS.get(
-                    self._data[CONF_DSMR_VERSION], self._data[CONF_DSMR_VERSION]
-                ),
-                "port": port_url(self._data),
+                "meter": await self._async_version_label(self._data[CONF_DSMR_VERSION]),
+                "port": redact_port(port_url(self._data)),
                 "settings": detection.settings,
                 "seconds": f"{detection.seconds:.1f}",
             },
         )
 
+    async def _async_version_label(self, version: str) -> str:
+        """The meter type's label as the selector shows it, in Home Assistant's language.
+
+        A placeholder is shown as it is, so it is translated here (English where a language
+        lacks the label); the frontend's language is not known to a flow.
+        """
+        strings = await async_get_translations(
+            self.hass, self.hass.config.language, "selector", {DOMAIN}
+        )
+        key = f"component.{DOMAIN}.selector.{CONF_DSMR_VERSION}.options.{version_option(version)}"
+        return strings.get(key, version)
+
+    @ends_well
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A USB serial adapter appeared: offer it only if a meter is talking on it."""
         port = await self.hass.async_add_executor_job(get_serial_by_id, discovery_info.device)
@@ -271,45 +303,41 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="not_dsmr")
         return await self._async_confirm(data)
 
+    @ends_well
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Change where the meter is read from (and its key), keeping every entity."""
         entry = self._get_reconfigure_entry()
+        if entry.data.get(CONF_SOURCE_YAML):  # the YAML would undo it at the next start
+            return self.async_abort(reason="configured_in_yaml")
         network = CONF_HOST in entry.data
         encrypted = entry.data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS
         schema = (
-            _network_schema(dict(entry.data), version=False)
+            network_schema(entry.data, version=False)
             if network
-            else _serial_schema(dict(entry.data), version=False)
+            else serial_schema(entry.data, version=False)
         )
-        if encrypted:
-            schema = schema.extend(
-                {
-                    vol.Required(
-                        CONF_ENCRYPTION_KEY, default=entry.data.get(CONF_ENCRYPTION_KEY, "")
-                    ): str
-                }
-            )
+        if encrypted:  # never pre-filled: an empty field keeps the stored key
+            schema = schema.extend(OPTIONAL_KEYS.schema)
         errors: dict[str, str] = {}
         if user_input is not None:
-            data, errors = _reconfigured(dict(entry.data), user_input, network, encrypted)
+            data, errors = reconfigured(dict(entry.data), user_input, network, encrypted)
             if not errors:
                 try:
                     data = await async_validated(data)
-                except CannotConnect:
-                    errors["base"] = "cannot_connect"
-                except CannotCommunicate:
-                    errors["base"] = "cannot_communicate"
-                except InvalidKey:
-                    errors["base"] = "invalid_key"
+                except (CannotConnect, CannotCommunicate, InvalidKey) as err:
+                    errors = form_error(err)
                 else:
                     if entry.unique_id:
                         await self.async_set_unique_id(data[CONF_SERIAL_ID])
                         self._abort_if_unique_id_mismatch(reason="wrong_meter")
                     return self.async_update_reload_and_abort(entry, title=title(data), data=data)
+            # What was typed, keys included, is shown again; never what is stored.
+            schema = self.add_suggested_values_to_schema(schema, user_input)
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
 
+    @ends_well
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
         """A `sensor: - platform: dsmr` YAML block (see yaml_import).
 
@@ -330,10 +358,29 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_update_reload_and_abort(
                 entry, data=merged, reason="already_configured"
             )
+        for entry in self._async_current_entries(include_ignore=False):
+            if port_url(entry.data) == port_url(import_data):  # a meter without identifier
+                return self._async_abort_yaml_duplicate(import_data, entry)
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
+        shown = redact_port(port_url(data))
+        try:
+            await async_check_port(port_url(data))
+        except InvalidPort as err:
+            LOGGER.error("The dsmr port %s in YAML is refused: %s; fix its block", shown, err)
+            return self.async_abort(reason="invalid_port")
+        except CannotConnect:
+            pass  # a device not plugged in (yet): said below, retried at the next start
         try:
             if data[CONF_DSMR_VERSION] == VERSION_AUTO:
                 detection = await async_detect(port_url(data))
+                if detection.version == ENCRYPTED:
+                    LOGGER.error(
+                        "The dsmr meter on %s sends encrypted telegrams, and YAML has no place "
+                        "for its key: remove its YAML block and add the meter under Settings > "
+                        "Devices & services",
+                        shown,
+                    )
+                    return self.async_abort(reason="encrypted_yaml")
                 data[CONF_DSMR_VERSION] = detection.version
                 data = with_identifiers(data, parse_frame(detection.telegram, data))
             else:
@@ -341,7 +388,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:
             LOGGER.error(
                 "Cannot import the dsmr meter on %s from YAML: %s; retrying at the next start",
-                port_url(import_data),
+                shown,
                 type(err).__name__,
             )
             return self.async_abort(reason="cannot_connect")
@@ -358,42 +405,16 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         LOGGER.warning(
             "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
-            port_url(import_data),
-            entry.title,
+            redact_port(port_url(import_data)),
+            redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
-
-
-def _reconfigured(
-    data: dict[str, Any], user_input: dict[str, Any], network: bool, encrypted: bool
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The entry data with the new port, host and key; or the form errors."""
-    if network:
-        if not (host := clean_host(user_input[CONF_HOST])):
-            return data, {CONF_HOST: "invalid_host"}
-        data |= {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
-    elif port := str(user_input[CONF_PORT]).strip():
-        data[CONF_PORT] = port
-    else:
-        return data, {CONF_PORT: "invalid_port"}
-    if encrypted:
-        if (found := keys(user_input)) is None:
-            return data, {"base": "invalid_key_format"}
-        data.pop(CONF_AUTHENTICATION_KEY, None)
-        data |= found
-    return data, {}
-
-
-def _version_and_protocol(user_input: dict[str, Any]) -> dict[str, Any]:
-    return {
-        CONF_DSMR_VERSION: user_input.get(CONF_DSMR_VERSION, VERSION_AUTO),
-        CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
-    }
 
 
 class DsmrOptionsFlow(OptionsFlowWithReload):
     """How often entities are updated, and how long a silent connection is trusted."""
 
+    @ends_well
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The update window (seconds; 0 = every telegram) and the watchdog (seconds)."""
         if user_input is not None:

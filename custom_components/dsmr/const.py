@@ -46,7 +46,6 @@ RFXTRX_DSMR_PROTOCOL: Final = "rfxtrx_dsmr_protocol"
 
 DEFAULT_DSMR_VERSION: Final = "2.2"
 DEFAULT_PORT: Final = "/dev/ttyUSB0"
-DEFAULT_PRECISION: Final = 3
 DEFAULT_RECONNECT_INTERVAL: Final = 30
 DEFAULT_TIME_BETWEEN_UPDATE: Final = 30
 # First reconnect attempt after this many seconds, doubling up to the reconnect interval.
@@ -64,20 +63,35 @@ DEVICE_NAME_COOLING: Final = "Cooling Meter"
 
 # Chosen in the flow or YAML to have the version detected from the meter's own telegram.
 VERSION_AUTO: Final = "auto"
-# Version tokens as stored in config entries (core's tokens), with the label shown in the UI.
-DSMR_VERSIONS: Final[dict[str, str]] = {
-    "5": "DSMR 5 (Netherlands)",
-    "5B": "DSMR 5B (Belgium, Fluvius e-MUCS)",
-    "5L": "DSMR 5L (Luxembourg Smarty, unencrypted)",
-    "MSn": "Luxembourg Smarty, encrypted (Creos)",
-    "SAGEMCOM_T210_D_R": "Sagemcom T210-D-R, encrypted (Austria)",
-    "5S": "DSMR 5S (Sweden)",
-    "Q3D": "Q3D (EasyMeter)",
-    "5EONHU": "DSMR 5 (E.ON Hungary)",
-    "ISKRA_IE": "Iskra (Ireland)",
-    "4+": "DSMR 4 meter sending DSMR 5 telegrams",
-    "4": "DSMR 4",
-    "2.2": "DSMR 2.2 / 3",
+# Version tokens as stored in config entries (core's tokens), in the order the UI lists them.
+# Their labels are translated: strings.json, selector.dsmr_version.options.
+DSMR_VERSIONS: Final[tuple[str, ...]] = (
+    "5",
+    "5B",
+    "5L",
+    "MSn",
+    "SAGEMCOM_T210_D_R",
+    "5S",
+    "Q3D",
+    "5EONHU",
+    "ISKRA_IE",
+    "4+",
+    "4",
+    "2.2",
+)
+
+
+def version_option(version: str) -> str:
+    """A version's option in the flow's selector: '5B' -> '5b', '2.2' -> '2_2', '4+' -> '4_plus'.
+
+    Selector options are translation keys (lower-case letters, digits, '_' and '-' only), so
+    the stored tokens cannot be options themselves. Options map back with VERSION_BY_OPTION.
+    """
+    return version.lower().replace(".", "_").replace("+", "_plus")
+
+
+VERSION_BY_OPTION: Final[dict[str, str]] = {
+    version_option(version): version for version in (VERSION_AUTO, *DSMR_VERSIONS)
 }
 ENCRYPTED_DSMR_VERSIONS: Final = frozenset({"MSn", "SAGEMCOM_T210_D_R"})
 DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID: Final = frozenset({"5S", "SAGEMCOM_T210_D_R"})
@@ -91,7 +105,8 @@ EQUIPMENT_IDENTIFIER_OBIS: Final[dict[str, str]] = {
     "MSn": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
     "5EONHU": "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
     "Q3D": "Q3D_EQUIPMENT_IDENTIFIER",
-    # Iskra (Ireland) sends its own identifier on 0-0:96.1.0, where DSMR 2.2/4 put the gas meter's.
+    # Iskra IE.5/IE.7 (Belgium) sends its own identifier on 0-0:96.1.0, where DSMR 2.2/4 put
+    # the gas meter's.
     "ISKRA_IE": "EQUIPMENT_IDENTIFIER_GAS",
 }
 DEFAULT_EQUIPMENT_IDENTIFIER_OBIS: Final = "EQUIPMENT_IDENTIFIER"
@@ -106,17 +121,19 @@ MBUS_TYPE_COOLING_INLET: Final = 11
 MBUS_TYPE_HEAT_INLET: Final = 12
 MBUS_TYPE_HEAT_COOLING: Final = 13
 
-# Units as meters print them (M-Bus registers, generic OBIS lines) -> Home Assistant's
-# constant for exactly that unit.
+# Units as meters print them -> Home Assistant's constant for exactly that unit (see units.py;
+# a unit not listed here is shown as the meter writes it).
 METER_UNITS: Final[dict[str, str]] = {
     "Wh": UnitOfEnergy.WATT_HOUR,
     "kWh": UnitOfEnergy.KILO_WATT_HOUR,
     "MWh": UnitOfEnergy.MEGA_WATT_HOUR,
     "GJ": UnitOfEnergy.GIGA_JOULE,
+    "MJ": UnitOfEnergy.MEGA_JOULE,
     "varh": UnitOfReactiveEnergy.VOLT_AMPERE_REACTIVE_HOUR,
     "kvarh": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
     "W": UnitOfPower.WATT,
     "kW": UnitOfPower.KILO_WATT,
+    "MW": UnitOfPower.MEGA_WATT,
     "var": UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
     "kvar": UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
     "VA": UnitOfApparentPower.VOLT_AMPERE,

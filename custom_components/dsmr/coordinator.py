@@ -24,6 +24,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
+from .ports import redact_port
 from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
 from .repairs import async_connection_changed, async_meter_replaced
 
@@ -93,10 +94,14 @@ class DsmrCoordinator:
         return lambda: self._mbus_listeners.remove(found)
 
     async def async_run(self) -> None:
-        """Consume the reader's queue until cancelled."""
+        """Consume the reader's queue until cancelled; a telegram that fails ends nothing."""
         queue = self.reader.queue
         while True:
-            self.handle(await queue.get())
+            item = await queue.get()
+            try:
+                self.handle(item)
+            except Exception as err:  # counted and logged; the next telegram is taken
+                self._failed(err, "the coordinator")
 
     @callback
     def handle(self, item: ReaderItem) -> None:
@@ -135,7 +140,10 @@ class DsmrCoordinator:
             return
         found = equipment_identifier(telegram, entry.data[CONF_DSMR_VERSION])
         if found is not None and found != expected and not self.meter_replaced:
-            LOGGER.warning("%s reports another equipment identifier: meter replaced?", entry.title)
+            LOGGER.warning(
+                "%s reports another equipment identifier: meter replaced?",
+                redact_port(entry.title),
+            )
             self.meter_replaced = True
             async_meter_replaced(self.hass, entry)
 
@@ -157,10 +165,12 @@ class DsmrCoordinator:
             for device in self._mbus_devices(telegram):
                 key = device.channel_id
                 ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
-                if self._known_channels.get(key, False) != ident:
-                    self._known_channels[key] = ident
+                # Again when a reading appears: a channel without one has no entity yet.
+                seen = (ident, hasattr(device, "MBUS_METER_READING"))
+                if self._known_channels.get(key) != seen:
+                    self._known_channels[key] = seen
                     for found in list(self._mbus_listeners):
-                        found(device)
+                        self._call(found, device)
         self._push()
 
     def _place_in_period(self, telegram: Telegram | None) -> None:
@@ -173,7 +183,26 @@ class DsmrCoordinator:
 
     def _push(self) -> None:
         for update in list(self._listeners.values()):
-            update()
+            self._call(update)
+
+    def _call(self, listener: Callable[..., None], *args: Any) -> None:
+        """Call one listener; if it fails, count it and go on.
+
+        An entity meeting a value it cannot show, say: the other listeners are still called,
+        and it gets the next telegram again.
+        """
+        try:
+            listener(*args)
+        except Exception as err:  # counted and logged; the others are updated
+            owner = getattr(listener, "__self__", None)
+            self._failed(err, f"entity {getattr(owner, 'entity_id', None) or owner or listener}")
+
+    def _failed(self, err: Exception, who: str) -> None:
+        stats = self.reader.stats
+        stats.update_errors += 1
+        stats.fault(
+            "update", "A telegram failed in %s (%s); the rest is updated", who, type(err).__name__
+        )
 
     def _cancel_pending(self) -> None:
         if self._pending is not None:

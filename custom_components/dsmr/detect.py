@@ -16,9 +16,9 @@ from dsmr_parser.clients.settings import (
     SERIAL_SETTINGS_V4,
     SERIAL_SETTINGS_V5,
 )
-from serialx import create_serial_connection
 
-from .reader import TELEGRAM_FRAME, CannotCommunicate, CannotConnect
+from .ports import async_open_port
+from .reader import TELEGRAM_FRAME, CannotCommunicate
 
 ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
 GENERAL_GLOBAL_CIPHER_TAG = 0xDB
@@ -65,7 +65,7 @@ def detect_version(frame: bytes) -> str | None:
         return "5L"  # Luxembourg logical device name
     if version is None:
         if _has(text, "0-0:96.1.0"):
-            return "ISKRA_IE"  # the Irish meter names itself on 96.1.0
+            return "ISKRA_IE"  # Iskra IE.5 / IE.7 (Belgium) names itself on 96.1.0
         if _has(text, "1-0:3.8.0") and not _has(text, "0-0:96.1.1"):
             return "5S"  # Sweden: reactive registers, no equipment identifier
         if _has(text, "0-0:1.0.0"):
@@ -74,6 +74,15 @@ def detect_version(frame: bytes) -> str | None:
     if version.group(1).startswith("4"):
         return "4+" if _has(text, "1-0:32.7.0") else "4"  # voltages only exist in DSMR 5 telegrams
     return "5"
+
+
+class NothingReceived(CannotCommunicate):
+    """The port opened, but not one byte arrived (a silent bridge, a meter's P1 port off)."""
+
+    def __init__(self, seconds: float) -> None:
+        """Say how long was listened."""
+        super().__init__(f"nothing arrived in {seconds:.0f} s")
+        self.seconds = seconds
 
 
 class _Listener(asyncio.Protocol):
@@ -104,14 +113,9 @@ class _Listener(asyncio.Protocol):
             self.noise.set_result(None)
 
 
-async def _listen(url: str, settings: dict[str, Any], wait: float) -> bytes | None:
-    loop = asyncio.get_running_loop()
-    try:
-        transport, listener = await create_serial_connection(
-            loop, _Listener, **{**settings, "url": url, "low_latency": False}
-        )
-    except (OSError, ValueError) as err:
-        raise CannotConnect(str(err) or type(err).__name__) from err
+async def _listen(url: str, settings: dict[str, Any], wait: float) -> tuple[bytes | None, int]:
+    """Listen with one setting: the frame heard (or None), and how many bytes arrived."""
+    transport, listener = await async_open_port(url, _Listener, settings)
     assert isinstance(listener, _Listener)
     try:
         await asyncio.wait(
@@ -121,9 +125,9 @@ async def _listen(url: str, settings: dict[str, Any], wait: float) -> bytes | No
         transport.close()
         listener.noise.cancel()
     if listener.found.done() and not listener.found.cancelled():
-        return listener.found.result()
+        return listener.found.result(), len(listener.buffer)
     listener.found.cancel()
-    return None
+    return None, len(listener.buffer)
 
 
 async def async_detect(url: str, *, wait: float | None = None) -> Detection:
@@ -131,15 +135,21 @@ async def async_detect(url: str, *, wait: float | None = None) -> Detection:
 
     A network bridge passes bytes through, so only serial ports try settings. Each setting gets
     `wait` seconds (DETECTION_WAIT by default), and is left as soon as
-    a telegram arrives or its bytes are noise. Raises CannotConnect or CannotCommunicate.
+    a telegram arrives or its bytes are noise. Raises CannotConnect (InvalidPort for what is
+    no serial port: nothing is opened then) or CannotCommunicate (NothingReceived when not one
+    byte arrived).
     """
     wait = DETECTION_WAIT if wait is None else wait
     loop = asyncio.get_running_loop()
     started = loop.time()
     network = "://" in url and not url.startswith("/")
     candidates = (("network", SERIAL_SETTINGS_V5),) if network else SETTINGS
+    received = 0
     for label, settings in candidates:
-        frame = await _listen(url, settings, wait)
+        frame, count = await _listen(url, settings, wait)
+        received += count
         if frame is not None and (version := detect_version(frame)) is not None:
             return Detection(version, label, loop.time() - started, frame)
+    if not received:
+        raise NothingReceived(loop.time() - started)
     raise CannotCommunicate(f"no telegram recognised in {loop.time() - started:.0f} s")

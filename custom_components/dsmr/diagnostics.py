@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import json
 import re
 from typing import Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 
 from . import DsmrConfigEntry
@@ -17,6 +19,7 @@ from .const import (
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
 )
+from .entity import readable
 
 TO_REDACT = {
     CONF_ENCRYPTION_KEY,
@@ -47,15 +50,20 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return what helps to debug a meter, and nothing that identifies it."""
     coordinator = entry.runtime_data
-    stats = coordinator.reader.stats
+    reader = coordinator.reader
+    stats = reader.stats
     telegram = coordinator.latest
     telegram_json = json.loads(telegram.to_json()) if telegram is not None else None
-    return {
+    data = dict(entry.data)
+    port = _shown_port(str(data.get(CONF_PORT)))
+    if isinstance(data.get(CONF_PORT), str):
+        data[CONF_PORT] = port
+    diagnostics = {
         "entry": async_redact_data(
             {
                 "title": entry.title,
                 "unique_id": entry.unique_id,
-                "data": dict(entry.data),
+                "data": data,
                 "options": dict(entry.options),
             },
             TO_REDACT,
@@ -73,11 +81,69 @@ async def async_get_config_entry_diagnostics(
             "connects": stats.connects,
             "connection_errors": stats.connection_errors,
             "watchdog_timeouts": stats.watchdog_timeouts,
-            "last_error": stats.last_error,
+            "update_errors": stats.update_errors,
+            "dropped": stats.dropped,
+            "last_error": stats.last_error and stats.last_error.replace(reader.port, port),
         },
         "telegram": _redact_telegram(telegram_json),
         "raw_telegram": _redact_raw(stats.last_raw),
     }
+    # Identifiers also live on in values made from them (entity unique ids kept in the entry's
+    # data, for one): every occurrence, in whatever key, goes.
+    scrubbed: dict[str, Any] = _without(diagnostics, _identifiers(entry, telegram_json))
+    return scrubbed
+
+
+def _identifiers(entry: DsmrConfigEntry, telegram: Any) -> set[str]:
+    """The meter's and its sub-meters' identifiers, as sent (hex) and as text."""
+    found = {
+        entry.unique_id,
+        entry.data.get(CONF_SERIAL_ID),
+        entry.data.get(CONF_SERIAL_ID_GAS),
+        *(device.get("id") for device in entry.data.get(CONF_MBUS_DEVICES, [])),
+    }
+    found.update(_telegram_identifiers(telegram))
+    found.update(readable(str(ident)) for ident in list(found) if ident)
+    # Too short or all zeros (an empty identifier): not telling, and everywhere.
+    return {str(i) for i in found if i and len(str(i)) >= 6 and str(i).strip("0")}
+
+
+def _telegram_identifiers(data: Any) -> Iterator[str]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in TELEGRAM_REDACT:
+                yield str(value.get("value") if isinstance(value, dict) else value)
+            else:
+                yield from _telegram_identifiers(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _telegram_identifiers(item)
+
+
+def _without(data: Any, identifiers: set[str]) -> Any:
+    """`data` with every occurrence of the identifiers (any case) in its texts redacted."""
+    if not identifiers:
+        return data
+    pattern = re.compile(
+        "|".join(re.escape(i) for i in sorted(identifiers, key=len, reverse=True)), re.IGNORECASE
+    )
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return pattern.sub(REDACTED, value)
+        if isinstance(value, dict):
+            return {scrub(k): scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        return value
+
+    return scrub(data)
+
+
+def _shown_port(port: str) -> str:
+    """A device path as it is; of a URL only its kind (its host, user and keys are private)."""
+    scheme, separator, _ = port.partition("://")
+    return f"{scheme}{separator}{REDACTED}" if separator else port
 
 
 # Lines that identify the meter, its sub-meters or its owner: the value is replaced.

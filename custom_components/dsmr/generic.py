@@ -35,11 +35,12 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import DsmrConfigEntry
-from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER, METER_UNITS
+from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
 from .coordinator import DsmrCoordinator
 from .descriptions import spec_has_checksum
 from .entity import DsmrEntity
 from .parser import unknown_lines
+from .units import ha_unit
 
 TRANSLATION_KEY: Final = "generic_obis"
 # More codes than any meter sends: a bound on what a misbehaving meter can add to the entry.
@@ -251,7 +252,7 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
 
     def _set_unit(self, unit: str | None) -> None:
         self._unit = unit
-        native = METER_UNITS.get(unit, unit) if unit is not None else None
+        native = ha_unit(unit)
         self._attr_native_unit_of_measurement = native
         self._attr_state_class = (
             SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None

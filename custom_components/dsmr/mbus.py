@@ -1,19 +1,19 @@
 """The meter's M-Bus sub-meters (gas, water, heat, cooling): their entities, made as they appear.
 
-A sub-meter's entities are created the first time a telegram carries its channel, remembered in
-the entry's data, and created again at the next start before any telegram. Entities core made
-for sub-meters are found in the entity registry and kept, with their unique ids.
+A sub-meter's entities are created the first time a telegram carries its channel with a reading
+(a channel that only announces its type and identifier has none, as in core), remembered in the
+entry's data, and created again at the next start before any telegram. Entities core made for
+sub-meters are found in the entity registry and kept, with their unique ids; the reading's unit
+is the line's, and its device class follows it (a gas meter in GJ is energy, as in core).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dsmr_parser.objects import MbusDevice
 from homeassistant.components.sensor import SensorDeviceClass
-from homeassistant.const import UnitOfEnergy
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -29,16 +29,21 @@ from .const import (
     MBUS_TYPE_GAS,
     MBUS_TYPE_HEAT,
     MBUS_TYPE_WATER,
-    METER_UNITS,
 )
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
-from .migration import async_move_gas_to_mbus
+from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
 
 if TYPE_CHECKING:
     from .sensor import DsmrSensor
 
-# Device class of a core M-Bus entity -> the M-Bus device type it was created for.
+# Translation key of a core M-Bus entity -> the M-Bus device type it was created for.
+CORE_MBUS_TRANSLATION_KEYS = {
+    "gas_meter_reading": MBUS_TYPE_GAS,
+    "water_meter_reading": MBUS_TYPE_WATER,
+    "heat_meter_reading": MBUS_TYPE_HEAT,
+}
+# Device class of a core M-Bus entity -> the M-Bus device type (registries without the key).
 CORE_MBUS_TYPES = {
     SensorDeviceClass.GAS.value: MBUS_TYPE_GAS,
     SensorDeviceClass.WATER.value: MBUS_TYPE_WATER,
@@ -57,6 +62,7 @@ class SensorFactory(Protocol):
         *,
         channel: int,
         mbus_id: str | None,
+        unit: str | None,
     ) -> DsmrSensor:
         """Return the sensor."""
 
@@ -82,6 +88,8 @@ class MbusEntities:
         """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
         entities: list[DsmrSensor] = []
         for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
+            if known["unit"] is None:
+                continue  # remembered by an earlier release from a channel without a reading
             entities.extend(
                 self._entities(known["channel"], known["type"], known["id"], known["unit"])
             )
@@ -93,16 +101,20 @@ class MbusEntities:
         """M-Bus entities in the registry that this entry has not remembered (core made them).
 
         Core keys an M-Bus reading by the bare M-Bus identifier, or `<serial>_<channel>` when
-        the device has none; its device class tells the kind of meter.
+        the device has none; its translation key (or device class) tells the kind of meter.
+        A pre-2024 gas entity (`<serial>_hourly_gas_meter_reading`) is not one: the first
+        telegram moves it to its M-Bus identifier, as core does (`async_move_gas_to_mbus`).
         """
         main_suffixes = tuple(f"_{d.key}" for d in SENSORS)
         found: list[tuple[int, int, str | None, str | None]] = []
         registry = er.async_get(self.hass)
         for reg in er.async_entries_for_config_entry(registry, self.entry.entry_id):
             unique_id = reg.unique_id
-            if reg.domain != "sensor" or unique_id.endswith(main_suffixes):
+            if reg.domain != "sensor" or unique_id.endswith(main_suffixes + PRE_MBUS_GAS_SUFFIXES):
                 continue
-            device_type = CORE_MBUS_TYPES.get(str(reg.original_device_class))
+            device_type = CORE_MBUS_TRANSLATION_KEYS.get(
+                str(reg.translation_key)
+            ) or CORE_MBUS_TYPES.get(str(reg.original_device_class))
             if device_type is None:
                 continue
             prefix, _, channel = unique_id.rpartition("_")
@@ -124,9 +136,11 @@ class MbusEntities:
                 "M-Bus channel %s: device type %s is not supported", device.channel_id, device_type
             )
             return
+        reading = getattr(device, "MBUS_METER_READING", None)
+        if reading is None:
+            return  # type and identifier only: no entity until a reading comes (as core)
         ident_obj = getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None)
         ident = str(ident_obj.value) if ident_obj is not None and ident_obj.value else None
-        reading = getattr(device, "MBUS_METER_READING", None)
         unit = getattr(reading, "unit", None)
         if ident:
             async_move_gas_to_mbus(self.hass, self.entry, ident)
@@ -149,17 +163,12 @@ class MbusEntities:
         if unique_id in self.unique_ids:
             return []
         self.unique_ids.add(unique_id)
-        if (
-            unit
-            and (native := METER_UNITS.get(unit, unit)) != description.native_unit_of_measurement
-        ):
-            description = replace(description, native_unit_of_measurement=native)
-            if description.device_class is SensorDeviceClass.GAS and native in set(UnitOfEnergy):
-                description = replace(description, device_class=SensorDeviceClass.ENERGY)
         info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
         if ident:
             info["serial_number"] = readable(ident)
-        return [self.create(description, info, unique_id, channel=channel, mbus_id=ident)]
+        return [
+            self.create(description, info, unique_id, channel=channel, mbus_id=ident, unit=unit)
+        ]
 
     def _remember(
         self, channel: int, device_type: int, ident: str | None, unit: str | None

@@ -98,7 +98,8 @@ def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str
             if not entity.unique_id.endswith(PRE_MBUS_GAS_SUFFIXES):
                 continue
             if ent_reg.async_get_entity_id(SENSOR_DOMAIN, DOMAIN, mbus_id):
-                LOGGER.debug("Not migrating %s: %s exists already", entity.entity_id, mbus_id)
+                # (The ids hold the M-Bus device's equipment identifier: not logged.)
+                LOGGER.debug("Not migrating %s: its new unique id exists already", entity.entity_id)
                 continue
             new_device = dev_reg.async_get_or_create(
                 config_entry_id=entry.entry_id, identifiers={(DOMAIN, mbus_id)}
@@ -106,6 +107,6 @@ def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str
             ent_reg.async_update_entity(
                 entity.entity_id, new_unique_id=mbus_id, device_id=new_device.id
             )
-            LOGGER.debug("Moved %s from %s to %s", entity.entity_id, entity.unique_id, mbus_id)
+            LOGGER.debug("Moved %s to its M-Bus device", entity.entity_id)
         if not er.async_entries_for_device(ent_reg, device.id, include_disabled_entities=True):
             dev_reg.async_remove_device(device.id)

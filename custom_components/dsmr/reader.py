@@ -19,11 +19,9 @@ from typing import Any
 from dsmr_parser import obis_references
 from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
 from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
-from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError
 from dsmr_parser.objects import Telegram
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.exceptions import HomeAssistantError
-from serialx import PARITY_NONE, SerialException, create_serial_connection
+from serialx import PARITY_NONE
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -40,6 +38,7 @@ from .const import (
     RFXTRX_DSMR_PROTOCOL,
 )
 from .parser import CachingTelegramParser
+from .ports import CannotConnect, async_open_port, port_url, redact_port
 from .stats import PARSING, ReaderStats
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
@@ -56,10 +55,9 @@ MAX_BUFFER = 16 * 1024
 # MIN_PAUSE are not worth the timer.
 MIN_PAUSE = 0.02
 PAUSE_MARGIN = 0.02
-
-
-class CannotConnect(Exception):
-    """The port or host cannot be opened."""
+# Items the coordinator has not taken yet, at most (a minute and more of telegrams): beyond,
+# the oldest are dropped and counted. Only a stalled event loop gets there.
+MAX_QUEUED = 100
 
 
 class CannotCommunicate(Exception):
@@ -80,17 +78,6 @@ class ConnectionState:
 
 
 type ReaderItem = Telegram | ConnectionState
-
-
-def port_url(data: Mapping[str, Any]) -> str:
-    """Return the serialx URL for an entry: a device path or socket://host:port.
-
-    Entries made by core's older network flow store `host` and an integer `port`; they are
-    translated here, in memory only, so the stored entry stays as core wrote it.
-    """
-    if host := data.get(CONF_HOST):
-        return f"socket://{host}:{data[CONF_PORT]}"
-    return str(data[CONF_PORT])
 
 
 def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
@@ -174,9 +161,25 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        """Take a chunk of bytes; whatever goes wrong with it is counted, never raised.
+
+        (An exception out of here makes asyncio log a traceback and drop the connection.)
+        """
+        try:
+            self._data_received(data)
+        except Exception as err:  # counted and logged, the next chunk flows
+            self.internal_error(err)
+
+    def internal_error(self, err: Exception) -> None:
+        """Count and log (rate-limited) what dsmr_parser or a framing layer raised."""
+        self.stats.parse_errors += 1
+        self.stats.fault(
+            "internal", "Skipped bytes that could not be handled (%s)", type(err).__name__
+        )
+
+    def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
-        if self._encrypted:
-            self._last_frame = self.loop.time()
+        if self._encrypted:  # the silence watchdog is fed by frames that decrypt only
             super().data_received(data)
             return
         buffer = self._buffer
@@ -260,13 +263,15 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             stats.crc_errors += 1
             stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
             return
-        except (ParseError, ValueError, IndexError, TypeError, ArithmeticError) as err:
+        except Exception as err:  # dsmr_parser and dlms_cosem raise many kinds
             # The message may quote a line (identifiers included): log the kind only.
             stats.parse_errors += 1
             stats.fault("parse", "Skipped a telegram that does not parse (%s)", type(err).__name__)
             return
         finally:
             PARSING.reset(parsing)
+        if self._encrypted:
+            self._last_frame = self.loop.time()
         if stats.bad_lines != bad_lines:
             stats.fault(
                 "line", "Ignored %d unreadable line(s) of a telegram", stats.bad_lines - bad_lines
@@ -291,6 +296,14 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
     """P1 telegrams wrapped in RFXtrx packets."""
 
+    def data_received(self, data: bytes) -> None:
+        """Unwrap the packets (dsmr_parser's framing, which raises on scraps), then as P1."""
+        try:
+            RFXtrxDSMRProtocol.data_received(self, data)  # its P1 bytes: P1Protocol's
+        except Exception as err:  # counted and logged, the next chunk flows
+            self.remaining_data = b""
+            self.internal_error(err)
+
 
 def line_rate(settings: Mapping[str, Any]) -> float:
     """Bytes per second on a line with dsmr_parser's serial settings.
@@ -310,7 +323,10 @@ async def async_open(
     stats: ReaderStats,
     watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
-    """Open the meter's port with the version's serial settings; raise CannotConnect."""
+    """Open the meter's port with the version's serial settings; raise CannotConnect.
+
+    (InvalidPort, a CannotConnect, when the port is no serial port: see ports.py.)
+    """
     loop = asyncio.get_running_loop()
     version = data[CONF_DSMR_VERSION]
     rfxtrx = data.get(CONF_PROTOCOL) == RFXTRX_DSMR_PROTOCOL
@@ -334,13 +350,7 @@ async def async_open(
     )
     if not rfxtrx and not keys:  # plain telegrams straight off the meter's line
         factory = partial(factory, line_rate=line_rate(settings))
-    try:
-        transport, protocol = await create_serial_connection(
-            loop, factory, **{**settings, "url": port_url(data), "low_latency": False}
-        )
-    except (OSError, ValueError, SerialException, HomeAssistantError) as err:
-        # Missing device, refused connection, bad URL, or an ESPHome proxy not loaded yet.
-        raise CannotConnect(str(err) or type(err).__name__) from err
+    transport, protocol = await async_open_port(port_url(data), factory, settings)
     assert isinstance(protocol, P1Protocol)
     return transport, protocol
 
@@ -363,6 +373,7 @@ class DsmrReader:
         self.watchdog_timeout = watchdog_timeout
         self.stats = ReaderStats()
         self.connected = False
+        self.port = redact_port(port_url(data))  # as logs show it
 
     async def async_run(self) -> None:
         """Connect, read until the connection drops, wait, and again; until cancelled."""
@@ -371,12 +382,12 @@ class DsmrReader:
             telegrams_before = self.stats.telegrams
             try:
                 transport, protocol = await async_open(
-                    self.data, self.queue.put_nowait, self.stats, self.watchdog_timeout
+                    self.data, self.enqueue, self.stats, self.watchdog_timeout
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1
                 self.stats.failures_in_a_row += 1
-                self.stats.fault("connect", "Cannot open %s: %s", port_url(self.data), err)
+                self.stats.fault("connect", "Cannot open %s: %s", self.port, err)
                 self._publish(False, str(err))
             else:
                 await self._read_until_closed(transport, protocol)
@@ -390,7 +401,7 @@ class DsmrReader:
     ) -> None:
         self.stats.connects += 1
         if self.stats.connects > 1 or self.stats.connection_errors:
-            LOGGER.info("Connected to %s again", port_url(self.data))
+            LOGGER.info("Connected to %s again", self.port)
         self.stats.recovered("connect")
         self.stats.failures_in_a_row = 0
         self._publish(True)
@@ -401,10 +412,19 @@ class DsmrReader:
             transport.close()
             reason = protocol.close_reason or "connection closed"
             if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                LOGGER.info("Connection to %s lost: %s", port_url(self.data), reason)
+                LOGGER.info("Connection to %s lost: %s", self.port, reason)
             self._publish(False, reason)
 
     def _publish(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:
             self.connected = connected
-            self.queue.put_nowait(ConnectionState(connected, reason, self.stats.failures_in_a_row))
+            self.enqueue(ConnectionState(connected, reason, self.stats.failures_in_a_row))
+
+    def enqueue(self, item: ReaderItem) -> None:
+        """Hand an item to the coordinator; drop the oldest beyond MAX_QUEUED."""
+        queue = self.queue
+        while queue.qsize() >= MAX_QUEUED:
+            queue.get_nowait()
+            self.stats.dropped += 1
+            self.stats.fault("queue", "Telegrams are not taken in time; dropped the oldest")
+        queue.put_nowait(item)

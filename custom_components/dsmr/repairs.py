@@ -1,4 +1,4 @@
-"""Repair issues: a meter that stays unreachable, a meter that was replaced."""
+"""Repair issues: a meter that stays unreachable, a meter that was replaced, a new cycle."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .reader import ConnectionState, port_url
+from .ports import port_url, redact_port
+from .reader import ConnectionState
 
 # Connection attempts that must fail in a row (1, 2, 4, 8 ... s apart) before we raise an issue:
 # short outages (a bridge rebooting) do not deserve one.
@@ -38,8 +39,8 @@ def async_connection_changed(
         severity=ir.IssueSeverity.ERROR,
         translation_key="unreachable",
         translation_placeholders={
-            "title": entry.title,
-            "port": port_url(entry.data),
+            "title": redact_port(entry.title),
+            "port": redact_port(port_url(entry.data)),
             "error": state.reason or "unknown error",
         },
     )
@@ -55,5 +56,30 @@ def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key="meter_replaced",
-        translation_placeholders={"title": entry.title},
+        translation_placeholders={"title": redact_port(entry.title)},
+    )
+
+
+@callback
+def async_register_new_cycle(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    entity_id: str,
+    before: str,
+    after: str,
+) -> None:
+    """Tell the user a register stayed lower for an hour and is now shown as a new cycle."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"new_cycle_{entity_id}",
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="register_new_cycle",
+        translation_placeholders={
+            "title": entry.title,
+            "entity": entity_id,
+            "before": before,
+            "after": after,
+        },
     )

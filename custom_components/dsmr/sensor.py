@@ -3,7 +3,9 @@
 One table (`SENSORS`) describes the electricity meter's values by dsmr_parser value name; a
 second (`MBUS_SENSORS`) describes the sub-meters (gas, water, heat, cooling) on M-Bus channels.
 Entities for the configured version exist from setup on and restore their last state; M-Bus
-entities are added whenever a channel first shows up and remembered for the next start.
+entities are added whenever a channel first shows up and remembered for the next start. A value
+is the meter's number in the unit its line carries (see `units`); a register never goes down
+without a reason (see `cycles`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ from .const import (
     CONF_DSMR_VERSION,
     CONF_PRECISION,
     CONF_SERIAL_ID_GAS,
-    DEFAULT_PRECISION,
     LOGGER,
 )
 from .coordinator import DsmrCoordinator
+from .cycles import DecreaseHold, Verdict
 from .descriptions import SENSORS, DsmrSensorEntityDescription, spec_value_names
 from .entity import DsmrEntity, main_device
 from .generic import generic_obis_entities
 from .health import health_entities
 from .mbus import MbusEntities
+from .repairs import async_register_new_cycle
+from .units import device_class_for, ha_unit
+from .upgrade import async_relabel_when_compiled, async_statistics_mislabelled, recorder_running
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
@@ -49,8 +54,6 @@ PARALLEL_UPDATES = 0  # push: entities never poll
 _LOOK_UP: Any = object()  # _raw's default: find the object in the telegram
 # A value the meter has not sent in this many telegrams in a row (and never sent) is disabled.
 ABSENT_TELEGRAMS_BEFORE_DISABLE = 3
-# A total_increasing register that goes down is accepted only after this many telegrams say so.
-DECREASE_CONFIRMATIONS = 3
 CONF_AUTO_DISABLED = "auto_disabled"
 
 
@@ -114,19 +117,27 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         *,
         channel: int | None = None,
         mbus_id: str | None = None,
+        unit: str | None = None,
     ) -> None:
-        """Initialize the sensor."""
+        """Initialize the sensor; `unit` is the meter's, if known (else the specification's)."""
         super().__init__(entry.runtime_data, description, device_info, unique_id)
         self._entry = entry
         self._version: str = entry.data[CONF_DSMR_VERSION]
-        self._precision = int(entry.data.get(CONF_PRECISION, DEFAULT_PRECISION))
+        # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
+        precision = entry.data.get(CONF_PRECISION)
+        self._precision: int | None = None if precision is None else int(precision)
         self._channel = channel
         self._mbus_id = mbus_id
         self._seen = False
         self._absent = 0
-        self._held_back = 0
+        self._decrease = DecreaseHold()
         self._last_obj: Any = None
-        self._written: tuple[bool, Any] | None = None
+        self._written: tuple[bool, Any, str | None] | None = None
+        self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
+        self._registry_unit: tuple[str | None, str | None] | None = None
+        # Set while a statistics upgrade decides when the meter's unit may be shown (upgrade.py).
+        self._unit_pending = False
+        self._unit_checked = False
         self._written_period = 0
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
@@ -138,7 +149,38 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if (last := await self.async_get_last_sensor_data()) is not None:
             self._attr_native_value = last.native_value
             self._seen = last.native_value is not None
+            if last.native_unit_of_measurement is not None:
+                self._set_unit(last.native_unit_of_measurement)
+                self._sync_registry()
         await super().async_added_to_hass()
+
+    def _set_unit(self, unit: str | None) -> None:
+        """Show values in `unit`, with the device class that unit implies."""
+        description = self.entity_description
+        self._attr_native_unit_of_measurement = unit
+        self._attr_device_class = device_class_for(
+            unit, description.device_class, description.state_class
+        )
+
+    def _sync_registry(self) -> None:
+        """Give the registry the unit and class shown (it describes the entity while unloaded).
+
+        Only once the state shows a value in that unit: a registry update writes the state.
+        """
+        shown = (self._attr_native_unit_of_measurement, self._attr_device_class)
+        if shown == self._registry_unit:
+            return  # the usual case: nothing changed since the last write
+        self._registry_unit = shown
+        reg = self.registry_entry
+        if reg is not None and (
+            reg.unit_of_measurement != self.unit_of_measurement
+            or reg.original_device_class != self.device_class
+        ):
+            er.async_get(self.hass).async_update_entity(
+                self.entity_id,
+                unit_of_measurement=self.unit_of_measurement,
+                original_device_class=self.device_class,
+            )
 
     def _dsmr_object(self, telegram: Telegram) -> Any:
         name = self.entity_description.obis_name
@@ -168,6 +210,8 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
     @callback
     def _handle_coordinator_update(self) -> None:
+        if self._unit_pending:
+            return
         coordinator = self.coordinator
         available = coordinator.available
         telegram = coordinator.telegram
@@ -178,7 +222,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
             if (
                 description.telegram_fn is None
                 and len(coordinator.window_telegrams) <= 1
-                and not self._held_back
+                and self._decrease.since is None
                 and self._written is not None
                 and self._written[0]
             ):
@@ -192,23 +236,89 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
                 self._value_absent()
             else:
                 self._seen = True
-                description = self.entity_description
+                if (unit := self._line_unit(telegram, obj, raw)) is not None:
+                    if self._upgrading_unit(unit, raw):
+                        return  # shown once the statistics upgrade allows it
+                    if unit != self._attr_native_unit_of_measurement:
+                        self._set_unit(unit)
                 if description.average and len(coordinator.window_telegrams) > 1:
                     value = self._mean(coordinator.window_telegrams)
                 else:
                     value = self._value(raw)
                 if obj is not None and description.attributes_fn is not None:
                     self._attr_extra_state_attributes = description.attributes_fn(obj) or {}
-        if self._written == (available, value):
+        written = (available, value, self._attr_native_unit_of_measurement)
+        if self._written == written:
             return
         if self._held_for_period(value):
             self._last_obj = None  # look again on the next push, changed or not
             return
-        self._written = (available, value)
+        self._written = written
         # Written in a period's last window, the value also stands for the next one's start.
         self._written_period = coordinator.period + coordinator.closes_period
         self._attr_native_value = value
         self.async_write_ha_state()
+        self._sync_registry()
+
+    def _line_unit(self, telegram: Telegram, obj: Any, raw: Any) -> str | None:
+        """The unit the telegram line of a numeric value carries (HA's constant for it)."""
+        if not isinstance(raw, Decimal):
+            return None
+        if self.entity_description.telegram_fn is not None:
+            obj = getattr(telegram, self.entity_description.obis_name, None)
+        if isinstance(obj, list):  # the Belgian 13-month peak history: one unit for all
+            obj = next(iter(obj), None)
+        return ha_unit(getattr(obj, "unit", None))
+
+    def _upgrading_unit(self, unit: str, raw: Any) -> bool:
+        """Whether a statistics upgrade decides when values in the line's `unit` are shown.
+
+        Statistics recorded by an earlier release under the specification's unit may need
+        relabelling first: checked once per start, for the first line in another unit (also
+        when the restored unit is already the meter's: a restart may have cut an upgrade short).
+        """
+        label = self.entity_description.native_unit_of_measurement
+        if (
+            self._unit_checked
+            or label is None
+            or unit == label
+            or self.entity_description.state_class is None
+            or not recorder_running(self.hass)
+        ):
+            return False
+        self._unit_checked = self._unit_pending = True
+        self._last_obj = None
+        self._entry.async_create_background_task(
+            self.hass,
+            self._async_upgrade_unit(label, unit, float(raw)),
+            f"dsmr unit of {self.entity_id}",
+        )
+        return True
+
+    async def _async_upgrade_unit(self, label: str, unit: str, value: float) -> None:
+        """Relabel statistics mislabelled by an earlier release, then show the meter's unit."""
+        try:
+            relabel = await async_statistics_mislabelled(
+                self.hass, self.entity_id, label, unit, value
+            )
+            LOGGER.debug(
+                "%s: the meter sends %s; statistics recorded as %s to relabel: %s",
+                self.entity_id,
+                unit,
+                label,
+                relabel,
+            )
+            self._set_unit(unit)
+            if relabel:
+                # No value in the old label may meet the relabelled statistics (upgrade.py).
+                self._attr_native_value = None
+                self._written = (True, None, unit)
+                self.async_write_ha_state()
+                self._sync_registry()
+                await async_relabel_when_compiled(self.hass, self.entity_id, unit)
+        finally:
+            self._unit_pending = False
+        self._handle_coordinator_update()
 
     def _held_for_period(self, value: Any) -> bool:
         """Whether a grown register waits for the last publish of its statistics period.
@@ -237,43 +347,52 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
     def _mean(self, telegrams: list[Telegram]) -> float | None:
         """The mean over the window's telegrams; min, max and count as (unrecorded) attributes."""
-        samples = [float(raw) for t in telegrams if isinstance(raw := self._raw(t)[1], Decimal)]
-        if not samples:
+        raws = [raw for t in telegrams if isinstance(raw := self._raw(t)[1], Decimal)]
+        if not raws:
             return None
+        samples = [float(raw) for raw in raws]
+        # The mean as precise as the meter's own values (or as the user's `precision`).
+        digits = self._precision
+        if digits is None:
+            digits = max(-int(raw.as_tuple().exponent) for raw in raws)
         self._attr_extra_state_attributes = {
-            "min": round(min(samples), self._precision),
-            "max": round(max(samples), self._precision),
+            "min": round(min(samples), digits),
+            "max": round(max(samples), digits),
             "samples": len(samples),
         }
-        return round(sum(samples) / len(samples), self._precision)
+        return round(sum(samples) / len(samples), digits)
 
     def _value(self, value: StateType | datetime | Decimal) -> StateType | datetime | Decimal:
         description = self.entity_description
         if not isinstance(value, Decimal):
             return value
-        number = round(float(value), self._precision)
+        number = float(value) if self._precision is None else round(float(value), self._precision)
         if description.state_class is not SensorStateClass.TOTAL_INCREASING:
             return number
-        if not number and description.device_class is not None:
-            return None  # an empty register (no gas meter), not a reset to zero
-        previous = self._attr_native_value
-        if isinstance(previous, float):
-            previous = round(previous, self._precision)  # a lowered precision is no decrease
-        if (
-            isinstance(previous, float)
-            and number < previous
-            and not self.coordinator.meter_replaced
-            and self._held_back < DECREASE_CONFIRMATIONS
-        ):
-            # A register that goes down is a bad read until it stays down: hold the old value.
-            self._held_back += 1
-            self.coordinator.reader.stats.fault(
-                "decrease",
-                "%s went down; keeping the previous value unless it stays down",
-                self.entity_id,
+        shown = self._attr_native_value
+        if not isinstance(shown, float):
+            shown = None
+        elif self._precision is not None:
+            shown = round(shown, self._precision)  # a lowered precision is no decrease
+        first = self._decrease.since is None
+        verdict = self._decrease.verdict(shown, number, replaced=self.coordinator.meter_replaced)
+        if verdict is Verdict.HOLD:
+            if first:
+                self.coordinator.reader.stats.fault(
+                    "decrease",
+                    "%s went down from %s to %s; showing %s until the lower value lasts an hour"
+                    " or the meter reports another equipment identifier",
+                    self.entity_id,
+                    shown,
+                    number,
+                    shown,
+                )
+            return shown
+        if verdict is Verdict.NEW_CYCLE:
+            unit = self._attr_native_unit_of_measurement or ""
+            async_register_new_cycle(
+                self.hass, self._entry, self.entity_id, f"{shown} {unit}", f"{number} {unit}"
             )
-            return previous
-        self._held_back = 0
         return number
 
     def _value_absent(self) -> None:

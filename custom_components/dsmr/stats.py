@@ -34,6 +34,8 @@ class ReaderStats:
     connection_errors: int = 0
     failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
+    update_errors: int = 0  # an entity (or the coordinator) failed to take a telegram
+    dropped: int = 0  # telegrams the coordinator did not take in time (a stalled loop)
     last_telegram: float | None = None  # time.time() of the last good telegram
     last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
@@ -69,15 +71,19 @@ class _CountParserNoise(logging.Filter):
     """Turn dsmr_parser's per-line error records (with tracebacks) into a counter.
 
     dsmr_parser logs every unreadable line at error level with a traceback, every second on a
-    DSMR 5 meter with a flaky line. While one of our readers parses, such records are counted
+    DSMR 5 meter with a flaky line, and a warning about an untested security suite (and the
+    like) with every encrypted frame. While one of our readers parses, such records are counted
     in its stats and reported by it once, rate-limited; other users of the library see them.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         stats = PARSING.get()
-        if stats is None or record.levelno < logging.ERROR:
+        if stats is None:
             return True
-        stats.bad_lines += 1
+        if record.levelno >= logging.ERROR:
+            stats.bad_lines += 1
+        else:  # "Untested security suite" and the like, once per telegram: rate-limited
+            stats.fault(f"dsmr_parser {record.msg}", "dsmr_parser: %s", record.getMessage())
         return False
 
 

@@ -11,11 +11,9 @@ from typing import Any
 
 from dsmr_parser import obis_references
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
-from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError, ParseError
+from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
 from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.exceptions import HomeAssistantError
-from serialx import SerialException
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -26,15 +24,15 @@ from .const import (
     DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     VALIDATION_TIMEOUT,
 )
+from .ports import redact_port
 from .reader import (
     CannotCommunicate,
-    CannotConnect,
     InvalidKey,
     async_open,
     equipment_identifier,
     gas_equipment_identifier,
 )
-from .stats import ReaderStats
+from .stats import PARSING, ReaderStats
 
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -77,14 +75,11 @@ async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
 
 
 async def async_validated(data: dict[str, Any]) -> dict[str, Any]:
-    """Read a telegram with these settings; return the data with the meter's identifiers."""
-    try:
-        telegram = await async_read_telegram(data, VALIDATION_TIMEOUT)
-    except (SerialException, HomeAssistantError) as err:
-        # serialx's own errors (a URL scheme nothing handles, an ESPHome proxy that is gone) and
-        # ConfigEntryNotReady from the esphome-hass:// stub while ESPHome has not loaded.
-        raise CannotConnect(str(err) or type(err).__name__) from err
-    return with_identifiers(data, telegram)
+    """Read a telegram with these settings; return the data with the meter's identifiers.
+
+    Raises CannotConnect (InvalidPort), InvalidKey or CannotCommunicate.
+    """
+    return with_identifiers(data, await async_read_telegram(data, VALIDATION_TIMEOUT))
 
 
 def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]:
@@ -110,6 +105,9 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     telegram does not identify the meter.
     """
     version = data[CONF_DSMR_VERSION]
+    # dsmr_parser logs a line it cannot read with a traceback that quotes it (an identifier,
+    # say): counted in throwaway stats instead, as the reader does.
+    parsing = PARSING.set(ReaderStats())
     try:
         if frame[:1] == b"\xdb":
             telegram = _parser(version).parse(
@@ -121,8 +119,12 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
             telegram = _parser(version).parse(frame.decode("ascii"))
     except DecryptionError as err:
         raise InvalidKey from err
-    except (InvalidChecksumError, ParseError, ValueError, IndexError, TypeError) as err:
+    except Exception as err:
+        # A bad CRC or line, or a frame from a hostile bridge that dlms_cosem cannot take (it
+        # raises NotImplementedError for one that is not both encrypted and authenticated).
         raise CannotCommunicate(type(err).__name__) from err
+    finally:
+        PARSING.reset(parsing)
     if equipment_identifier(telegram, version) is None and (
         version not in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
     ):
@@ -171,8 +173,8 @@ def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
     return found
 
 
-def title(data: dict[str, Any]) -> str:
-    """An entry's title: the port, or host:port."""
+def title(data: Mapping[str, Any]) -> str:
+    """An entry's title: the port (secrets in its URL redacted), or host:port."""
     if CONF_HOST in data:
         return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
-    return str(data[CONF_PORT])
+    return redact_port(str(data[CONF_PORT]))

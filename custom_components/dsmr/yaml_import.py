@@ -25,13 +25,13 @@ from .const import (
     CONF_SOURCE_YAML,
     DEFAULT_DSMR_VERSION,
     DEFAULT_PORT,
-    DEFAULT_PRECISION,
     DEFAULT_RECONNECT_INTERVAL,
     DOMAIN,
     DSMR_VERSIONS,
     LOGGER,
     VERSION_AUTO,
 )
+from .ports import redact_port
 
 
 def _tcp_port_with_host(block: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +58,8 @@ PLATFORM_SCHEMA = vol.All(
             vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
                 vol.Coerce(int), vol.Range(min=1, max=3600)
             ),
-            vol.Optional(CONF_PRECISION, default=DEFAULT_PRECISION): vol.All(
-                vol.Coerce(int), vol.Range(min=0, max=6)
-            ),
+            # Decimals to round numbers to; without it, numbers are the meter's own.
+            vol.Optional(CONF_PRECISION): vol.All(vol.Coerce(int), vol.Range(min=0, max=6)),
         }
     ),
     _tcp_port_with_host,
@@ -73,9 +72,10 @@ def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
         CONF_PORT: str(block[CONF_PORT]),
         CONF_DSMR_VERSION: block[CONF_DSMR_VERSION],
         CONF_RECONNECT_INTERVAL: block[CONF_RECONNECT_INTERVAL],
-        CONF_PRECISION: block[CONF_PRECISION],
         CONF_SOURCE_YAML: True,
     }
+    if CONF_PRECISION in block:
+        data[CONF_PRECISION] = block[CONF_PRECISION]
     if host := block.get(CONF_HOST):
         # Core's network entries keep host and an integer port.
         data[CONF_HOST] = host
@@ -115,7 +115,7 @@ async def async_import_yaml(hass: HomeAssistant, config: ConfigType) -> None:
     wanted = {yaml_key(yaml_data(block)) for block in blocks}
     for entry in hass.config_entries.async_entries(DOMAIN):
         if not invalid and entry.data.get(CONF_SOURCE_YAML) and yaml_key(entry.data) not in wanted:
-            LOGGER.info("Removing %s: its YAML block was removed", entry.title)
+            LOGGER.info("Removing %s: its YAML block was removed", redact_port(entry.title))
             await hass.config_entries.async_remove(entry.entry_id)
     for block in blocks:
         hass.async_create_task(

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from . import cpu, live, rebroadcast, report
+from . import cpu, dbgrowth, live, rebroadcast, report
 
-SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "rebroadcast")
+SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "recorder", "rebroadcast")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +77,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if "setup" in only:
         _say("setup latency: config flow")
         results["setup"] = await live.setup_latency(3 if quick else 6)
+    if "recorder" in only:
+        hours = 1 if quick else 3
+        _say(f"recorder: database growth over {hours} h of meter time, four Home Assistants")
+        results["recorder"] = await dbgrowth.growth(hours)
     if "rebroadcast" in only:
         _say("re-broadcast: CPU to publish a telegram to 0, 1 and 5 clients")
         results["rebroadcast"] = await rebroadcast.publish_cost(
@@ -111,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     rows += report.live_rows(
         results.get("pty"), results.get("writes"), results.get("scale"), results.get("setup")
     )
+    if "recorder" in results:
+        rows += report.recorder_rows(results["recorder"])
     if "rebroadcast" in results:
         rows += report.rebroadcast_rows(results["rebroadcast"])
     print(_header())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 import json
 import os
 from pathlib import Path
@@ -40,14 +41,15 @@ class Worker:
         return self.impl == "ours"
 
     @classmethod
-    async def start(cls, impl: str) -> Self:
-        """Start a worker and wait until its Home Assistant is up."""
+    async def start(cls, impl: str, *options: str) -> Self:
+        """Start a worker (`options`: its command-line flags) and wait until it is up."""
         env = {**os.environ, "PYTHONPATH": PYTHONPATH}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "dsmr_bench.worker",
             impl,
+            *options,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -119,9 +121,11 @@ class Meters:
 
     servers: list[BaseServer] = field(default_factory=list)
 
-    async def tcp(self, version: str, seed: int = 1, **kwargs: Any) -> TcpServer:
-        """A started TCP meter (manual mode unless `interval` is given)."""
-        server = TcpServer(Meter(version, seed=seed), **kwargs)
+    async def tcp(
+        self, version: str, seed: int = 1, start: datetime | None = None, **kwargs: Any
+    ) -> TcpServer:
+        """A started TCP meter (manual mode unless `interval` is given; its clock at `start`)."""
+        server = TcpServer(Meter(version, seed=seed, start=start), **kwargs)
         await server.start()
         self.servers.append(server)
         return server

@@ -49,6 +49,7 @@ class TelegramCounter:
         from dsmr_parser.clients.protocol import DSMRProtocol
 
         self.count = 0
+        self._waiter: tuple[int, asyncio.Future[None]] | None = None
         classes: list[type] = [DSMRProtocol]
         if ours:
             from custom_components.dsmr.reader import P1Protocol
@@ -64,8 +65,22 @@ class TelegramCounter:
         def handle_telegram(protocol: Any, telegram: str) -> None:
             original(protocol, telegram)
             counter.count += 1
+            if counter._waiter is not None and counter.count >= counter._waiter[0]:
+                _, done = counter._waiter
+                counter._waiter = None
+                if not done.done():
+                    done.set_result(None)
 
         cls.handle_telegram = handle_telegram  # type: ignore[attr-defined]
+
+    async def reached(self, count: int, limit: float) -> None:
+        """Return once `count` telegrams were handled in total (TimeoutError after `limit`)."""
+        if self.count >= count:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiter = (count, done)
+        async with asyncio.timeout(limit):
+            await done
 
 
 class StateWatch:
@@ -125,6 +140,12 @@ async def _started(hass: HomeAssistant, ours: bool) -> HomeAssistant:
     http = {"server_host": ["127.0.0.1"], "server_port": _free_port()}
     if not await async_setup_component(hass, "http", {"http": http}):
         raise RuntimeError("cannot set up http")
+    # Confirm these settings as a user would: an unconfirmed change is reverted after five
+    # minutes with a restart, which a worker living in meter time reaches within seconds.
+    from homeassistant.components.http.config import DATA_STORE
+
+    if hass.data[DATA_STORE].pending is not None:
+        await hass.data[DATA_STORE].async_promote_pending()
     if ours:
         hass.data.pop(loader.DATA_CUSTOM_COMPONENTS)
     return hass

@@ -200,3 +200,63 @@ def table(rows: list[Row]) -> str:
         return "  ".join(cells).rstrip()
 
     return "\n".join([fmt(head), line, *(fmt(row) for row in rows)])
+
+
+def _kib(value: float) -> str:
+    return f"{value / 1024:.1f}"
+
+
+def recorder_rows(recorder: dict[str, Any]) -> list[Row]:
+    """Section 6 rows: database growth per hour of meter time, and the statistics compared."""
+    rows: list[Row] = []
+    for setting in ("defaults", "0 s window"):
+        ours, core = recorder[setting]["ours"], recorder[setting]["core"]
+        grown = ours["bytes_per_hour"]["total"], core["bytes_per_hour"]["total"]
+        notes = [f"<=0.5x: {_check(grown[0] <= 0.5 * grown[1])}"] if setting == "defaults" else []
+        if recorder["ahead_s"] > 1:  # a worker fell behind its meter: states stamped late
+            notes.append(f"a worker up to {recorder['ahead_s']:.0f} s late")
+        states = ours["rows_per_hour"]["states"], core["rows_per_hour"]["states"]
+        parts = ("states", "attributes", "short_term", "hourly", "other")
+        stats = recorder[setting]["statistics"]
+        power = stats["power"]
+        rows += [
+            (
+                f"recorder, {setting}: DB growth per meter hour, KiB ({recorder['hours']} h)",
+                _kib(grown[0]),
+                _kib(grown[1]),
+                _ratio(*grown),
+                "; ".join(notes),
+            ),
+            (
+                f"recorder, {setting}: states/attrs/5-min/hourly/other, KiB",
+                "/".join(_kib(ours["bytes_per_hour"][part]) for part in parts),
+                "/".join(_kib(core["bytes_per_hour"][part]) for part in parts),
+                "",
+                "",
+            ),
+            (
+                f"recorder, {setting}: state rows per meter hour",
+                f"{states[0]:.0f}",
+                f"{states[1]:.0f}",
+                _ratio(*states),
+                "",
+            ),
+            (
+                f"recorder, {setting}: hourly mean power, kW (telegrams "
+                + "/".join(f"{row['true']:.3f}" for row in power)
+                + ")",
+                "/".join(f"{row['ours']:.3f}" for row in power),
+                "/".join(f"{row['core']:.3f}" for row in power),
+                "",
+                f"within 2%: {_check(stats['power_equal'])}",
+            ),
+            (
+                f"recorder, {setting}: hourly energy, {len(stats['energy'])} registers:"
+                " max diff state/sum",
+                "",
+                "",
+                f"{stats['max_state_diff']:.3f}/{stats['max_sum_diff']:.3f}",
+                f"<={stats['tolerance']:.3f}: {_check(stats['energy_equal'])}",
+            ),
+        ]
+    return rows

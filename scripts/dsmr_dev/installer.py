@@ -10,6 +10,14 @@
   Installed with pip at the manifests' pins.
 * Chromium from Debian (`apt-get install chromium`), driven through Playwright for Python
   (`pip install playwright`: its wheel carries Playwright's driver; no browser download).
+* FFmpeg and libturbojpeg from Debian, for scripts/develop: Home Assistant sets up `tts` and
+  `camera` at every start (all entity platforms are default integrations since 2026.x), and
+  they log a traceback each when these are missing (`tts` needs `ffmpeg`; `camera` loads
+  libturbojpeg when imported). Home Assistant's own development container installs both.
+
+Home Assistant's requirements go into the environment of the Python that runs `hass` (`python`,
+this interpreter unless told otherwise: the end-to-end suite also runs `hass` from the newest
+release's own venv), at the pins of that Home Assistant's manifests.
 
 Nothing is skipped: if something cannot be installed, the caller fails with the reason.
 """
@@ -17,7 +25,8 @@ Nothing is skipped: if something cannot be installed, the caller fails with the 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
+import ctypes.util
+from functools import cache
 import json
 import os
 from pathlib import Path
@@ -26,11 +35,11 @@ import shutil
 import subprocess
 import sys
 
-import homeassistant
-
 PLAYWRIGHT = "playwright==1.65.2"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_PACKAGES = ("chromium", "fonts-liberation", "fonts-dejavu-core")
+FFMPEG_PACKAGE = "ffmpeg"
+TURBOJPEG_PACKAGE = "libturbojpeg0"
 # What `homeassistant.helpers.service._base_components` imports (for `get_services`).
 SERVICE_BASE_COMPONENTS = (
     "ai_task",
@@ -54,7 +63,18 @@ SERVICE_BASE_COMPONENTS = (
     "water_heater",
 )
 INSTALL_TIMEOUT = 900  # seconds, for one apt-get or pip run
-COMPONENTS = Path(homeassistant.__file__).parent / "components"
+# Which of the given distributions are installed (any version counts), as JSON.
+_INSTALLED = """
+import importlib.metadata, json, sys
+found = []
+for name in sys.argv[1:]:
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        continue
+    found.append(name)
+print(json.dumps(found))
+"""
 
 
 class InstallError(RuntimeError):
@@ -91,15 +111,39 @@ def apt_install(*packages: str) -> None:
             ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"], "apt-get update"
         )
         _run(install, "apt-get install")
+    # The downloaded .deb files are not needed once installed (Chromium's alone: ~0.5 GB).
+    with contextlib.suppress(InstallError):
+        _run(["apt-get", "clean"], "apt-get clean")
 
 
-def pip_install(*requirements: str) -> None:
-    """`pip install` into the running interpreter's environment."""
-    _run([sys.executable, "-m", "pip", "install", "-q", *requirements], "pip install")
+def pip_install(*requirements: str, python: str = sys.executable) -> None:
+    """`pip install` into the environment of `python`."""
+    _run([python, "-m", "pip", "install", "-q", *requirements], "pip install")
 
 
-def manifest_requirements(domains: tuple[str, ...]) -> list[str]:
-    """The pinned requirements of these integrations and their dependencies."""
+def _ask(python: str, code: str, *args: str) -> str:
+    """What `python -c code args...` prints (a question to another environment)."""
+    done = subprocess.run(
+        [python, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise InstallError(f"{python} -c {code.strip()[:60]!r}...:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+@cache
+def components(python: str = sys.executable) -> Path:
+    """The `homeassistant/components` folder of the Home Assistant that `python` imports."""
+    found = _ask(python, "import homeassistant; print(homeassistant.__file__)")
+    return Path(found.strip()).parent / "components"
+
+
+def manifest_requirements(domains: tuple[str, ...], python: str = sys.executable) -> list[str]:
+    """The pinned requirements of these integrations and of what they (after-)depend on.
+
+    Home Assistant installs the requirements of `after_dependencies` too, so that their modules
+    can be imported (2026.11's usb imports hassio, an after-dependency).
+    """
     seen: set[str] = set()
     found: list[str] = []
     todo = list(domains)
@@ -108,46 +152,40 @@ def manifest_requirements(domains: tuple[str, ...]) -> list[str]:
         if domain in seen:
             continue
         seen.add(domain)
-        manifest = json.loads((COMPONENTS / domain / "manifest.json").read_text())
+        manifest = json.loads((components(python) / domain / "manifest.json").read_text())
         found += [r for r in manifest.get("requirements", []) if r not in found]
-        todo += manifest.get("dependencies", [])
+        todo += manifest.get("dependencies", []) + manifest.get("after_dependencies", [])
     return found
 
 
-def missing(requirements: list[str]) -> list[str]:
-    """The requirements whose distribution is not installed at all (any version counts)."""
-    absent = []
-    for requirement in requirements:
-        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
-        try:
-            importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            absent.append(requirement)
-    return absent
+def missing(requirements: list[str], python: str = sys.executable) -> list[str]:
+    """The requirements whose distribution `python` does not have at all (any version counts)."""
+    names = {r: re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in requirements}
+    installed = set(json.loads(_ask(python, _INSTALLED, *names.values())))
+    return [r for r, name in names.items() if name not in installed]
 
 
-def ensure_requirements(domains: tuple[str, ...]) -> None:
-    """pip-install what these Home Assistant integrations need and is not installed."""
-    absent = missing(manifest_requirements(domains))
+def ensure_requirements(domains: tuple[str, ...], python: str = sys.executable) -> None:
+    """pip-install what these Home Assistant integrations need and `python` does not have."""
+    absent = missing(manifest_requirements(domains, python), python)
     if not absent:
         return
     if not shutil.which("g++"):
         # Some pins have no wheel for this Python and build from source.
         with contextlib.suppress(InstallError):
             apt_install("g++")
-    pip_install(*absent)
-    if still := missing(absent):
+    pip_install(*absent, python=python)
+    if still := missing(absent, python):
         raise InstallError(f"installed but still missing: {still}")
 
 
-def ensure_frontend() -> None:
-    """The `home-assistant-frontend` package at Home Assistant's pin."""
-    ensure_requirements(("frontend",))
+def ensure_browser(python: str = sys.executable) -> str:
+    """Chromium, Playwright, and what the frontend needs in a browser; returns chromium's path.
 
-
-def ensure_browser() -> str:
-    """Chromium, Playwright, and what the frontend needs in a browser; returns chromium's path."""
-    ensure_requirements(("frontend", *SERVICE_BASE_COMPONENTS))
+    Home Assistant's requirements go to `python` (the one running `hass`); Playwright, which
+    the test drives, to this interpreter.
+    """
+    ensure_requirements(("frontend", *SERVICE_BASE_COMPONENTS), python)
     if not Path(CHROMIUM).exists():
         apt_install(*CHROMIUM_PACKAGES)
     if not Path(CHROMIUM).exists():
@@ -155,3 +193,12 @@ def ensure_browser() -> str:
     if missing([PLAYWRIGHT]):
         pip_install(PLAYWRIGHT)
     return CHROMIUM
+
+
+def ensure_media_tools() -> None:
+    """`ffmpeg` and libturbojpeg, which Home Assistant's `tts` and `camera` look for."""
+    needed = [FFMPEG_PACKAGE] if shutil.which("ffmpeg") is None else []
+    if ctypes.util.find_library("turbojpeg") is None:
+        needed.append(TURBOJPEG_PACKAGE)
+    if needed:
+        apt_install(*needed)

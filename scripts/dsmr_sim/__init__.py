@@ -6,6 +6,8 @@ served over TCP (like ser2net) and over a real pseudo-terminal, with switchable 
     text = meter.telegram()             # plain telegram (CRC included)
     server = TcpServer(meter)           # or PtyServer(meter, link="/tmp/ttyDSMR")
     await server.start()                # manual mode: await server.send_telegram()
+
+    Replay.from_file("capture.txt", "5B")  # a meter that sends recorded telegrams as they were
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from .faults import FAULT_NAMES, Faults
 from .house import House
 from .meter import Meter
 from .records import MBUS_KINDS, MbusChannel, Peak, PowerFailure
+from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
+from .state import MeterState
 from .tcp import TcpServer
 from .templates import Rendered
 from .versions import VERSIONS, SerialSettings, VersionInfo, get_version
@@ -31,10 +35,12 @@ __all__ = [
     "House",
     "MbusChannel",
     "Meter",
+    "MeterState",
     "Peak",
     "PowerFailure",
     "PtyServer",
     "Rendered",
+    "Replay",
     "SerialSettings",
     "TcpServer",
     "TelegramReader",

@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 import logging
+import os
+from pathlib import Path
 import signal
 import sys
+import zlib
 
 from .faults import FAULT_NAMES, Faults
 from .house import MBUS_KINDS
 from .meter import Meter
+from .replay import Replay
 from .serial_pty import PtyServer
 from .server import BaseServer
+from .state import MeterState, StateError
 from .tcp import TcpServer
 from .versions import VERSIONS
 
-__all__ = ["build_parser", "main", "parse_hostport", "serve"]
+__all__ = ["build_parser", "main", "make_meter", "parse_hostport", "serve"]
 
 _LOGGER = logging.getLogger("dsmr_sim")
+DEFAULT_TCP = ("127.0.0.1", 2001)
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
@@ -73,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--step",
         type=float,
         metavar="SECONDS",
-        help="simulated seconds per telegram (default: the interval)",
+        help="simulated seconds per telegram (default: the interval; without --start and "
+        "--step the meter's clock follows the wall clock)",
     )
     parser.add_argument(
         "--mbus",
@@ -83,17 +91,37 @@ def build_parser() -> argparse.ArgumentParser:
         "'' for none)",
     )
     parser.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="send the telegrams recorded in FILE (as captured from a real meter: plain text, "
+        "raw DLMS frames, or those as hex in a .hex file) in turn, round and round, instead of "
+        "a simulated house; --dsmr-version says how to read them, --key decrypts encrypted ones",
+    )
+    parser.add_argument(
         "--key", metavar="HEX", help="encryption key (32 hex digits) for MSn and SAGEMCOM_T210_D_R"
     )
     parser.add_argument(
         "--auth-key", metavar="HEX", help="authentication key (default: the public Luxmetering key)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the house (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="random seed of the house and of its identifiers (default: the TCP port, else a "
+        "number made from --link, else 0; so instances on different ports are different meters)",
+    )
     parser.add_argument(
         "--start",
         type=datetime.fromisoformat,
         metavar="ISO",
-        help="simulated start time, local to the meter (default 2024-01-15T12:00)",
+        help="simulated start time, local to the meter; the meter then keeps its own time "
+        "(default: now, and the meter's clock follows the wall clock)",
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the registers in FILE: read at start (the meter resumes where it stopped and "
+        "catches up to now, at most a day), written after every telegram",
     )
     parser.add_argument("--timezone", metavar="TZ", help="meter time zone (default per version)")
     parser.add_argument("--equipment-id", metavar="TEXT", help="meter identifier (plain ASCII)")
@@ -135,16 +163,44 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
-async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (or until ``stop`` is set, for embedding and tests)."""
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    """The seed: given, or made from the endpoint so that each instance is its own meter."""
+    if args.seed is not None:
+        return int(args.seed)
+    if args.tcp is not None:
+        return int(args.tcp[1])  # 0 (any free port) gives seed 0
+    if args.link is not None:
+        return zlib.crc32(os.path.abspath(args.link).encode())
+    return 0 if args.pty else DEFAULT_TCP[1]
+
+
+def _meter_factory(args: argparse.Namespace, now: datetime) -> Callable[[], Meter]:
+    """What makes the meter: from the arguments, and from --state's file when there is one."""
+    if args.state is not None and args.start is not None:
+        raise ValueError("--state continues a meter where it stopped; it cannot take --start")
+    if args.replay:
+        path = args.replay
+        return lambda: Replay.from_file(
+            path, args.dsmr_version, key=args.key, auth_key=args.auth_key
+        )
     mbus = None if args.mbus is None else tuple(k for k in args.mbus.split(",") if k)
+    state = MeterState.load(args.state) if args.state is not None else None
+    start = args.start
+    if state is not None:
+        start = MeterState.resume_at(state.saved_at, now) if args.step is None else state.saved_at
+        _LOGGER.info("registers continue from %s (saved at %s)", args.state, state.saved_at)
+    else:
+        start = start or now
 
     def new_meter() -> Meter:
-        # One meter per endpoint: same seed and steps, so both serve the same telegrams.
-        return Meter(
+        meter = Meter(
             args.dsmr_version,
-            seed=args.seed,
-            start=args.start,
+            seed=_seed(args),
+            start=start,
             timezone=args.timezone,
             mbus=mbus,
             equipment_id=args.equipment_id,
@@ -152,6 +208,31 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             auth_key=args.auth_key,
             extra_lines=args.extra_line,
         )
+        if state is not None:
+            state.apply(meter.house)
+        return meter
+
+    return new_meter
+
+
+def make_meter(args: argparse.Namespace) -> Meter:
+    """The meter the arguments describe: a simulated house, or a recording (``--replay``)."""
+    return _meter_factory(args, _wall_clock())()
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set, for embedding and tests)."""
+    live = args.start is None and args.step is None  # the meter's clock is the wall clock
+    now = _wall_clock()
+    new_meter = _meter_factory(args, now)
+    # One meter per endpoint (same seed and steps, so both serve the same telegrams), unless
+    # it follows the wall clock: then both endpoints share it.
+    meter = new_meter()
+    if args.state is not None:
+        path: Path = args.state
+        meter.on_step = lambda m: MeterState.of(m.house).save(path)
+    if live:
+        meter.step_to(now)  # after a restart: what the house used while the meter was off
 
     def new_faults() -> Faults:
         faults = Faults(drop_every_default=args.drop_every, drip_delay=args.drip_delay)
@@ -159,16 +240,33 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             faults.set(name)
         return faults
 
-    meter = new_meter()
     interval = args.interval or meter.info.nominal_interval
-    common = {"interval": interval, "step_seconds": args.step}
+    clock = _wall_clock if live else None
     servers: list[BaseServer] = []
     if args.tcp or not (args.pty or args.link):
-        host, port = args.tcp or ("127.0.0.1", 2001)
-        servers.append(TcpServer(meter, host, port, faults=new_faults(), **common))
+        host, port = args.tcp or DEFAULT_TCP
+        servers.append(
+            TcpServer(
+                meter,
+                host,
+                port,
+                interval=interval,
+                step_seconds=args.step,
+                clock=clock,
+                faults=new_faults(),
+            )
+        )
     if args.pty or args.link:
-        pty_meter = new_meter() if servers else meter
-        servers.append(_AnnouncingPty(pty_meter, link=args.link, faults=new_faults(), **common))
+        servers.append(
+            _AnnouncingPty(
+                new_meter() if servers and not live else meter,
+                link=args.link,
+                interval=interval,
+                step_seconds=args.step,
+                clock=clock,
+                faults=new_faults(),
+            )
+        )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -213,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("dsmr_sim").setLevel(logging.DEBUG)
     try:
         return asyncio.run(serve(args))
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, StateError) as err:
         print(f"dsmr_sim: {err}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ IV = system title + invocation counter; AAD = security control byte + authentica
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "LUXMETERING_AUTHENTICATION_KEY",
     "SECURITY_CONTROL",
     "DlmsEncryptor",
+    "decrypt",
     "parse_key",
 ]
 
@@ -73,3 +75,20 @@ class DlmsEncryptor:
             + len(content).to_bytes(2, "big")
             + content
         )
+
+
+def decrypt(frame: bytes, key: bytes) -> bytes:
+    """The plain telegram inside a frame, without checking its tag (as with no auth key).
+
+    GCM encrypts with AES-CTR from counter block IV || 00000002, so the ciphertext (the frame's
+    content after the security byte and counter, minus the 12-byte tag) decrypts with CTR.
+    """
+    title_end = 2 + frame[1]
+    system_title = frame[2:title_end]
+    content = frame[title_end + 3 :]
+    counter = content[1:5]
+    ciphertext = content[5:-TAG_LENGTH]
+    decryptor = Cipher(
+        algorithms.AES(key), modes.CTR(system_title + counter + b"\x00\x00\x00\x02")
+    ).decryptor()
+    return decryptor.update(ciphertext) + decryptor.finalize()

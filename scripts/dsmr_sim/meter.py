@@ -147,6 +147,8 @@ class Meter:
             text_message=text_message,
             p1_version=_P1_VERSION.get(self.info.token, "50"),
         )
+        #: Called with the meter after every :meth:`step` (e.g. to save its registers).
+        self.on_step: Callable[[Meter], None] | None = None
         self.encryptor: DlmsEncryptor | None = None
         #: Keys as 32 upper-case hex digits (empty for plain meters), for readers under test.
         self.key_hex = self.auth_key_hex = ""
@@ -213,8 +215,14 @@ class Meter:
     # --- behaviour ------------------------------------------------------------------------
 
     def step(self, seconds: float) -> None:
-        """Advance simulated time (and every register) by ``seconds``."""
+        """Advance simulated time (and every register) by ``seconds``; then call :attr:`on_step`."""
         self.house.step(seconds)
+        if self.on_step is not None:
+            self.on_step(self)
+
+    def step_to(self, when: datetime) -> None:
+        """Advance simulated time to ``when`` (aware); a time in the past leaves the meter as is."""
+        self.step(max((when - self.house.utc).total_seconds(), 0.0))
 
     def render(self) -> Rendered:
         """Render the current state: plain telegram text plus the values it carries."""

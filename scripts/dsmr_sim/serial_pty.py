@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import array
 import asyncio
+from collections.abc import Callable
 import contextlib
+from datetime import datetime
 import fcntl
 import logging
 import os
 from pathlib import Path
+import select
 import termios
 import tty
 
@@ -76,11 +79,14 @@ class PtyServer(BaseServer):
         interval: float | None = None,
         step_seconds: float | None = None,
         faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
         stale_after: float = 2.0,
         replug_delay: float = 0.2,
     ) -> None:
         """Configure the server; :meth:`start` opens the pty (and creates ``link``)."""
-        super().__init__(meter, interval=interval, step_seconds=step_seconds, faults=faults)
+        super().__init__(
+            meter, interval=interval, step_seconds=step_seconds, faults=faults, clock=clock
+        )
         self.link: str | None = os.fspath(link) if link is not None else None
         self.stale_after = stale_after
         self.replug_delay = replug_delay
@@ -198,6 +204,10 @@ class PtyServer(BaseServer):
         """Bytes waiting unread in the slave's input queue."""
         if self._slave is None:
             return 0
+        # What is written to the master reaches the slave's queue through a kernel work item,
+        # later on a busy machine: TIOCINQ may not count it yet. poll() on the slave finishes
+        # that work when the queue looks empty (n_tty_poll), so an empty queue is really empty.
+        select.select([self._slave], [], [], 0)
         buf = array.array("i", [0])
         fcntl.ioctl(self._slave, termios.TIOCINQ, buf, True)
         return buf[0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 import asyncio
+from collections.abc import Callable
 import contextlib
+from datetime import datetime
 import logging
 import random
 
@@ -24,7 +26,9 @@ class BaseServer(ABC):
     started; with ``interval=None`` it is in manual mode and sends only when
     :meth:`send_telegram` is awaited. Each telegram first advances the meter by
     ``step_seconds`` of simulated time (default: the interval, or the version's nominal
-    interval in manual mode).
+    interval in manual mode); with ``clock`` (a function returning the time as an aware
+    datetime, e.g. the wall clock) it advances the meter to that time instead, so the meter's
+    clock stays on it however late each telegram is.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class BaseServer(ABC):
         interval: float | None = None,
         step_seconds: float | None = None,
         faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Bind the server to ``meter``; nothing is opened before :meth:`start`."""
         if interval is not None and interval <= 0:
@@ -41,6 +46,7 @@ class BaseServer(ABC):
         self.meter = meter
         self.interval = interval
         self.step_seconds = step_seconds or interval or meter.info.nominal_interval
+        self.clock = clock
         self.faults = faults or Faults()
         #: Telegrams written to the line (stalled or unplugged ones are not counted).
         self.telegrams_sent = 0
@@ -113,18 +119,14 @@ class BaseServer(ABC):
     async def send_telegram(self) -> bytes:
         """Advance the meter one step and send one telegram now; return the bytes written."""
         async with self._lock:
-            self.meter.step(self.step_seconds)
+            if self.clock is not None:
+                self.meter.step_to(self.clock())
+            else:
+                self.meter.step(self.step_seconds)
             rendered = self.meter.render()
             self.last_rendered = rendered
             self.telegrams_generated += 1
-            payload = self._apply_faults(rendered.text)
-            written = b""
-            if payload and self._can_write():
-                await self._emit(payload)
-                written = payload
-                self.telegrams_sent += 1
-                self._sent_event.set()
-            self.last_payload = written
+            written = await self._send(self._apply_faults(rendered.text))
             _LOGGER.debug(
                 "telegram %d (%d bytes written)\n%s",
                 self.telegrams_generated,
@@ -135,6 +137,28 @@ class BaseServer(ABC):
             if drop and self.telegrams_generated % drop == 0:
                 await self._drop()
             return written
+
+    async def repeat_telegram(self) -> bytes:
+        """Send the last telegram's bytes again; the meter does not advance.
+
+        For a test that keeps a line busy until a reader listens (as a config flow's
+        validation does): however many times it takes, the meter's state is the same.
+        Sends a new telegram when none was sent yet.
+        """
+        if not self.last_payload:
+            return await self.send_telegram()
+        async with self._lock:
+            return await self._send(self.last_payload)
+
+    async def _send(self, payload: bytes) -> bytes:
+        written = b""
+        if payload and self._can_write():
+            await self._emit(payload)
+            written = payload
+            self.telegrams_sent += 1
+            self._sent_event.set()
+        self.last_payload = written
+        return written
 
     def _apply_faults(self, text: str) -> bytes:
         faults = self.faults
@@ -160,15 +184,22 @@ class BaseServer(ABC):
         size = max(faults.drip_size, 1)
         loop = asyncio.get_running_loop()
         due = loop.time()
-        for offset in range(0, len(data), size):
+        offset = 0
+        while offset < len(data):
             if offset:
-                # By the clock, not sleep after sleep: the average pace is exactly the one asked
-                # for (e.g. a line's byte rate), however late each wake-up is.
-                due += faults.drip_delay
                 await asyncio.sleep(max(due - loop.time(), 0))
             if not self._can_write():
                 return
-            self._write(data[offset : offset + size], first=offset == 0)
+            # By the clock, not sleep after sleep: the pace is exactly the one asked for (e.g. a
+            # line's byte rate). A line goes on delivering while this process waits for a CPU:
+            # a late wake-up sends every piece whose time has come, at once.
+            end = offset + size
+            due += faults.drip_delay
+            while end < len(data) and due <= loop.time():
+                end += size
+                due += faults.drip_delay
+            self._write(data[offset:end], first=offset == 0)
+            offset = end
 
     async def wait_sent(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until at least ``count`` telegrams have been sent in total."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 import logging
 
 from .faults import Faults
@@ -50,10 +52,13 @@ class TcpServer(BaseServer):
         interval: float | None = None,
         step_seconds: float | None = None,
         faults: Faults | None = None,
+        clock: Callable[[], datetime] | None = None,
         max_buffer: int = 65536,
     ) -> None:
         """Configure the server; :meth:`start` binds the socket."""
-        super().__init__(meter, interval=interval, step_seconds=step_seconds, faults=faults)
+        super().__init__(
+            meter, interval=interval, step_seconds=step_seconds, faults=faults, clock=clock
+        )
         self.host = host
         self.port = port
         self.max_buffer = max_buffer

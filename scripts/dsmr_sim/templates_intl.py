@@ -1,5 +1,5 @@
 """Telegram templates for the non-Dutch meters: Belgium (Fluvius e-MUCS), Sweden, EasyMeter Q3D,
-E.ON Hungary, Iskra (Ireland) and the Austrian Sagemcom T210-D-r (sent encrypted)."""
+E.ON Hungary, the Belgian Iskra IE.5 / IE.7 and the Austrian Sagemcom T210-D-r (sent encrypted)."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def render_eon_hungary(h: House, ctx: TemplateContext) -> Rendered:
 
 
 def render_iskra_ie(h: House, ctx: TemplateContext) -> Rendered:
-    """Iskra AM550 as installed in Ireland: the meter number is in ``96.1.0``, ``96.1.1`` empty."""
+    """Iskra IE.5 / IE.7 (Belgium, dsmr_parser's ISKRA_IE): the meter number is in ``96.1.0``."""
     b = Builder(ctx.header)
     b.stamp("0-0:1.0.0", "P1_MESSAGE_TIMESTAMP", h.now)
     b.text("0-0:96.1.0", "EQUIPMENT_IDENTIFIER_GAS", hex_id(ctx.equipment_id))

@@ -3,7 +3,10 @@
 #
 #   dsmr_reexec "$0" "$@"   re-run the calling script under a suitable Python if this shell
 #                            has none (no-op when it has one, or when already re-run);
-#   dsmr_venv               create/refresh .venv from pyproject.toml's pinned dev dependency group.
+#   dsmr_venv               create/refresh .venv from pyproject.toml's pinned dev dependency group;
+#   dsmr_venv_newest        create/refresh the newest Home Assistant release's own venv
+#                            (.venv-ha-<year.month>, the `ha-newest` group) and export its Python
+#                            as DSMR_HA_NEWEST_PYTHON.
 #
 # Where a Python comes from, in order:
 #   1. $DSMR_PYTHON, or python3.14 / python3 on PATH, if it is >= 3.14.2: used as it is.
@@ -94,20 +97,35 @@ dsmr_reexec() {
   _enter_root bash "$script" "$@"
 }
 
-# Create or refresh .venv; reinstalls only when pyproject.toml's [dependency-groups] or the Python changed.
-dsmr_venv() {
-  local py venv=$DSMR_TOP/.venv stamp want
+# Create or refresh a venv with one dependency group of pyproject.toml; reinstalls only when
+# pyproject.toml's [dependency-groups] or the Python changed.
+_group_venv() {
+  local venv=$1 group=$2 what=$3 py stamp want
   py=$(dsmr_find_python)
   [ -n "$py" ] || { _say "no Python >= 3.14.2 found (dsmr_reexec should have run first)"; exit 2; }
   want=$( { "$py" --version; sed -n '/^\[dependency-groups\]/,/^\[tool/p' "$DSMR_TOP/pyproject.toml"; } | sha256sum | cut -c1-16)
   stamp=$venv/.dsmr-stamp
   if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
   local started=$SECONDS
-  _say "installing the development environment into .venv (Home Assistant and test tools; about a minute)"
+  _say "installing $what into ${venv#"$DSMR_TOP"/} (about a minute)"
   [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 14, 2))' 2>/dev/null \
     || { rm -rf "$venv"; "$py" -m venv "$venv"; }
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  (cd "$DSMR_TOP" && "$venv/bin/python" -m pip install -q --group dev)
+  (cd "$DSMR_TOP" && "$venv/bin/python" -m pip install -q --group "$group")
   echo "$want" > "$stamp"
-  _say ".venv ready in $((SECONDS - started)) s"
+  _say "${venv#"$DSMR_TOP"/} ready in $((SECONDS - started)) s"
+}
+
+dsmr_venv() {
+  _group_venv "$DSMR_TOP/.venv" dev "the development environment (Home Assistant and test tools)"
+}
+
+# The newest Home Assistant release that the end-to-end suite also runs on: the version pinned in
+# the `ha-newest` group names its venv (homeassistant==2026.11.0 -> .venv-ha-2026.11).
+dsmr_venv_newest() {
+  local version
+  version=$(sed -n '/^ha-newest = \[/,/^\]/s/.*"homeassistant==\([0-9]*\.[0-9]*\)\..*/\1/p' "$DSMR_TOP/pyproject.toml")
+  [ -n "$version" ] || { _say "pyproject.toml: no homeassistant==X.Y.Z in the ha-newest group"; exit 2; }
+  _group_venv "$DSMR_TOP/.venv-ha-$version" ha-newest "Home Assistant $version (the newest release, for tests/e2e)"
+  export DSMR_HA_NEWEST_PYTHON=$DSMR_TOP/.venv-ha-$version/bin/python
 }

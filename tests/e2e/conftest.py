@@ -15,9 +15,15 @@ from typing import Any
 import pytest
 import pytest_socket
 
-from dsmr_dev.installer import ensure_frontend
+from dsmr_dev.installer import components, ensure_requirements
 
-from .harness import HassProcess, Simulator
+from ..leaks import HANDLER
+from .harness import HASS_PYTHON, HassProcess, Simulator
+
+# Home Assistant's own integrations that every `hass` here loads and `--skip-pip` would leave
+# without their requirements: the frontend, usb (this integration's dependency) and, from
+# 2026.11 on, the Marketplace (a default integration there).
+HASS_REQUIREMENTS = ("frontend", "usb", "marketplace")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -64,7 +70,9 @@ def hass_processes(e2e_dir: Path) -> Iterator[Callable[[str], HassProcess]]:
 
     At teardown every one still running is stopped, and its logs go to artifacts/e2e/<label>.
     """
-    ensure_frontend()  # Home Assistant always loads its frontend
+    ensure_requirements(
+        tuple(d for d in HASS_REQUIREMENTS if (components(HASS_PYTHON) / d).is_dir()), HASS_PYTHON
+    )
     made: list[HassProcess] = []
 
     def make(label: str) -> HassProcess:
@@ -80,5 +88,6 @@ def hass_processes(e2e_dir: Path) -> Iterator[Callable[[str], HassProcess]]:
         finally:
             proc.save_logs()
         errors += [f"{proc.label}: {error}" for error in proc.dsmr_errors()]
+        HANDLER.check_text(f"e2e {proc.label}", proc.log_text())  # the session's secret check
     if errors:  # e.g. logged while shutting down, after the tests' own checks
         pytest.fail("dsmr errors in Home Assistant's log:\n" + "\n".join(errors))

@@ -6,7 +6,8 @@ Everything here drives real programs the way a user's machine runs them:
   the endpoints it announces on stdout;
 * `HassProcess` runs `python -m homeassistant --skip-pip -c DIR` (what the `hass` command
   runs) on a config directory of its own, on a free port on 127.0.0.1, and stops it with
-  SIGTERM (SIGKILL if it hangs);
+  SIGTERM (SIGKILL if it hangs); `python` is `HASS_PYTHON`: the test harness's Home Assistant,
+  or the newest release's venv when scripts/test runs the suite on it;
 * `HassClient` talks to it over REST and the websocket API with aiohttp, as the frontend does;
 * `onboard` completes onboarding through the onboarding REST API, as a new user does;
 * `shift_recorder_history` moves everything the recorder stored back in time while `hass`
@@ -41,16 +42,31 @@ import urllib.request
 
 import aiohttp
 
+from dsmr_sim.meter import Meter
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 INTEGRATION = ROOT / "custom_components" / "dsmr"
 ARTIFACTS = ROOT / "artifacts"
+
+# The Python that runs `hass`: this interpreter (the test harness's Home Assistant), or the one
+# scripts/test names to run the suite again on the newest release.
+HASS_PYTHON = os.environ.get("DSMR_E2E_HASS_PYTHON") or sys.executable
 
 USERNAME = "owner"
 PASSWORD = "correct horse battery staple"
 
 # Loggers whose errors fail a test (the integration, core's dsmr, and the parser they share).
 DSMR_LOGGERS = ("custom_components.dsmr", "homeassistant.components.dsmr", "dsmr_parser")
+
+# Home Assistant bounds each stage of its own shutdown (20 + 100 + 60 + 30 s) and logs a stage
+# that overran, naming what still ran. `hass` is given that long to exit, not a shorter
+# wall-clock limit that a loaded machine overruns; an overrun stage fails with that account.
+STOP_TIMEOUT = 240.0
+SHUTDOWN_OVERRUN = re.compile(
+    r"Timed out waiting for (shutdown jobs|integrations to stop|final writes|close event)"
+    r"|Shutdown stage '|still running after final writes|could not be canceled during final"
+)
 
 
 class E2EError(AssertionError):
@@ -184,6 +200,10 @@ class Simulator:
         self._runs += 1
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._out = self.workdir / f"{self.name}-{self._runs}.out"
+        # The same meter in this process: tests/leaks.py learns its identifiers, which must not
+        # show in the Home Assistant logs.
+        with contextlib.suppress(ValueError):  # (an encrypted one needs its key: not used here)
+            Meter(self.version, seed=self.seed, mbus=tuple(filter(None, self.mbus.split(","))))
         err = self.workdir / f"{self.name}-{self._runs}.err"
         args = [sys.executable, "-m", "dsmr_sim", "--dsmr-version", self.version]
         args += ["--seed", str(self.seed), "--interval", str(self.interval), "--mbus", self.mbus]
@@ -319,6 +339,10 @@ class HassProcess:
     exit_codes: list[int] = field(default_factory=list)
     # dsmr errors logged by runs that have ended (each start rotates home-assistant.log).
     past_errors: list[str] = field(default_factory=list)
+    # What `hass` is started with: a command to run it through (e.g. one that gives it a
+    # private /etc/hosts) and extra environment variables.
+    launcher: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -334,6 +358,11 @@ class HassProcess:
     def out_file(self) -> Path:
         """Everything the process printed, over all its runs."""
         return self.config_dir / "hass.out"
+
+    @property
+    def fault_file(self) -> Path:
+        """Where Home Assistant's faulthandler writes the threads' stacks on a fatal signal."""
+        return self.config_dir / "home-assistant.log.fault"
 
     @property
     def db_file(self) -> Path:
@@ -377,8 +406,8 @@ class HassProcess:
             raise E2EError(f"hass {self.label} is running already")
         self.starts += 1
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "homeassistant", "--skip-pip", "--log-no-color"]
-        args += ["--config", str(self.config_dir)]
+        args = [*self.launcher, HASS_PYTHON, "-m", "homeassistant", "--skip-pip"]
+        args += ["--log-no-color", "--config", str(self.config_dir)]
         with self.out_file.open("ab") as out:
             out.write(f"\n===== start {self.starts}: {' '.join(args)}\n".encode())
             out.flush()
@@ -387,7 +416,7 @@ class HassProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(),
+                env=child_env(**self.env),
                 cwd=self.config_dir,
             )
         try:
@@ -446,8 +475,11 @@ class HassProcess:
         except E2EError as err:
             raise E2EError(f"{err}; last answer: {last[0]!r}\n{tail(self.log_file)}") from None
 
-    def stop(self, timeout: float = 60.0, *, check: bool = True) -> int | None:
-        """SIGTERM, wait for the exit (SIGKILL after `timeout`); with `check`, insist on 0."""
+    def stop(self, timeout: float = STOP_TIMEOUT, *, check: bool = True) -> int | None:
+        """SIGTERM, wait for the exit (SIGABRT after `timeout`); with `check`, insist on 0.
+
+        With `check`, a shutdown stage that Home Assistant reports as overrun fails too.
+        """
         proc, self.proc = self.proc, None
         if proc is None:
             return None
@@ -456,12 +488,17 @@ class HassProcess:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+                # Home Assistant's faulthandler writes every thread's stack to the fault file.
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
                 if check:
                     raise E2EError(
                         f"hass {self.label} did not stop within {timeout:.0f} s of SIGTERM:\n"
-                        f"{tail(self.log_file)}"
+                        f"{tail(self.log_file)}\nIts threads then:\n{tail(self.fault_file, 200)}"
                     ) from None
         self.exit_codes.append(proc.returncode)
         self.past_errors += [f"[run {self.starts}] {error}" for error in self._log_errors()]
@@ -469,7 +506,24 @@ class HassProcess:
             raise E2EError(
                 f"hass {self.label} exited with {proc.returncode}:\n{tail(self.out_file)}"
             )
+        overruns = [line for line in self.log_text().splitlines() if SHUTDOWN_OVERRUN.search(line)]
+        if check and overruns:
+            raise E2EError(f"hass {self.label} overran its shutdown:\n" + "\n".join(overruns))
         return proc.returncode
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """Wait for `hass` to exit by itself (a restart from its UI exits with 100)."""
+        proc = self.proc
+        if proc is None:
+            raise E2EError(f"hass {self.label} is not running")
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise E2EError(f"hass {self.label} did not exit within {timeout:.0f} s") from None
+        self.proc = None
+        self.exit_codes.append(code)
+        self.past_errors += [f"[run {self.starts}] {error}" for error in self._log_errors()]
+        return code
 
     def restart(self, before_start: Callable[[], None] | None = None) -> None:
         """Stop (must exit cleanly), run `before_start` while stopped, start again."""
@@ -504,6 +558,7 @@ class HassProcess:
             self.log_file,
             previous,
             self.out_file,
+            self.fault_file,
             self.config_dir / "configuration.yaml",
         ):
             if path.exists():
@@ -678,11 +733,15 @@ class HassClient:
         await self._ws.send_json({"id": msg_id, **payload})
         return msg_id, future
 
-    async def ws(self, command: str, **payload: Any) -> Any:
-        """Run a websocket command; return its result or raise ApiError."""
+    async def ws_answer(self, command: str, **payload: Any) -> dict[str, Any]:
+        """Run a websocket command; return the whole answer (`success`, `result` or `error`)."""
         _, future = await self._send({"type": command, **payload})
         async with asyncio.timeout(self.timeout):
-            answer = await future
+            return await future
+
+    async def ws(self, command: str, **payload: Any) -> Any:
+        """Run a websocket command; return its result or raise ApiError."""
+        answer = await self.ws_answer(command, **payload)
         if not answer.get("success"):
             raise ApiError(f"websocket {command} failed: {answer.get('error')}")
         return answer.get("result")

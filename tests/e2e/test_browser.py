@@ -16,7 +16,15 @@ import pytest
 
 from dsmr_dev.installer import ensure_browser
 
-from .harness import ARTIFACTS, PASSWORD, USERNAME, HassProcess, Simulator, async_wait_until
+from .harness import (
+    ARTIFACTS,
+    HASS_PYTHON,
+    PASSWORD,
+    USERNAME,
+    HassProcess,
+    Simulator,
+    async_wait_until,
+)
 
 SCREENSHOT = ARTIFACTS / "device-page.png"
 STEPS = ARTIFACTS / "e2e" / "browser-steps"
@@ -37,7 +45,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Debian's chromium and Playwright, installed if missing (a failure fails the test)."""
-    return ensure_browser()
+    return ensure_browser(HASS_PYTHON)
 
 
 @pytest.fixture

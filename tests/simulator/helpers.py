@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
+import os
+from pathlib import Path
+import signal
+import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +17,7 @@ from dsmr_parser.parsers import TelegramParser
 from dsmr_sim import VERSIONS, Meter
 from dsmr_sim.templates import Rendered
 
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 ENC_KEY = "000102030405060708090A0B0C0D0E0F"
 AUTH_KEY = "F0E0D0C0B0A090807060504030201000"
 ALL_VERSIONS = list(VERSIONS)
@@ -80,3 +86,38 @@ def assert_matches(telegram: Any, rendered: Rendered, meter: Meter) -> None:
         if isinstance(expected, Decimal):
             assert isinstance(obj.value, Decimal), key
         assert obj.value == expected, key
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """``python -m dsmr_sim ARGS`` as a subprocess, stdout and stderr piped."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dsmr_sim",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def read_line(proc: asyncio.subprocess.Process) -> str:
+    """The next line the simulator printed (an endpoint announcement)."""
+    assert proc.stdout is not None
+    async with asyncio.timeout(10):
+        line = await proc.stdout.readline()
+    assert line, (await proc.stderr.read()).decode() if proc.stderr else "no output"
+    return line.decode().rstrip("\n")
+
+
+async def finish(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> str:
+    """Stop the simulator with ``sig``; it must exit 0. Returns what it logged."""
+    proc.send_signal(sig)
+    async with asyncio.timeout(10):
+        _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return err.decode()

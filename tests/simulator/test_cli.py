@@ -4,48 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 import signal
-import sys
 
 import pytest
 
 from dsmr_sim.__main__ import build_parser, main, parse_hostport, serve
 from dsmr_sim.client import TelegramReader
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dsmr_sim",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-
-
-async def read_line(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(10):
-        line = await proc.stdout.readline()
-    assert line, (await proc.stderr.read()).decode() if proc.stderr else "no output"
-    return line.decode().rstrip("\n")
-
-
-async def finish(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
-    proc.send_signal(sig)
-    async with asyncio.timeout(10):
-        _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
+from .helpers import finish, read_line, spawn
 
 
 async def test_cli_serves_tcp_until_terminated() -> None:

@@ -92,11 +92,14 @@ async def test_full_line_never_raises(dsmr_pty_server) -> None:
 async def test_a_burst_is_kept_for_a_reader_that_reads(dsmr_pty_server, dsmr_reader) -> None:
     server = await dsmr_pty_server("5", stale_after=60)
     reader = await dsmr_reader(server)  # serialx flushes the input queue when it opens
+    sent = []
     for _ in range(3):  # back to back, before the reader had a chance to read
         await server.send_telegram()
-    assert server.pending() > len(server.last_payload)
+        sent.append(server.meter.now)
+    assert reader.telegrams == [] and server.pending() > 0  # queued, unread
     got = [await reader.next() for _ in range(3)]
-    assert len(got) == 3 and server.flushes == 0
+    assert [telegram.P1_MESSAGE_TIMESTAMP.value for telegram in got] == sent
+    assert server.flushes == 0
 
 
 async def test_faults_on_a_pty(dsmr_pty_server, dsmr_reader) -> None:

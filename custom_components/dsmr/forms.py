@@ -1,0 +1,134 @@
+"""The config flow's forms: what they ask, what they show pre-filled, and what answers become.
+
+No form is ever pre-filled with a stored secret: key fields are password fields, the reconfigure
+form leaves them empty (empty keeps the stored key), and a port URL with secrets is shown
+redacted (sent back unchanged, it keeps the stored URL). What the user typed is shown again after
+a failed attempt, so a key survives a typo elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.helpers.selector import (
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    SerialPortSelector,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import probatio as vol
+
+from .const import (
+    CONF_AUTHENTICATION_KEY,
+    CONF_DSMR_VERSION,
+    CONF_ENCRYPTION_KEY,
+    CONF_PROTOCOL,
+    DEFAULT_PORT,
+    DSMR_PROTOCOL,
+    RFXTRX_DSMR_PROTOCOL,
+    VERSION_AUTO,
+    VERSION_BY_OPTION,
+    version_option,
+)
+from .ports import CannotConnect, InvalidPort, redact_port
+from .reader import InvalidKey
+from .validation import clean_host, keys
+
+CONF_RFXTRX = "rfxtrx"
+KEY_FIELDS = (CONF_ENCRYPTION_KEY, CONF_AUTHENTICATION_KEY)
+# Options are version_option(token); their labels ("Detect automatically", "DSMR 5
+# (Netherlands)", ...) are translated: strings.json, selector.dsmr_version.options.
+VERSION_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=list(VERSION_BY_OPTION),
+        mode=SelectSelectorMode.DROPDOWN,
+        translation_key=CONF_DSMR_VERSION,
+    )
+)
+PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+KEY_SCHEMA = vol.Schema(
+    {vol.Required(CONF_ENCRYPTION_KEY): PASSWORD, vol.Optional(CONF_AUTHENTICATION_KEY): PASSWORD}
+)
+# Reconfigure: both keys optional, an empty field keeps the stored key.
+OPTIONAL_KEYS = vol.Schema({vol.Optional(field): PASSWORD for field in KEY_FIELDS})
+
+
+def serial_schema(defaults: Mapping[str, Any], *, version: bool = True) -> vol.Schema:
+    """The serial step's form (reconfigure: the port only)."""
+    port = redact_port(str(defaults.get(CONF_PORT, DEFAULT_PORT)))
+    fields: dict[Any, Any] = {vol.Required(CONF_PORT, default=port): SerialPortSelector()}
+    return vol.Schema(fields | _version_fields(defaults) if version else fields)
+
+
+def network_schema(defaults: Mapping[str, Any], *, version: bool = True) -> vol.Schema:
+    """The network step's form (reconfigure: host and TCP port only)."""
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
+        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=65535)
+        ),
+    }
+    return vol.Schema(fields | _version_fields(defaults) if version else fields)
+
+
+def _version_fields(defaults: Mapping[str, Any]) -> dict[Any, Any]:
+    """The meter type (detect by default) and the RFXtrx framing option."""
+    return {
+        vol.Required(
+            CONF_DSMR_VERSION,
+            default=version_option(defaults.get(CONF_DSMR_VERSION, VERSION_AUTO)),
+        ): VERSION_SELECTOR,
+        vol.Optional(CONF_RFXTRX, default=bool(defaults.get(CONF_RFXTRX, False))): bool,
+    }
+
+
+def version_and_protocol(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Entry data for the meter type and framing chosen."""
+    return {
+        CONF_DSMR_VERSION: VERSION_BY_OPTION[user_input.get(CONF_DSMR_VERSION, VERSION_AUTO)],
+        CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
+    }
+
+
+def reconfigured(
+    data: dict[str, Any], user_input: Mapping[str, Any], network: bool, encrypted: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The entry data with the new port, host and keys; or the form errors.
+
+    A key field left empty keeps the stored key; the port shown redacted keeps the stored URL.
+    """
+    if network:
+        if not (host := clean_host(str(user_input[CONF_HOST]))):
+            return data, {CONF_HOST: "invalid_host"}
+        data |= {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
+    elif port := str(user_input[CONF_PORT]).strip():
+        if port != redact_port(str(data[CONF_PORT])):
+            data[CONF_PORT] = port
+    else:
+        return data, {CONF_PORT: "invalid_port"}
+    if encrypted:
+        typed = {f: str(user_input.get(f) or "").strip() or data.get(f) for f in KEY_FIELDS}
+        if (found := keys(typed)) is None:
+            return data, {"base": "invalid_key_format"}
+        data.pop(CONF_AUTHENTICATION_KEY, None)
+        data |= found
+    return data, {}
+
+
+def form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
+    """The form error for what opening, detecting or validating raised.
+
+    A port the rule refuses marks the port field (`base`: a form without one).
+    """
+    if isinstance(err, InvalidPort):
+        return {"base" if base else CONF_PORT: "invalid_port"}
+    if isinstance(err, CannotConnect):
+        return {"base": "cannot_connect"}
+    if isinstance(err, InvalidKey):
+        return {"base": "invalid_key"}
+    return {"base": "cannot_communicate"}
