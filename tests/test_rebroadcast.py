@@ -7,7 +7,7 @@ are compared with what was published, byte for byte.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 import errno
 import logging
@@ -29,10 +29,19 @@ from custom_components.dsmr.rebroadcast import (
 from dsmr_sim import Faults, Meter, TcpServer
 
 from .helpers import wait_for
+from .leaks import core_runs
 from .simulator.helpers import ALL_VERSIONS, assert_matches, make_meter
 
 type Factory = Callable[..., Awaitable[RebroadcastServer]]
 LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture
+def stock_reader() -> Iterator[None]:
+    """dsmr_parser's own reader runs in the test: its debug lines (every telegram, identifiers
+    and all) are that program's, as when core `dsmr` runs."""
+    with core_runs():
+        yield
 
 
 @pytest.fixture
@@ -445,6 +454,7 @@ async def test_ipv6_loopback(sockets: list[socket.socket]) -> None:
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
+@pytest.mark.usefixtures("stock_reader")
 async def test_dsmr_parser_reads_the_rebroadcast(rebroadcast: Factory, version: str) -> None:
     """dsmr_parser's own TCP reader (PyPI, serialx underneath) reads every version from us;
     an encrypted meter's DLMS frames, served as received, decrypt and authenticate with the
@@ -478,6 +488,7 @@ async def test_dsmr_parser_reads_the_rebroadcast(rebroadcast: Factory, version: 
         writer.close()
 
 
+@pytest.mark.usefixtures("stock_reader")
 async def test_dsmr_parser_reads_a_decrypted_smarty_as_5l(rebroadcast: Factory) -> None:
     """With the decrypted opt-in, a Luxembourg Smarty's plain telegram (its own CRC inside) is
     read by any tool set to the unencrypted Smarty version, 5L, without a key."""
