@@ -25,6 +25,7 @@ from .const import (
 from .coordinator import DsmrCoordinator
 from .migration import async_migrate_entity_unique_ids
 from .reader import DsmrReader, ReaderItem
+from .sharing import async_start_sharing
 from .yaml_import import async_import_yaml
 
 type DsmrConfigEntry = ConfigEntry[DsmrCoordinator]
@@ -44,11 +45,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     """Set up a meter: migrate old unique ids, create entities, start reading."""
     await async_migrate_entity_unique_ids(hass, entry)
     queue: asyncio.Queue[ReaderItem] = asyncio.Queue()
+    # Sharing the meter (off by default): every accepted frame also goes to the server.
+    sharing = async_start_sharing(hass, entry)
+    server = sharing.server if sharing is not None else None
     reader = DsmrReader(
         entry.data,
         queue,
         reconnect_interval=entry.data.get(CONF_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL),
         watchdog_timeout=entry.options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
+        frame_sink=server.publish if server is not None else None,
+        plain_frames=sharing is not None and sharing.config.decrypted,
     )
     coordinator = DsmrCoordinator(
         hass,
@@ -56,6 +62,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
         entry,
     )
+    coordinator.rebroadcast = server
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes

@@ -16,14 +16,12 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
-    OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from homeassistant.helpers.translation import async_get_translations
-import probatio as vol
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -32,10 +30,6 @@ from .const import (
     CONF_PROTOCOL,
     CONF_SERIAL_ID,
     CONF_SOURCE_YAML,
-    CONF_TIME_BETWEEN_UPDATE,
-    CONF_WATCHDOG_TIMEOUT,
-    DEFAULT_TIME_BETWEEN_UPDATE,
-    DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
     ENCRYPTED_DSMR_VERSIONS,
@@ -54,6 +48,7 @@ from .forms import (
     serial_schema,
     version_and_protocol,
 )
+from .options_flow import DsmrOptionsFlow
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
 from .validation import (
@@ -92,7 +87,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> DsmrOptionsFlow:
-        """Options: the update window and the watchdog."""
+        """Options: the update window, the watchdog, sharing the meter."""
         return DsmrOptionsFlow()
 
     @ends_well
@@ -409,30 +404,3 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
-
-
-class DsmrOptionsFlow(OptionsFlowWithReload):
-    """How often entities are updated, and how long a silent connection is trusted."""
-
-    @ends_well
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The update window (seconds; 0 = every telegram) and the watchdog (seconds)."""
-        if user_input is not None:
-            # Keep options this form does not show.
-            return self.async_create_entry(data={**self.config_entry.options, **user_input})
-        options = self.config_entry.options
-        return self.async_show_form(
-            step_id="init",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(
-                        CONF_TIME_BETWEEN_UPDATE,
-                        default=options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
-                    ): vol.All(vol.Coerce(int), vol.Range(min=0, max=3600)),
-                    vol.Required(
-                        CONF_WATCHDOG_TIMEOUT,
-                        default=options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
-                    ): vol.All(vol.Coerce(int), vol.Range(min=5, max=3600)),
-                }
-            ),
-        )

@@ -26,6 +26,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
 from .ports import redact_port
 from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
+from .rebroadcast import RebroadcastServer
 from .repairs import async_connection_changed, async_meter_replaced
 
 type MbusListener = Callable[[MbusDevice], None]
@@ -73,6 +74,8 @@ class DsmrCoordinator:
         self._fresh = True  # the next telegram is the first since a (re)connect
         self._next_publish = 0.0
         self._pending: asyncio.TimerHandle | None = None
+        # The re-broadcast server while the meter is shared (sharing.py), else None.
+        self.rebroadcast: RebroadcastServer | None = None
 
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:

@@ -152,6 +152,7 @@ class CachingTelegramParser:
         self._layout: _Layout | None = None
         self.cache_hits = 0
         self.cache_misses = 0
+        self.last_plain = ""  # the last decrypted telegram (encrypted specifications only)
 
     def parse(
         self,
@@ -162,7 +163,7 @@ class CachingTelegramParser:
     ) -> Telegram:
         """Parse a telegram as `TelegramParser.parse` does; raise what it raises."""
         if self._decryptor is not None:
-            telegram_data = self._decryptor.decrypt(
+            telegram_data = self.last_plain = self._decryptor.decrypt(
                 telegram_data, encryption_key, authentication_key
             )
         if self.apply_checksum_validation and self.telegram_specification["checksum_support"]:

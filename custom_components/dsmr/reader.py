@@ -111,12 +111,15 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         stats: ReaderStats,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
         line_rate: float | None = None,
+        frame_sink: Callable[[bytes], None] | None = None,
+        plain_frames: bool = False,
         **kwargs: Any,
     ) -> None:
         """Initialize the protocol; arguments are dsmr_parser's plus our own.
 
         `line_rate` is the meter's line speed in bytes per second (None: do not wait for the
-        rest of a telegram, read every chunk as it comes).
+        rest of a telegram, read every chunk as it comes). `frame_sink` gets every accepted
+        frame (see `_share`); `plain_frames`: an encrypted meter's plain telegram instead.
         """
         super().__init__(*args, **kwargs)
         # Same contract and result as dsmr_parser's TelegramParser; unchanged lines are not
@@ -125,6 +128,8 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             self.telegram_parser.telegram_specification
         )
         self.stats = stats
+        self.frame_sink = frame_sink
+        self.plain_frames = plain_frames
         self.close_reason: str | None = None
         self._buffer = bytearray()
         self._watchdog_timeout = watchdog_timeout
@@ -280,7 +285,24 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         stats.last_raw = telegram
         stats.last_telegram = now = time.time()
         stats.recent.append(now)
+        if self.frame_sink is not None:
+            self._share(telegram)
         self.telegram_callback(parsed)
+
+    def _share(self, telegram: str) -> None:
+        """Hand the accepted frame to the sink, byte for byte as it came off the line.
+
+        Accepted: counted in `stats.telegrams` (CRC, decryption and parse passed). A plain
+        frame is ASCII, so its text encodes back to the bytes received; an encrypted frame
+        arrives here as hex. `plain_frames`: the telegram its decryption gave, its CRC inside.
+        """
+        assert self.frame_sink is not None
+        if not self._encrypted:
+            self.frame_sink(telegram.encode("ascii"))
+        elif self.plain_frames:
+            self.frame_sink(self.telegram_parser.last_plain.encode("ascii"))
+        else:
+            self.frame_sink(bytes.fromhex(telegram))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the timers and wake up whoever waits for the connection to close."""
@@ -322,6 +344,7 @@ async def async_open(
     callback: Callable[[Telegram], None],
     stats: ReaderStats,
     watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+    **sharing: Any,
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
     """Open the meter's port with the version's serial settings; raise CannotConnect.
 
@@ -346,6 +369,7 @@ async def async_open(
         loop,
         stats=stats,
         watchdog_timeout=watchdog_timeout,
+        **sharing,
         **keys,
     )
     if not rfxtrx and not keys:  # plain telegrams straight off the meter's line
@@ -365,12 +389,15 @@ class DsmrReader:
         *,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+        frame_sink: Callable[[bytes], None] | None = None,
+        plain_frames: bool = False,
     ) -> None:
-        """Initialize the reader for an entry's data."""
+        """Initialize the reader for an entry's data (`frame_sink`: see P1Protocol)."""
         self.data = data
         self.queue = queue
         self.reconnect_interval = reconnect_interval
         self.watchdog_timeout = watchdog_timeout
+        self.sharing: dict[str, Any] = {"frame_sink": frame_sink, "plain_frames": plain_frames}
         self.stats = ReaderStats()
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
@@ -382,7 +409,7 @@ class DsmrReader:
             telegrams_before = self.stats.telegrams
             try:
                 transport, protocol = await async_open(
-                    self.data, self.enqueue, self.stats, self.watchdog_timeout
+                    self.data, self.enqueue, self.stats, self.watchdog_timeout, **self.sharing
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1

@@ -81,6 +81,7 @@ class CannotListen(Exception):
         """Describe a failure to listen on ``host:port``."""
         super().__init__(f"Cannot listen on {_address(host, port)}: {detail}")
         self.reason = reason
+        self.detail = detail
         self.host = host
         self.port = port
 

@@ -19,8 +19,10 @@ from dsmr_parser.objects import Telegram
 from homeassistant.components.sensor import (
     RestoreSensor,
     SensorEntity,
+    SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -44,6 +46,7 @@ from .entity import DsmrEntity, main_device
 from .generic import generic_obis_entities
 from .health import health_entities
 from .mbus import MbusEntities
+from .rebroadcast import RebroadcastServer
 from .repairs import async_register_new_cycle
 from .units import device_class_for, ha_unit
 from .upgrade import async_relabel_when_compiled, async_statistics_mislabelled, recorder_running
@@ -78,6 +81,8 @@ async def async_setup_entry(
     entities.extend(health_entities(coordinator, *main_device(entry)))
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
     entities.extend(generic_obis_entities(entry, async_add_entities, *main_device(entry)))
+    if coordinator.rebroadcast is not None:
+        entities.append(RebroadcastClientsSensor(coordinator.rebroadcast, *main_device(entry)))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_mbus_listener(mbus.found))
 
@@ -412,3 +417,39 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         er.async_get(self.hass).async_update_entity(
             self.entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION
         )
+
+
+REBROADCAST_CLIENTS = SensorEntityDescription(
+    key="rebroadcast_clients",
+    translation_key="rebroadcast_clients",
+    state_class=SensorStateClass.MEASUREMENT,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class RebroadcastClientsSensor(SensorEntity):
+    """How many programs read the meter through the re-broadcast (only while it is shared).
+
+    Not fed by the coordinator: the count is not meter data and changes while no telegram
+    comes. No attributes: the clients' addresses are not shown.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description = REBROADCAST_CLIENTS
+
+    def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, serial: str) -> None:
+        """Count the clients of `server`, on the meter's device."""
+        self._server = server
+        self._attr_device_info = device_info
+        self._attr_unique_id = f"{serial}_{REBROADCAST_CLIENTS.key}"
+
+    async def async_added_to_hass(self) -> None:
+        """Write the count whenever it changes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._server.add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int:
+        """Connected clients."""
+        return self._server.clients
