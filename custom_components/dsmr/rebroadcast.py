@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 import errno
 import logging
+import os
 import socket
 from typing import Final
 
@@ -213,9 +214,9 @@ class RebroadcastServer:
                 lambda: _Client(self), self.host, self.port, reuse_address=True
             )
         except OSError as err:
-            raise CannotListen(
-                _listen_failure(err), self.host, self.port, err.strerror or str(err)
-            ) from err
+            # asyncio's message repeats the address; the system's text for the error does not.
+            detail = os.strerror(err.errno) if err.errno else str(err)
+            raise CannotListen(_listen_failure(err), self.host, self.port, detail) from err
         if not self.port:
             self.port = int(self._server.sockets[0].getsockname()[1])
         _LOGGER.debug("Re-broadcasting telegrams on %s", self.address)
