@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextlib
+from dataclasses import dataclass
 import logging
 import socket
 from typing import Any
@@ -28,6 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.dsmr import reader as reader_module, sharing as sharing_module
 from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
 from custom_components.dsmr.rebroadcast import RebroadcastServer
 from dsmr_sim.faults import corrupt_crc
 from dsmr_sim.meter import Meter
@@ -35,8 +37,8 @@ from dsmr_sim.tcp import TcpServer
 
 from .helpers import RawBridge, free_port, send, setup_meter, wait_for
 from .leaks import core_runs
-from .parity import OWN_TRANSLATIONS, observe
-from .simulator.helpers import make_meter
+from .parity import OWN_TRANSLATIONS, entry_for, observe, run_core
+from .simulator.helpers import make_meter, parse
 
 LOOPBACK = "127.0.0.1"
 CLIENTS = "sensor.electricity_meter_re_broadcast_clients"
@@ -155,6 +157,38 @@ async def test_a_second_home_assistant_reads_the_same_values(hass: HomeAssistant
     await meter.stop()
 
 
+@dataclass
+class Readers:
+    """dsmr_parser's own TCP reader (what it parsed) and a raw client, on one port."""
+
+    parsed: asyncio.Queue[Any]
+    transport: asyncio.BaseTransport
+    raw: StreamClient
+
+    async def telegram(self) -> Any:
+        async with asyncio.timeout(5):
+            return await self.parsed.get()
+
+
+@contextlib.asynccontextmanager
+async def readers(port: int, version: str, **keys: str) -> AsyncIterator[Readers]:
+    parsed: asyncio.Queue[Any] = asyncio.Queue()
+    transport, protocol = await create_tcp_dsmr_reader(
+        LOOPBACK, port, version, parsed.put_nowait, **keys
+    )
+    raw = await StreamClient.connect(port)
+    try:
+        yield Readers(parsed, transport, raw)
+    finally:
+        transport.close()
+        await protocol.wait_closed()
+        await raw.close()
+
+
+def power_of(meter: TcpServer) -> str:
+    return str(meter.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
+
+
 @pytest.mark.usefixtures("stock_reader")
 async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[Any]) -> None:
     """Bad CRC, noise, a torn telegram and a non-ASCII byte are counted here and not served:
@@ -179,17 +213,14 @@ async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[A
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(lambda: bridge.client_count == 1 and server_of(entry).listening)
     served = server_of(entry)
-    parsed: asyncio.Queue[Any] = asyncio.Queue()
-    transport, protocol = await create_tcp_dsmr_reader(LOOPBACK, port, "5", parsed.put_nowait)
-    raw = await StreamClient.connect(port)
-    await wait_for(lambda: served.clients == 2)
     stats = entry.runtime_data.reader.stats
 
     def good() -> bytes:
         meter.step(1)
         return meter.wrap(meter.render().text)
 
-    try:
+    async with readers(port, "5") as clients:
+        await wait_for(lambda: served.clients == 2)
         for count, bad in enumerate(
             (
                 meter.wrap(corrupt_crc(meter.render().text)),
@@ -202,20 +233,15 @@ async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[A
             frame = good()
             await bridge.send(bad + frame)
             await wait_for(lambda count=count: served.stats.frames == stats.telegrams == count)
-            assert await raw.read(len(frame)) == frame
-            async with asyncio.timeout(5):
-                await parsed.get()
+            assert await clients.raw.read(len(frame)) == frame
+            await clients.telegram()
         assert stats.crc_errors == 1
         assert stats.parse_errors == 1  # the non-ASCII frame
         assert served.stats.frames == stats.telegrams == 4
-        assert parsed.empty()
-        assert not transport.is_closing()  # dsmr_parser's reader never lost its connection
+        assert clients.parsed.empty()
+        assert not clients.transport.is_closing()  # dsmr_parser's reader kept its connection
         assert served.clients == 2
-    finally:
-        transport.close()
-        await protocol.wait_closed()
-        await raw.close()
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 # --- encrypted meters -------------------------------------------------------------------
@@ -230,31 +256,18 @@ async def test_encrypted_frames_are_served_as_received(hass: HomeAssistant, vers
     await meter.start()
     entry = await shared_meter(hass, meter)
     served = server_of(entry)
-    parsed: asyncio.Queue[Any] = asyncio.Queue()
-    transport, protocol = await create_tcp_dsmr_reader(
-        LOOPBACK,
-        served.port,
-        version,
-        parsed.put_nowait,
-        encryption_key=meter.meter.key_hex,
-        authentication_key=meter.meter.auth_key_hex,
-    )
-    raw = await StreamClient.connect(served.port)
-    try:
+    keys = {
+        "encryption_key": meter.meter.key_hex,
+        "authentication_key": meter.meter.auth_key_hex,
+    }
+    async with readers(served.port, version, **keys) as clients:
         await wait_for(lambda: served.clients == 2)
         sent = await meter.send_telegram()
-        assert await raw.read(len(sent)) == sent
-        async with asyncio.timeout(5):
-            telegram = await parsed.get()
-        assert str(telegram.CURRENT_ELECTRICITY_USAGE.value) == str(
-            meter.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
-        )
-    finally:
-        transport.close()
-        await protocol.wait_closed()
-        await raw.close()
-        assert await hass.config_entries.async_unload(entry.entry_id)
-        await meter.stop()
+        assert await clients.raw.read(len(sent)) == sent
+        telegram = await clients.telegram()
+        assert str(telegram.CURRENT_ELECTRICITY_USAGE.value) == power_of(meter)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await meter.stop()
 
 
 @pytest.mark.usefixtures("stock_reader")
@@ -265,27 +278,15 @@ async def test_decrypted_opt_in_serves_the_plain_telegram(hass: HomeAssistant) -
     await meter.start()
     entry = await shared_meter(hass, meter, rebroadcast_decrypted=True)
     served = server_of(entry)
-    parsed: asyncio.Queue[Any] = asyncio.Queue()
-    transport, protocol = await create_tcp_dsmr_reader(
-        LOOPBACK, served.port, "5L", parsed.put_nowait
-    )
-    raw = await StreamClient.connect(served.port)
-    try:
+    async with readers(served.port, "5L") as clients:
         await wait_for(lambda: served.clients == 2)
         await meter.send_telegram()
         plain = meter.last_rendered.text.encode("ascii")
-        assert await raw.read(len(plain)) == plain
-        async with asyncio.timeout(5):
-            telegram = await parsed.get()
-        assert str(telegram.CURRENT_ELECTRICITY_USAGE.value) == str(
-            meter.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
-        )
-    finally:
-        transport.close()
-        await protocol.wait_closed()
-        await raw.close()
-        assert await hass.config_entries.async_unload(entry.entry_id)
-        await meter.stop()
+        assert await clients.raw.read(len(plain)) == plain
+        telegram = await clients.telegram()
+        assert str(telegram.CURRENT_ELECTRICITY_USAGE.value) == power_of(meter)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await meter.stop()
 
 
 async def test_the_decrypted_opt_in_means_nothing_for_a_plain_meter(hass: HomeAssistant) -> None:
@@ -445,3 +446,55 @@ async def test_diagnostics_show_the_server_not_its_clients(
     await raw.close()
     assert await hass.config_entries.async_unload(entry.entry_id)
     await meter.stop()
+
+
+class SharedPort:
+    """Entry A's re-broadcast port as `parity.run_core` drives a meter: its URL, its clients,
+    and a telegram (sent to A behind a non-ASCII frame and noise, which A keeps to itself)."""
+
+    def __init__(self, served: RebroadcastServer, bridge: RawBridge, meter: Meter) -> None:
+        self.served, self.bridge, self.meter = served, bridge, meter
+        self.url = f"socket://{LOOPBACK}:{served.port}"
+
+    async def wait_for_clients(self, count: int = 1, timeout: float = 5.0) -> None:
+        await wait_for(lambda: self.served.clients == count, timeout)
+
+    async def send_telegram(self) -> bytes:
+        self.meter.step(1)
+        frame = self.meter.wrap(self.meter.render().text)
+        hostile = frame.replace(b"(", "(\xe9".encode("latin1"), 1)
+        await self.bridge.send(b"\xfe\xff" + hostile + frame)
+        return frame
+
+
+async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: list[Any]) -> None:
+    """Home Assistant core's own `dsmr` (dsmr_parser's reader, which a non-ASCII byte
+    disconnects) as the second Home Assistant: it shows the meter's values and never reconnects,
+    though every telegram reached A behind a non-ASCII frame."""
+    bridge = await RawBridge().start()
+    servers.append(bridge)
+    meter = Meter("5", seed=32)
+    parsed = parse(meter, meter.render().text)
+    ids = {
+        "serial_id": equipment_identifier(parsed, "5"),
+        "serial_id_gas": gas_equipment_identifier(parsed, "5"),
+    }
+    data = {"host": LOOPBACK, "port": bridge.port, "dsmr_version": "5", "protocol": "dsmr_protocol"}
+    entry = MockConfigEntry(domain=DOMAIN, data=data | ids, options=sharing(free_port()))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(lambda: bridge.client_count == 1 and server_of(entry).listening)
+    served = server_of(entry)
+    shared = SharedPort(served, bridge, meter)
+    core = await run_core(
+        shared,  # type: ignore[arg-type]
+        entry_for(shared, "5", **ids),  # type: ignore[arg-type]
+        before=lambda core, _: core.config.components.add("usb"),  # see second_home_assistant
+        telegrams=3,
+    )
+    assert float(core.entities[POWER].state or "nan") == float(
+        meter.render().values["CURRENT_ELECTRICITY_USAGE"]
+    )
+    assert served.stats.accepted == 1  # core connected once and stayed
+    assert entry.runtime_data.reader.stats.parse_errors == 3  # the non-ASCII frames, ours
+    assert await hass.config_entries.async_unload(entry.entry_id)
