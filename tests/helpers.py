@@ -13,8 +13,8 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.identify import async_validated
 from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
-from custom_components.dsmr.validation import async_validated
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -165,9 +165,8 @@ async def enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:
-    """Send telegrams and wait until the coordinator has taken each of them."""
-    stats = entry.runtime_data.reader.stats
-    queue = entry.runtime_data.reader.queue
+    """Send telegrams and wait until each has been read (and so taken by the coordinator)."""
+    stats = entry.runtime_data.counters
 
     def frames() -> int:
         return stats.telegrams + stats.crc_errors + stats.parse_errors
@@ -175,8 +174,8 @@ async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> No
     for _ in range(count):
         before = frames()
         await server.send_telegram()
+        # The protocol hands a telegram to the coordinator as it parses it: taken by now.
         await wait_for(lambda before=before: frames() > before)  # type: ignore[misc]
-        await wait_for(queue.empty)
     await asyncio.sleep(0)
 
 

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from dsmr_parser.objects import Telegram
 from homeassistant.core import HomeAssistant
 
 from custom_components.dsmr.coordinator import DsmrCoordinator
-from custom_components.dsmr.reader import ConnectionState, DsmrReader, ReaderItem
+from custom_components.dsmr.reader import ConnectionState
+from custom_components.dsmr.snapshot import SnapshotBuilder
 
 
 def _coordinator(hass: HomeAssistant, window: float) -> tuple[DsmrCoordinator, list[object]]:
-    queue: asyncio.Queue[ReaderItem] = asyncio.Queue()
-    reader = DsmrReader({"port": "/dev/null", "dsmr_version": "5"}, queue)
-    coordinator = DsmrCoordinator(hass, reader, window)
+    coordinator = DsmrCoordinator(hass, None, SnapshotBuilder(()), window)
     pushed: list[object] = []
-    coordinator.async_add_listener(
-        lambda: pushed.append(coordinator.telegram if coordinator.available else None)
-    )
+
+    def update() -> None:
+        data = coordinator.data
+        assert data is not None
+        pushed.append(data.telegram if coordinator.last_update_success else None)
+
+    coordinator.async_add_listener(update)
     return coordinator, pushed
 
 
 async def test_every_telegram_without_a_window(hass: HomeAssistant) -> None:
     coordinator, pushed = _coordinator(hass, 0)
     telegrams = [Telegram() for _ in range(5)]
-    coordinator.handle(ConnectionState(True))
+    coordinator.connection_changed(ConnectionState(True))
     for telegram in telegrams:
-        coordinator.handle(telegram)
+        coordinator.telegram_received(telegram)
     assert pushed == telegrams
     assert coordinator.published == 5
 
@@ -35,30 +39,55 @@ async def test_every_telegram_without_a_window(hass: HomeAssistant) -> None:
 async def test_window_publishes_first_at_once_and_latest_at_the_end(hass: HomeAssistant) -> None:
     coordinator, pushed = _coordinator(hass, 0.2)
     first, second, third = Telegram(), Telegram(), Telegram()
-    coordinator.handle(ConnectionState(True))
-    coordinator.handle(first)
+    coordinator.connection_changed(ConnectionState(True))
+    coordinator.telegram_received(first)
     assert pushed == [first]  # the first telegram after connecting: at once
-    coordinator.handle(second)
-    coordinator.handle(third)
+    coordinator.telegram_received(second)
+    coordinator.telegram_received(third)
     assert pushed == [first]  # inside the window: held back ...
     await asyncio.sleep(0.3)
     assert pushed == [first, third]  # ... and the latest published when it closes
     await asyncio.sleep(0.3)
     assert pushed == [first, third]  # nothing new: nothing written
-    coordinator.async_shutdown()
+    await coordinator.async_shutdown()
 
 
 async def test_disconnect_is_published_inside_the_window(hass: HomeAssistant) -> None:
     coordinator, pushed = _coordinator(hass, 10)
     telegram, pending, after = Telegram(), Telegram(), Telegram()
-    coordinator.handle(ConnectionState(True))
-    coordinator.handle(telegram)
-    coordinator.handle(pending)
-    coordinator.handle(ConnectionState(False, "closed"))
+    coordinator.connection_changed(ConnectionState(True))
+    coordinator.telegram_received(telegram)
+    coordinator.telegram_received(pending)
+    coordinator.connection_changed(ConnectionState(False, "closed"))
     assert pushed == [telegram, None]  # unavailable at once; the pending publish is cancelled
-    assert coordinator.available is False
-    coordinator.handle(ConnectionState(True))
+    assert coordinator.last_update_success is False
+    coordinator.connection_changed(ConnectionState(True))
     assert pushed == [telegram, None]  # available again only with a telegram
-    coordinator.handle(after)
+    coordinator.telegram_received(after)
     assert pushed == [telegram, None, after]  # first after reconnect: at once, despite the window
-    coordinator.async_shutdown()
+    await coordinator.async_shutdown()
+
+
+async def test_a_window_telegram_that_the_builder_cannot_read_is_counted(
+    hass: HomeAssistant,
+) -> None:
+    """A snapshot that fails to build: counted in update_errors, the next one is published."""
+
+    class Broken(SnapshotBuilder):
+        def build(self, telegrams: Any, previous: Any, received_at: float) -> Any:
+            if any(t is bad for t in telegrams):
+                raise ValueError("cannot")
+            return super().build(telegrams, previous, received_at)
+
+    coordinator = DsmrCoordinator(hass, None, Broken(()), 0)
+    pushed: list[object] = []
+    coordinator.async_add_listener(lambda: pushed.append(coordinator.data))
+    bad, good = Telegram(), Telegram()
+    coordinator.connection_changed(ConnectionState(True))
+    coordinator.telegram_received(bad)
+    assert pushed == []
+    assert coordinator.counters.update_errors == 1
+    coordinator.telegram_received(good)
+    assert len(pushed) == 1
+    assert pushed[0].telegram is good  # type: ignore[attr-defined]
+    await coordinator.async_shutdown()

@@ -17,7 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.cycles import NEW_CYCLE_AFTER, DecreaseHold, Verdict
+from custom_components.dsmr.policy import NEW_CYCLE_AFTER, DecreaseHold, Verdict
 from dsmr_sim.tcp import TcpServer
 
 from .helpers import send, setup_meter
@@ -153,7 +153,7 @@ async def test_a_replaced_meter_starts_its_registers_at_once(
     replay.text = dsmr5("1-0:1.8.1(000001.000*kWh)", ident="4530303435303031363238353137313136")
     await send(entry, server)
     await hass.async_block_till_done()
-    assert entry.runtime_data.meter_replaced
+    assert entry.runtime_data.coordinator.meter_replaced
     assert hass.states.get(IMPORT_1).state == "1.0"
     assert not ir.async_get(hass).async_get_issue(DOMAIN, f"new_cycle_{IMPORT_1}")
 

@@ -65,7 +65,7 @@ async def test_states_restored_before_the_first_telegram(hass: HomeAssistant) ->
     state = hass.states.get(POWER)
     assert state is not None
     assert state.state == "unavailable"
-    assert entry.runtime_data.available is False
+    assert entry.runtime_data.coordinator.last_update_success is False
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -216,7 +216,7 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         assert await hass.config_entries.async_reload(entry.entry_id)
         await wait_for(lambda: entry.runtime_data.reader.connected)
         await send(entry, server)  # the first telegram after connecting is published at once
-        coordinator = entry.runtime_data
+        coordinator = entry.runtime_data.coordinator
         published = coordinator.published
         samples = []
         registers = {float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"])}

@@ -39,12 +39,12 @@ from custom_components.dsmr.descriptions import (
     NOT_ENTITIES,
     SENSORS,
     DsmrSensorEntityDescription,
-    _value,
 )
+from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.generic import obis_key, parse_value
-from custom_components.dsmr.parser import CachingTelegramParser, unknown_lines
+from custom_components.dsmr.identify import async_read_telegram
+from custom_components.dsmr.parser import unknown_lines
 from custom_components.dsmr.reader import CannotCommunicate
-from custom_components.dsmr.validation import async_read_telegram
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -163,7 +163,7 @@ def _unit_of(description: DsmrSensorEntityDescription, obj: Any) -> str | None:
     if isinstance(obj, list):  # Belgian monthly peaks: each carries its unit
         units = {peak.unit for peak in obj if peak.value is not None}
         return units.pop() if len(units) == 1 else None
-    if description.value_fn is not _value:
+    if description.convert_fn is not None:
         return None
     unit = getattr(obj, "unit", None)
     return unit if isinstance(unit, str) and unit else None
@@ -201,7 +201,9 @@ def check_telegram(shown: Shown, telegram: Telegram, version: str) -> None:
             shown.check(
                 label if len(descriptions) == 1 else f"{label} ({description.key})",
                 [f"{serial}_{description.key}"],
-                description.value_fn(obj, version),
+                obj.value
+                if description.convert_fn is None
+                else description.convert_fn(obj, version),
                 unit,
                 _class_for(unit, gas=True),
             )
@@ -256,7 +258,7 @@ async def shown_problems(
         data, keys = expect.text, {}
     shown = Shown(hass, entry)
     check_telegram(shown, TelegramParser(spec).parse(data, **keys), expect.version)
-    check_generic(shown, CachingTelegramParser(spec).parse(data, **keys))
+    check_generic(shown, caching_parser(spec).parse(data, **keys))
     return shown.problems
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from dsmr_parser.parsers import TelegramParser
 import pytest
 
+from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.parser import (
-    CachingTelegramParser,
     crc16,
     unknown_lines,
     validate_checksum,
@@ -90,7 +90,7 @@ def test_parsers_agree(recording: Recording, caplog: pytest.LogCaptureFixture) -
         for record in caplog.records
         if (match := re.search(r"signature (\S+)", record.getMessage())) is not None
     }
-    ours = CachingTelegramParser(spec).parse(data, **keys)
+    ours = caching_parser(spec).parse(data, **keys)
     assert snapshot(ours) == snapshot(expected)
     assert len(expected) > 0
     assert set(dropped) == set(SKIPPED_LINES.get(recording.name, {}))
@@ -117,7 +117,7 @@ def test_dsmr_parser_reads_each_line_as_written(recording: Recording) -> None:
     keys = {"encryption_key": recording.key, "authentication_key": None} if recording.key else {}
     data = recording.frame.hex() if recording.key else recording.text
     telegram = TelegramParser(spec).parse(data, **keys)
-    unknown = unknown_lines(CachingTelegramParser(spec).parse(data, **keys))
+    unknown = unknown_lines(caching_parser(spec).parse(data, **keys))
     read = _read_values(telegram)
     misread, checked = [], 0
     for line in recording.text.split("\r\n"):

@@ -21,8 +21,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.counters import ReaderStats
 from custom_components.dsmr.reader import P1Protocol
-from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.meter import Meter
 
 from .helpers import RawBridge, wait_for
@@ -174,7 +174,7 @@ async def pipeline(hass: HomeAssistant, servers: list[Any]) -> tuple[RawBridge, 
     await hass.async_block_till_done()
     await wait_for(lambda: bridge.client_count == 1)
     await bridge.send(LIVE.telegram().encode())  # its M-Bus devices get their entities
-    await wait_for(lambda: entry.runtime_data.telegram is not None)
+    await wait_for(lambda: entry.runtime_data.coordinator.data is not None)
     await hass.async_block_till_done()
     registry = er.async_get(hass)
     for reg in er.async_entries_for_config_entry(registry, entry.entry_id):
@@ -194,7 +194,7 @@ async def test_pipeline(
     segments: list[tuple[Any, ...]],
 ) -> None:
     bridge, entry = pipeline
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     stream = b""
     for kind, *args in segments:
         if kind == "good":
@@ -215,12 +215,7 @@ async def test_pipeline(
     stream += sentinel.text.encode()
     stamp = sentinel.values["P1_MESSAGE_TIMESTAMP"]
     await bridge.send(stream)
-    await wait_for(
-        lambda: (
-            getattr(coordinator.telegram, "P1_MESSAGE_TIMESTAMP", None) is not None
-            and coordinator.telegram.P1_MESSAGE_TIMESTAMP.value == stamp
-        )
-    )
+    await wait_for(lambda: coordinator.data is not None and coordinator.data.timestamp == stamp)
     await hass.async_block_till_done()
     assert float(hass.states.get(POWER).state) == float(
         sentinel.values["CURRENT_ELECTRICITY_USAGE"]

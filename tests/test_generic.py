@@ -137,7 +137,7 @@ async def test_restored_after_a_reload_before_any_telegram(
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     await wait_for(lambda: entry.runtime_data.reader.connected)
-    assert entry.runtime_data.telegram is None  # nothing received since the reload
+    assert entry.runtime_data.coordinator.data is None  # nothing received since the reload
     assert server.telegrams_sent == sent
     after = {e: hass.states.get(e).state for e in ENTITY_IDS.values()}
     assert after == before
@@ -188,7 +188,7 @@ async def test_restored_at_setup_after_a_restart(hass: HomeAssistant, server: Tc
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.runtime_data.telegram is None
+    assert entry.runtime_data.coordinator.data is None
     state = hass.states.get("sensor.electricity_meter_obis_1_0_99_99_9")
     assert state is not None
     assert state.state == "12.5"

@@ -499,28 +499,42 @@ def with_line(meter: Meter, line: str) -> str:
 async def test_an_entity_that_fails_stops_nothing(
     hass: HomeAssistant, servers: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A register the meter sends as Infinity: Home Assistant refuses it for that entity.
+    """A register the meter sends as Infinity, and an entity that fails on every telegram.
 
-    The other entities take the telegram, the next telegrams flow, it is counted and logged
-    once (on main it ended the coordinator: entities froze, the queue grew).
+    Infinity is no reading: the register keeps its value (before the snapshot, Home Assistant
+    refused it for that entity). An entity that raises is counted and logged once; the other
+    entities take the telegram and the next telegrams flow (on main before issue 14 it ended
+    the coordinator: entities froze, the queue grew).
     """
     meter = Meter("5", seed=56)
     bridge, entry = await bridge_entry(hass, servers, meter)
-    coordinator = entry.runtime_data
-    stats = coordinator.reader.stats
+    stats = entry.runtime_data.counters
+    energy = "sensor.electricity_meter_energy_consumption_tarif_1"
+    await bridge.send(meter.telegram().encode())
+    await wait_for(lambda: stats.telegrams >= 1)
+    await hass.async_block_till_done()
+    shown = hass.states.get(energy).state
     for _ in range(3):
         await bridge.send(with_line(meter, "1-0:1.8.1(Infinity*kWh)").encode())
-        await wait_for(lambda: stats.telegrams >= 1 and coordinator.reader.queue.empty())
+    await wait_for(lambda: stats.telegrams == 4)
     await hass.async_block_till_done()
+    assert hass.states.get(energy).state == shown  # unreadable: the register holds its value
+    assert stats.update_errors == 0
+
+    def fail() -> None:
+        raise RuntimeError("an entity that cannot take a telegram")
+
+    entity = hass.data["entity_components"]["sensor"].get_entity(energy)
+    entity._update = fail
     for _ in range(20):
         meter.step(1)
         await bridge.send(meter.telegram().encode())
-    await wait_for(lambda: stats.telegrams == 23 and coordinator.reader.queue.empty())
+    await wait_for(lambda: stats.telegrams == 24)
     await hass.async_block_till_done()
     assert float(hass.states.get(POWER).state) == float(
         meter.render().values["CURRENT_ELECTRICITY_USAGE"]
     )
-    assert stats.update_errors >= 1  # then it holds the value (a register never goes down)
+    assert stats.update_errors == 20  # counted; the other entities updated
     ours = [
         r
         for r in dsmr_records(caplog)
@@ -603,24 +617,27 @@ async def test_parser_warnings_are_rate_limited(
     assert "Untested security suite" in warnings[0].getMessage()
 
 
-async def test_the_queue_is_bounded(hass: HomeAssistant) -> None:
-    """Telegrams nobody takes (Home Assistant's loop far behind): the oldest go, counted."""
-    from custom_components.dsmr.reader import MAX_QUEUED, DsmrReader, ReaderItem
+async def test_nothing_waits_between_protocol_and_coordinator(
+    hass: HomeAssistant, servers: list[Any]
+) -> None:
+    """A burst of telegrams in one chunk: each is published as it is read, none is kept.
 
-    queue: asyncio.Queue[ReaderItem] = asyncio.Queue()
-    reader = DsmrReader({"port": "/dev/ttyUSB0", "dsmr_version": "5"}, queue)
+    (Before issue 16 a queue and a second task sat between them, bounded and counted.)
+    """
     meter = Meter("5", seed=59)
-    from dsmr_parser.clients.protocol import _create_dsmr_protocol
-
-    parser = _create_dsmr_protocol("5", None, object)[0].args[1]
-    telegrams = []
-    for _ in range(MAX_QUEUED + 10):
+    bridge, entry = await bridge_entry(hass, servers, meter)
+    coordinator = entry.runtime_data.coordinator
+    stats = entry.runtime_data.counters
+    published = coordinator.published
+    burst = b""
+    for _ in range(100):
         meter.step(1)
-        telegrams.append(parser.parse(meter.telegram()))
-        reader.enqueue(telegrams[-1])
-    assert queue.qsize() == MAX_QUEUED
-    assert reader.stats.dropped == 10
-    assert queue.get_nowait() is telegrams[10]  # the oldest went
+        burst += meter.telegram().encode()
+    await bridge.send(burst)
+    await wait_for(lambda: stats.telegrams == 100)
+    assert coordinator.published == published + 100  # in the same turns of the loop
+    assert coordinator.data is not None
+    assert coordinator.data.timestamp == meter.render().values["P1_MESSAGE_TIMESTAMP"]
 
 
 # --- 5. the encrypted meter's watchdog counts frames that decrypt ---------------------------

@@ -34,6 +34,7 @@ components/marketplace/utils/validate.py).
 from __future__ import annotations
 
 import ast
+from importlib.metadata import version as package_version
 import json
 from pathlib import Path
 import re
@@ -42,7 +43,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from awesomeversion import AwesomeVersion, AwesomeVersionException, AwesomeVersionStrategy
+import homeassistant
 from homeassistant.const import __version__ as HARNESS_HA_VERSION
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +143,23 @@ def test_requirements_format() -> None:
         assert re.fullmatch(
             r"[A-Za-z0-9][-_.A-Za-z0-9]*((==|>=|<=|~=|!=|<|>)[^,;\s]+,?)+", requirement
         )
+
+
+def test_dsmr_parser_range_is_the_tested_one_and_holds_core_pins(newest_ha: Path) -> None:
+    """dsmr_library's self-check is tested on the installed dsmr_parser: the requirement admits
+    that minor release only (a newer one may change the private names the adapter relies on),
+    and both Home Assistant releases we test on (harness and newest) pin a version inside it,
+    so installing this integration never fights core's own requirement."""
+    (requirement,) = (r for r in MANIFEST["requirements"] if r.startswith("dsmr-parser"))
+    specifier = SpecifierSet(requirement.removeprefix("dsmr-parser"))
+    installed = Version(package_version("dsmr-parser"))
+    assert installed in specifier
+    assert Version(f"{installed.major}.{installed.minor + 1}") not in specifier
+    harness = Path(homeassistant.__file__).parent
+    for ha in (harness, newest_ha):
+        core = json.loads((ha / "components" / "dsmr" / "manifest.json").read_text())
+        (pin,) = (r for r in core["requirements"] if r.startswith("dsmr-parser=="))
+        assert Version(pin.removeprefix("dsmr-parser==")) in specifier, ha
 
 
 def test_usb_matchers() -> None:

@@ -85,6 +85,7 @@ async def test_the_decrypted_field_is_for_encrypted_meters_only(hass: HomeAssist
         result["flow_id"], answers(rebroadcast_decrypted=True, rebroadcast_port=free_port())
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
     assert entry.options["rebroadcast_decrypted"] is True
 
 

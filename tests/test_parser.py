@@ -26,6 +26,8 @@ from dsmr_parser.value_types import timestamp
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
+from custom_components.dsmr.counters import ReaderStats
+from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.parser import (
     MAX_KEYS,
     UNKNOWN_LINES,
@@ -35,7 +37,6 @@ from custom_components.dsmr.parser import (
     validate_checksum,
 )
 from custom_components.dsmr.reader import P1Protocol
-from custom_components.dsmr.stats import ReaderStats
 from custom_components.dsmr.values import parse_cosem, parse_timestamp
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter
@@ -232,7 +233,7 @@ def run_scenario(
     meter = Meter(version, seed=seed, key=KEY if version in ENCRYPTED else None)
     spec = specification(version)
     reference = TelegramParser(spec, apply_checksum_validation=check)
-    caching = CachingTelegramParser(spec, apply_checksum_validation=check)
+    caching = caching_parser(spec, apply_checksum_validation=check)
     keys: dict[str, Any] = {}
     if meter.encrypted:
         keys = {"encryption_key": meter.key_hex, "authentication_key": meter.auth_key_hex}
@@ -311,7 +312,7 @@ def test_same_with_throw_ex(line: str) -> None:
     """`throw_ex=True` raises on the first bad line, as dsmr_parser does."""
     meter = Meter("5", seed=2)
     spec = specification("5")
-    caching = CachingTelegramParser(spec)
+    caching = caching_parser(spec)
     for _ in range(3):
         meter.step(1.0)
         text = recrc(mutate(meter.telegram(), "insert", 5, 0, "", line))
@@ -322,7 +323,7 @@ def test_same_with_throw_ex(line: str) -> None:
 def test_long_run_reuses_objects_and_stays_bounded() -> None:
     """Ten minutes of 1 Hz telegrams: unchanged lines are reused, the cache stays small."""
     meter = Meter("5", seed=7)
-    caching = CachingTelegramParser(specification("5"))
+    caching = caching_parser(specification("5"))
     previous = None
     for _ in range(600):
         meter.step(1.0)
@@ -344,7 +345,7 @@ def test_power_failure_log_parsed_once_while_unchanged() -> None:
         o["value_parser"] for o in spec["objects"] if o["value_name"] == "POWER_EVENT_FAILURE_LOG"
     )
     meter = Meter("5", seed=3)
-    caching = CachingTelegramParser(spec)
+    caching = caching_parser(spec)
     meter.step(1.0)
     caching.parse(meter.telegram())
     before = len(log_parser.value_formats)
@@ -356,7 +357,7 @@ def test_power_failure_log_parsed_once_while_unchanged() -> None:
 
 def test_key_cache_is_bounded() -> None:
     """Garbage lines with ever new codes do not grow the line-key memo without bound."""
-    caching = CachingTelegramParser(specification("2.2"))
+    caching = caching_parser(specification("2.2"))
     for number in range(MAX_KEYS * 2):
         caching.parse(f"/X\r\n\r\n1-0:{number}.8.1(1)\r\n1-0:1.8.1(000001.000*kWh)\r\n!\r\n")
     assert len(caching._keys) <= MAX_KEYS

@@ -18,6 +18,7 @@ from dsmr_parser.objects import Telegram
 from homeassistant.core import HomeAssistant
 import pytest
 
+from custom_components.dsmr.counters import ReaderStats
 from custom_components.dsmr.reader import (
     MIN_PAUSE,
     PAUSE_MARGIN,
@@ -25,7 +26,6 @@ from custom_components.dsmr.reader import (
     async_open,
     line_rate,
 )
-from custom_components.dsmr.stats import ReaderStats
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer

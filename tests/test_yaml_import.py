@@ -27,7 +27,7 @@ from dsmr_sim.tcp import TcpServer
 
 from .helpers import send, wait_for
 
-TIMEOUT = "custom_components.dsmr.validation.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.identify.VALIDATION_TIMEOUT"
 POWER = "sensor.electricity_meter_power_consumption"
 ENERGY_T1 = "sensor.electricity_meter_energy_consumption_tarif_1"
 
@@ -81,6 +81,16 @@ async def import_again(hass: HomeAssistant, *servers: BaseServer, blocks: list[A
     async with meters_talking(*servers):
         await async_import_yaml(hass, {"sensor": blocks})
         await hass.async_block_till_done()
+
+
+async def first_telegram(entry: ConfigEntry, server: TcpServer) -> None:
+    """Wait until the entry is connected and has taken a telegram.
+
+    The protocol hands telegrams to the coordinator as it reads them: what the meter's
+    telegrams add to the entry (its M-Bus devices) is there before the next import looks.
+    """
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server)  # type: ignore[arg-type]
 
 
 def free_port() -> int:
@@ -220,6 +230,7 @@ async def test_same_yaml_again(hass: HomeAssistant, server: TcpServer) -> None:
     blocks = [block(server)]
     await setup_yaml(hass, server, blocks=blocks)
     entry = only_entry(hass)
+    await first_telegram(entry, server)  # its M-Bus device is remembered: data of the meter's
     data, coordinator = dict(entry.data), entry.runtime_data
     await import_again(hass, server, blocks=blocks)
     assert only_entry(hass) is entry
@@ -402,6 +413,7 @@ async def test_invalid_block_keeps_the_entries(
     """A typo in a block does not delete the entry (and its history) the block names."""
     await setup_yaml(hass, server, blocks=[block(server)])
     entry = only_entry(hass)
+    await first_telegram(entry, server)  # its M-Bus device is remembered: data of the meter's
     data = dict(entry.data)
     await import_again(hass, server, blocks=[block(server, dsmr_version="5 ")])
     assert only_entry(hass) is entry

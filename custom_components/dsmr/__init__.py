@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
+    CONF_DSMR_VERSION,
     CONF_MBUS_DEVICES,
+    CONF_PRECISION,
     CONF_RECONNECT_INTERVAL,
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
@@ -22,13 +25,16 @@ from .const import (
     DOMAIN,
     PLATFORMS,
 )
-from .coordinator import DsmrCoordinator
+from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
+from .counters import ReaderStats
+from .descriptions import SENSORS, spec_value_names
 from .migration import async_migrate_entity_unique_ids
-from .reader import DsmrReader, ReaderItem
+from .reader import DsmrReader, equipment_identifier
 from .sharing import async_start_sharing
+from .snapshot import Field, SnapshotBuilder
 from .yaml_import import async_import_yaml
 
-type DsmrConfigEntry = ConfigEntry[DsmrCoordinator]
+__all__ = ["DsmrConfigEntry"]
 
 # YAML is `sensor: - platform: dsmr` only (see yaml_import.py); a top-level `dsmr:` key is
 # reported as an error and a repair issue instead of being ignored silently.
@@ -44,33 +50,55 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool:
     """Set up a meter: migrate old unique ids, create entities, start reading."""
     await async_migrate_entity_unique_ids(hass, entry)
-    queue: asyncio.Queue[ReaderItem] = asyncio.Queue()
+    coordinator = DsmrCoordinator(
+        hass,
+        entry,
+        snapshot_builder(entry.data),
+        entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
+        counters := ReaderStats(),
+    )
     # Sharing the meter (off by default): every accepted frame also goes to the server.
     sharing = async_start_sharing(hass, entry)
     server = sharing.server if sharing is not None else None
+    # The reader's protocol calls the coordinator for every telegram and connection change.
     reader = DsmrReader(
         entry.data,
-        queue,
+        coordinator.telegram_received,
+        coordinator.connection_changed,
+        counters,
         reconnect_interval=entry.data.get(CONF_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL),
         watchdog_timeout=entry.options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
         frame_sink=server.publish if server is not None else None,
         plain_frames=sharing is not None and sharing.config.decrypted,
     )
-    coordinator = DsmrCoordinator(
-        hass,
-        reader,
-        entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
-        entry,
-    )
-    coordinator.rebroadcast = server
-    entry.runtime_data = coordinator
+    entry.runtime_data = DsmrRuntimeData(coordinator, reader, counters, server)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes
-    # its port when cancelled.
-    entry.async_create_background_task(hass, coordinator.async_run(), "dsmr coordinator")
+    # its port when cancelled. (The coordinator shuts down with the entry by itself.)
     entry.async_create_background_task(hass, reader.async_run(), "dsmr reader")
-    entry.async_on_unload(coordinator.async_shutdown)
     return True
+
+
+def snapshot_builder(data: Mapping[str, Any]) -> SnapshotBuilder:
+    """The snapshot builder of a meter: the fields of its version's entities."""
+    version = data[CONF_DSMR_VERSION]
+    names = spec_value_names(version)
+    precision = data.get(CONF_PRECISION)
+    return SnapshotBuilder(
+        [
+            Field(
+                key=d.key,
+                name=d.obis_name,
+                convert=d.convert_fn and partial(_convert, d.convert_fn, version),
+                derive=d.telegram_fn,
+                average=d.average,
+            )
+            for d in SENSORS
+            if d.obis_name in names and (d.versions is None or version in d.versions)
+        ],
+        precision=None if precision is None else int(precision),
+        identify=partial(equipment_identifier, dsmr_version=version),
+    )
 
 
 async def async_remove_config_entry_device(
@@ -85,10 +113,8 @@ async def async_remove_config_entry_device(
     fixed = {entry.data.get(CONF_SERIAL_ID), entry.data.get(CONF_SERIAL_ID_GAS), entry.entry_id}
     if identifiers & fixed:
         return False
-    current = {
-        str(getattr(getattr(d, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None))
-        for d in getattr(entry.runtime_data.latest, "MBUS_DEVICES", None) or []
-    }
+    snapshot = entry.runtime_data.coordinator.data
+    current = {str(d.identifier) for d in snapshot.mbus} if snapshot is not None else set()
     if identifiers & current:
         return False
     known = [k for k in entry.data.get(CONF_MBUS_DEVICES, []) if k.get("id") not in identifiers]
@@ -99,3 +125,7 @@ async def async_remove_config_entry_device(
 async def async_unload_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool:
     """Unload a meter: its reader task is cancelled by the entry, closing the port."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+def _convert(convert: Callable[[Any, str], Any], version: str, obj: Any) -> Any:
+    return convert(obj, version)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import DsmrConfigEntry
-from .entity import main_device
-from .health import CONNECTION, ConnectionSensor
+from .coordinator import DsmrConfigEntry
+from .entity import RefreshingEntity, main_device
+from .health import CONNECTION
 
 PARALLEL_UPDATES = 0
 
@@ -20,5 +21,21 @@ async def async_setup_entry(
     """Add the connection sensor to the electricity meter's device."""
     device, serial = main_device(entry)
     async_add_entities(
-        [ConnectionSensor(entry.runtime_data, CONNECTION, device, f"{serial}_{CONNECTION.key}")]
+        [
+            ConnectionSensor(
+                entry.runtime_data.coordinator, CONNECTION, device, f"{serial}_{CONNECTION.key}"
+            )
+        ]
     )
+
+
+class ConnectionSensor(RefreshingEntity, BinarySensorEntity):
+    """On while telegrams arrive."""
+
+    def _current(self) -> bool:
+        return self.coordinator.health().connected
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the meter is connected and sending."""
+        return bool(self._last)

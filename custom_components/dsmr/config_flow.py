@@ -42,24 +42,19 @@ from .flow_guard import ends_well
 from .forms import (
     KEY_SCHEMA,
     OPTIONAL_KEYS,
+    clean_host,
     form_error,
+    keys,
     network_schema,
     reconfigured,
     serial_schema,
+    title,
     version_and_protocol,
 )
+from .identify import async_validated, identify_encrypted, parse_frame, with_identifiers
 from .options_flow import DsmrOptionsFlow
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
-from .validation import (
-    async_validated,
-    clean_host,
-    identify_encrypted,
-    keys,
-    parse_frame,
-    title,
-    with_identifiers,
-)
 from .yaml_import import yaml_key
 
 # Detection heard bytes but no telegram: line settings are worth mentioning on a serial port.

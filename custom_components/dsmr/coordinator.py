@@ -1,147 +1,161 @@
-"""The latest telegram, the update window, and pushing both to the entities.
+"""One meter's snapshots, pushed to its entities through Home Assistant's coordinator.
 
-The reader puts telegrams and connection changes on a queue; `DsmrCoordinator.async_run`
-takes them off one by one. Connection changes and the first telegram after a (re)connect are
-pushed at once; later telegrams at most once per `time_between_update` seconds. Nothing is
-dropped: the window's telegrams are handed over with the push, measurement sensors publish
-their mean and registers the latest value.
+The reader's protocol calls `telegram_received` for every good telegram and
+`connection_changed` when the connection comes or goes, straight on the event loop: no queue.
+The first telegram of each connection is published at once; later ones through a `Debouncer`
+(immediate, cooldown = the update window): at most one publish per window, the window's last
+telegram kept. Each publish builds the next `Snapshot` from the window's telegrams and the
+previous snapshot (snapshot.py) and hands it to `async_set_updated_data`; a lost connection is
+`async_set_update_error`, which makes every entity unavailable. With a window of 0 every
+telegram is published at once, without the debouncer.
 
-Each publish also says which 5-minute statistics period its telegram belongs to (by the meter's
-own clock, HA's when the telegram has none) and whether it is the last publish of that period
-that can be expected: registers write a grown value only then (see `DsmrSensor`).
+The coordinator owns the counters (`ReaderStats`, filled by the reader) and publishes a frozen
+`Health` of them for the health entities; entities never touch the reader or the counters.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
-from dsmr_parser.objects import MbusDevice, Telegram
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
-from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, LOGGER
+from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
+from .counters import ReaderStats
+from .health import Health
+from .issues import async_connection_changed, async_meter_replaced
 from .ports import redact_port
-from .reader import ConnectionState, DsmrReader, ReaderItem, equipment_identifier
+from .reader import ConnectionState
 from .rebroadcast import RebroadcastServer
-from .repairs import async_connection_changed, async_meter_replaced
+from .snapshot import Snapshot, SnapshotBuilder
 
-type MbusListener = Callable[[MbusDevice], None]
+if TYPE_CHECKING:
+    from .reader import DsmrReader
 
-# Home Assistant's short-term statistics period, in seconds: long-term statistics take a
-# register's last state of each such period.
-STATISTICS_PERIOD: Final = 300
+CONF_AUTO_DISABLED = "auto_disabled"
 
 
-class DsmrCoordinator:
-    """Hold the latest telegram of one meter and push it to listeners."""
+class ConnectionLost(Exception):
+    """The connection to the meter is down (the reader logs why)."""
+
+
+@dataclass(slots=True)
+class DsmrRuntimeData:
+    """What a loaded entry holds: the coordinator, the connection, the counters, the sharing."""
+
+    coordinator: DsmrCoordinator
+    reader: DsmrReader
+    counters: ReaderStats
+    # The re-broadcast server while the meter is shared (sharing.py), else None.
+    rebroadcast: RebroadcastServer | None = None
+
+
+type DsmrConfigEntry = ConfigEntry[DsmrRuntimeData]
+
+
+class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
+    """Publish a meter's telegrams as snapshots, at most once per update window."""
+
+    config_entry: DsmrConfigEntry | None
+    data: Snapshot | None  # type: ignore[assignment]  # None until the first telegram
 
     def __init__(
         self,
         hass: HomeAssistant,
-        reader: DsmrReader,
-        time_between_update: float,
-        entry: ConfigEntry | None = None,
+        entry: DsmrConfigEntry | None,
+        builder: SnapshotBuilder,
+        window: float,
+        counters: ReaderStats | None = None,
     ) -> None:
-        """Initialize the coordinator for a reader's queue (and the entry it serves)."""
-        self.hass = hass
-        self.reader = reader
-        self.entry = entry
+        """Initialize for an entry (None in tests), building snapshots with `builder`."""
+        super().__init__(hass, LOGGER, config_entry=entry, name=DOMAIN, update_interval=None)
+        self.builder = builder
+        self.window = max(0.0, float(window))
+        self.counters = counters if counters is not None else ReaderStats()
         # Set when the meter reports another equipment id than the entry's: a replaced meter,
         # whose registers may start lower (a new cycle for the statistics, not a bad read).
         self.meter_replaced = False
-        self.window = max(0.0, float(time_between_update))
-        # Entities show their restored states until the first connection attempt says otherwise.
-        self.available = True
-        self.telegram: Telegram | None = None  # the published telegram
-        self.latest: Telegram | None = None  # the newest telegram received
-        # The telegrams of the window being published (the published one last): measurement
-        # sensors publish their mean over these, so no reading is thrown away.
-        self.window_telegrams: list[Telegram] = []
-        self._collecting: list[Telegram] = []
+        self.connected = False
         self.published = 0
-        # The published telegram's statistics period (time // STATISTICS_PERIOD), and whether
-        # the next publish, as far apart as the last two, falls in the next period.
-        self.period = 0
-        self.closes_period = False
-        self._published_at: float | None = None
-        self._listeners: dict[int, CALLBACK_TYPE] = {}
-        self._mbus_listeners: list[MbusListener] = []
-        self._known_channels: dict[int, Any] = {}
+        self.latest: Any = None  # the newest telegram received
+        self._telegrams: list[Any] = []  # received since the last publish
         self._fresh = True  # the next telegram is the first since a (re)connect
-        self._next_publish = 0.0
-        self._pending: asyncio.TimerHandle | None = None
-        # The re-broadcast server while the meter is shared (sharing.py), else None.
-        self.rebroadcast: RebroadcastServer | None = None
-
-    @callback
-    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `update` on every push; return a function that removes it."""
-        key = id(update)
-        self._listeners[key] = update
-
-        def remove() -> None:
-            self._listeners.pop(key, None)
-
-        return remove
-
-    @callback
-    def async_add_mbus_listener(self, found: MbusListener) -> CALLBACK_TYPE:
-        """Call `found` for every M-Bus device the first time a telegram carries it."""
-        self._mbus_listeners.append(found)
-        for device in self._mbus_devices(self.telegram):
-            found(device)
-        return lambda: self._mbus_listeners.remove(found)
-
-    async def async_run(self) -> None:
-        """Consume the reader's queue until cancelled; a telegram that fails ends nothing."""
-        queue = self.reader.queue
-        while True:
-            item = await queue.get()
-            try:
-                self.handle(item)
-            except Exception as err:  # counted and logged; the next telegram is taken
-                self._failed(err, "the coordinator")
-
-    @callback
-    def handle(self, item: ReaderItem) -> None:
-        """Take one telegram or connection change from the reader."""
-        if isinstance(item, ConnectionState):
-            self._connection_changed(item)
-            return
-        self.latest = item
+        self._debouncer: Debouncer[None] | None = None
         if self.window:
-            self._collecting.append(item)
-        now = self.hass.loop.time()
-        if self._fresh:
-            self._check_identity(item)
-            self._publish(now)
-        elif now >= self._next_publish:
-            self._publish(now)
-        elif self._pending is None:
-            self._pending = self.hass.loop.call_at(self._next_publish, self._publish_pending)
+            self._debouncer = Debouncer(
+                hass, LOGGER, cooldown=self.window, immediate=True, function=self._publish
+            )
 
-    def _connection_changed(self, state: ConnectionState) -> None:
+    @callback
+    def telegram_received(self, telegram: Any) -> None:
+        """Take a good telegram from the protocol; whatever fails is counted, never raised."""
+        try:
+            self.latest = telegram
+            self._telegrams.append(telegram)
+            debouncer = self._debouncer
+            if debouncer is None:
+                self._publish()
+            elif self._fresh:
+                debouncer.async_cancel()  # the first telegram of a connection: at once
+                debouncer.async_schedule_call()
+            else:
+                debouncer.async_schedule_call()
+        except Exception as err:  # counted and logged; the next telegram is taken
+            self.failed(err, "the coordinator")
+
+    @callback
+    def connection_changed(self, state: ConnectionState) -> None:
+        """Take a connection change: unavailable at once when down, available with a telegram."""
         self._fresh = True
-        if self.entry is not None:
-            async_connection_changed(self.hass, self.entry, state)
+        self.connected = state.connected
+        if self.config_entry is not None:
+            async_connection_changed(self.hass, self.config_entry, state)
         if state.connected:
-            return  # available again with the first telegram, not before
-        self._cancel_pending()
-        self._collecting = []
-        if self.available:
-            self.available = False
-            self._push()
+            return
+        if self._debouncer is not None:
+            self._debouncer.async_cancel()
+        self._telegrams = []
+        self._set_unavailable(ConnectionLost(state.reason or "connection closed"))
 
-    def _check_identity(self, telegram: Telegram) -> None:
+    def _set_unavailable(self, err: Exception) -> None:
+        """`async_set_update_error` without its error log line.
+
+        Home Assistant's logs every outage (every unload too) at error level; the reader logs
+        why a connection ended already, rate-limited, and a connection that cannot be opened
+        is a repair issue.
+        """
+        self.last_exception = err
+        if self.last_update_success:
+            self.last_update_success = False
+            self.async_update_listeners()
+
+    @callback
+    def _publish(self) -> None:
+        telegrams, self._telegrams = self._telegrams, []
+        if not telegrams:
+            return
+        try:
+            snapshot = self.builder.build(telegrams, self.data, time.time())
+        except Exception as err:  # a telegram the builder cannot read: counted, skipped
+            self.failed(err, "the snapshot")
+            return
+        if self._fresh:
+            self._fresh = False
+            self._check_identity(snapshot.equipment_id)
+        self.published += 1
+        self.async_set_updated_data(snapshot)
+
+    def _check_identity(self, found: str | None) -> None:
         """Check, on the first telegram of each connection, that it is still the same meter."""
-        entry = self.entry
+        entry = self.config_entry
         if entry is None or not (expected := entry.data.get(CONF_SERIAL_ID)):
             return
-        found = equipment_identifier(telegram, entry.data[CONF_DSMR_VERSION])
         if found is not None and found != expected and not self.meter_replaced:
             LOGGER.warning(
                 "%s reports another equipment identifier: meter replaced?",
@@ -150,74 +164,53 @@ class DsmrCoordinator:
             self.meter_replaced = True
             async_meter_replaced(self.hass, entry)
 
-    def _publish_pending(self) -> None:
-        self._pending = None
-        if self.available and self.latest is not self.telegram:
-            self._publish(self.hass.loop.time())
+    def health(self) -> Health:
+        """The counters as they stand, for the health entities."""
+        stats = self.counters
+        received = stats.last_telegram
+        at = None if received is None else datetime.fromtimestamp(received, UTC)
+        stamp = getattr(getattr(self.latest, "P1_MESSAGE_TIMESTAMP", None), "value", None)
+        offset = None
+        if isinstance(stamp, datetime) and at is not None:
+            offset = round((stamp - at).total_seconds(), 1)
+        return Health(
+            connected=self.connected and self.last_update_success,
+            telegrams_per_minute=stats.per_minute(),
+            skipped_telegrams=stats.crc_errors + stats.parse_errors,
+            last_telegram=None if at is None else at.replace(microsecond=0),
+            meter_clock_offset=offset,
+        )
 
-    def _publish(self, now: float) -> None:
-        self._cancel_pending()
-        self._fresh = False
-        self._next_publish = now + self.window
-        telegram = self.telegram = self.latest
-        self.window_telegrams, self._collecting = self._collecting, []
-        self.available = True
-        self.published += 1
-        self._place_in_period(telegram)
-        if self._mbus_listeners:
-            for device in self._mbus_devices(telegram):
-                key = device.channel_id
-                ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
-                # Again when a reading appears: a channel without one has no entity yet.
-                seen = (ident, hasattr(device, "MBUS_METER_READING"))
-                if self._known_channels.get(key) != seen:
-                    self._known_channels[key] = seen
-                    for found in list(self._mbus_listeners):
-                        self._call(found, device)
-        self._push()
+    def report(self, kind: str, message: str, *args: object) -> None:
+        """Log an entity's fault (rate-limited per kind) and keep it as the last error."""
+        self.counters.fault(kind, message, *args)
 
-    def _place_in_period(self, telegram: Telegram | None) -> None:
-        stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
-        at = stamp.timestamp() if isinstance(stamp, datetime) else time.time()
-        previous, self._published_at = self._published_at, at
-        step = at - previous if previous is not None and previous < at else 0.0
-        self.period = int(at // STATISTICS_PERIOD)
-        self.closes_period = int((at + step) // STATISTICS_PERIOD) != self.period
-
-    def _push(self) -> None:
-        for update in list(self._listeners.values()):
-            self._call(update)
-
-    def _call(self, listener: Callable[..., None], *args: Any) -> None:
-        """Call one listener; if it fails, count it and go on.
-
-        An entity meeting a value it cannot show, say: the other listeners are still called,
-        and it gets the next telegram again.
-        """
-        try:
-            listener(*args)
-        except Exception as err:  # counted and logged; the others are updated
-            owner = getattr(listener, "__self__", None)
-            self._failed(err, f"entity {getattr(owner, 'entity_id', None) or owner or listener}")
-
-    def _failed(self, err: Exception, who: str) -> None:
-        stats = self.reader.stats
-        stats.update_errors += 1
-        stats.fault(
+    def failed(self, err: Exception, who: str) -> None:
+        """Count and log (rate-limited) a telegram that failed somewhere; the rest goes on."""
+        self.counters.update_errors += 1
+        self.counters.fault(
             "update", "A telegram failed in %s (%s); the rest is updated", who, type(err).__name__
         )
 
-    def _cancel_pending(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-
     @callback
-    def async_shutdown(self) -> None:
-        """Cancel the pending publish (the run task is cancelled by the entry)."""
-        self._cancel_pending()
+    def async_auto_disable(self, entity_id: str, unique_id: str) -> None:
+        """Disable an entity whose value the meter does not send (once: the user may undo it)."""
+        entry = self.config_entry
+        registry = er.async_get(self.hass)
+        reg = registry.async_get(entity_id)
+        if entry is None or reg is None:
+            return
+        auto_disabled: list[str] = list(entry.data.get(CONF_AUTO_DISABLED, []))
+        if reg.disabled_by is not None or unique_id in auto_disabled:
+            return  # disabled already, or the user enabled it again after we disabled it once
+        LOGGER.info("%s: the meter does not send this value; disabling the entity", entity_id)
+        self.hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_AUTO_DISABLED: [*auto_disabled, unique_id]}
+        )
+        registry.async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION)
 
-    @staticmethod
-    def _mbus_devices(telegram: Telegram | None) -> list[MbusDevice]:
-        devices: list[MbusDevice] = getattr(telegram, "MBUS_DEVICES", None) or []
-        return devices
+    async def async_shutdown(self) -> None:
+        """Cancel a pending publish, then Home Assistant's own shutdown."""
+        if self._debouncer is not None:
+            self._debouncer.async_shutdown()
+        await super().async_shutdown()

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from statistics import fmean
 from typing import Any
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntityDescription,
@@ -50,13 +49,10 @@ from .const import (
     MBUS_TYPE_WATER,
     SWAPPED_TARIFF_VERSIONS,
 )
+from .dsmr_library import version_setup
+from .snapshot import Reading, Snapshot
 
 type Value = StateType | datetime | Decimal
-
-
-def _value(obj: Any, version: str) -> Value:
-    value: Value = obj.value
-    return value
 
 
 def _tariff(obj: Any, version: str) -> str | None:
@@ -145,12 +141,25 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
     enabled_versions: frozenset[str] | None = None
     # DSMR 2.2/4 gas on the main telegram: a separate device keyed by `serial_id_gas`.
     is_gas: bool = False
-    value_fn: Callable[[Any, str], Value] = _value
+    # The line's dsmr_parser object -> the value (None: its value; a Decimal becomes a float).
+    convert_fn: Callable[[Any, str], Value] | None = None
     attributes_fn: Callable[[Any], dict[str, Any] | None] | None = None
     # A value computed from the whole telegram instead of one object (derived sensors).
     telegram_fn: Callable[[Any], Value] | None = None
     # Publish the mean over the update window instead of the latest value.
     average: bool = False
+    # The snapshot -> this value's reading (the main meter's values: by key).
+    value_fn: Callable[[Snapshot], Reading | None] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        """Read the value from the snapshot by key, unless told otherwise."""
+        by_key: Any = self.value_fn
+        if by_key is None:
+            object.__setattr__(self, "value_fn", partial(_by_key, self.key))
+
+
+def _by_key(key: str, snapshot: Snapshot) -> Reading | None:
+    return snapshot.readings.get(key)
 
 
 def _energy(key: str, obis: str, tk: str | None = None, **kw: Any) -> DsmrSensorEntityDescription:
@@ -254,7 +263,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         translation_key="electricity_active_tariff",
         device_class=SensorDeviceClass.ENUM,
         options=["low", "normal"],
-        value_fn=_tariff,
+        convert_fn=_tariff,
     ),
     *(
         _energy(f"electricity_used_tariff_{n}", f"ELECTRICITY_USED_TARIFF_{n}")
@@ -291,7 +300,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
     _counter("short_power_failure_count", "SHORT_POWER_FAILURE_COUNT"),
     _counter("long_power_failure_count", "LONG_POWER_FAILURE_COUNT"),
     _diagnostic(
-        "power_failure_log", "POWER_EVENT_FAILURE_LOG", value_fn=_count, attributes_fn=_failures
+        "power_failure_log", "POWER_EVENT_FAILURE_LOG", convert_fn=_count, attributes_fn=_failures
     ),
     *(_counter(f"voltage_sag_l{n}_count", f"VOLTAGE_SAG_L{n}_COUNT") for n in PHASES),
     *(_counter(f"voltage_swell_l{n}_count", f"VOLTAGE_SWELL_L{n}_COUNT") for n in PHASES),
@@ -381,7 +390,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "maximum_demand_average_12_months",
         enabled=True,
-        value_fn=_average_peak,
+        convert_fn=_average_peak,
         attributes_fn=_peak_history,
         average=False,
     ),
@@ -492,10 +501,10 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         UnitOfApparentPower.KILO_VOLT_AMPERE,
     ),
     # Texts, switches and versions.
-    _diagnostic("text_message", "TEXT_MESSAGE", value_fn=_text),
-    _diagnostic("text_message_code", "TEXT_MESSAGE_CODE", value_fn=_text),
+    _diagnostic("text_message", "TEXT_MESSAGE", convert_fn=_text),
+    _diagnostic("text_message_code", "TEXT_MESSAGE_CODE", convert_fn=_text),
     *(
-        _diagnostic(f"text_message_{n}", f"MSN_TEXT_MESSAGE_{n}", value_fn=_text)
+        _diagnostic(f"text_message_{n}", f"MSN_TEXT_MESSAGE_{n}", convert_fn=_text)
         for n in (2, 3, 4, 5)
     ),
     _diagnostic("actual_switch_position", "ACTUAL_SWITCH_POSITION"),
@@ -562,18 +571,11 @@ MBUS_SENSORS: dict[int, tuple[DsmrSensorEntityDescription, str]] = {
 
 
 @cache
-def _specification(version: str) -> dict[str, Any]:
-    factory, _settings = _create_dsmr_protocol(version, None, object)
-    spec: dict[str, Any] = factory.args[1].telegram_specification
-    return spec
-
-
-@cache
 def spec_value_names(version: str) -> frozenset[str]:
     """Value names in dsmr_parser's telegram specification for a version token."""
-    return frozenset(obj["value_name"] for obj in _specification(version)["objects"])
+    return frozenset(obj["value_name"] for obj in version_setup(version)[0]["objects"])
 
 
 def spec_has_checksum(version: str) -> bool:
     """Whether the version's telegrams carry a CRC (DSMR 2.2 and 3 do not)."""
-    return bool(_specification(version)["checksum_support"])
+    return bool(version_setup(version)[0]["checksum_support"])

@@ -17,11 +17,12 @@ from dsmr_parser.clients.settings import (
     SERIAL_SETTINGS_V5,
 )
 
+from .dsmr_library import EncryptedFrames
 from .ports import async_open_port
 from .reader import TELEGRAM_FRAME, CannotCommunicate
 
 ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
-GENERAL_GLOBAL_CIPHER_TAG = 0xDB
+GENERAL_GLOBAL_CIPHER_TAG = 0xDB  # an encrypted (DLMS general-global-cipher) frame's first byte
 # Serial settings tried, in order: DSMR 5 and most others, then DSMR 4, then DSMR 2.2.
 SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("115200 8N1", SERIAL_SETTINGS_V5),
@@ -92,21 +93,15 @@ class _Listener(asyncio.Protocol):
         self.buffer = bytearray()
         self.found: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.noise = asyncio.get_running_loop().create_future()
+        self._frames = EncryptedFrames()  # framed as the reader frames them (dsmr_parser)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if self.found.done():
             return
-        start = self.buffer.find(GENERAL_GLOBAL_CIPHER_TAG)
-        if start >= 0 and len(self.buffer) >= start + 13:
-            # tag, title length (8), title, 0x82 + 2-byte length: the frame's own length.
-            title = self.buffer[start + 1]
-            if self.buffer[start + 2 + title : start + 3 + title] == b"\x82":
-                length = int.from_bytes(self.buffer[start + 3 + title : start + 5 + title], "big")
-                end = start + 5 + title + length
-                if len(self.buffer) >= end:
-                    self.found.set_result(bytes(self.buffer[start:end]))
-                    return
+        if frames := self._frames.feed(data):
+            self.found.set_result(frames[0])
+            return
         if match := TELEGRAM_FRAME.search(self.buffer):
             self.found.set_result(match.group())
         elif len(self.buffer) > NOISE_LIMIT and not self.noise.done():

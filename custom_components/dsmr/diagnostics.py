@@ -12,7 +12,6 @@ from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 
-from . import DsmrConfigEntry
 from .const import (
     CONF_AUTHENTICATION_KEY,
     CONF_ENCRYPTION_KEY,
@@ -20,6 +19,7 @@ from .const import (
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
 )
+from .coordinator import DsmrConfigEntry
 from .entity import readable
 from .rebroadcast import RebroadcastServer
 
@@ -33,8 +33,15 @@ TO_REDACT = {
     "title",
     "host",
 }
-# Telegram values that identify the meter or its owner.
+# Telegram values that identify the meter or its owner (as `_IDENTIFYING_LINE` in the raw one:
+# the grid operator's text messages to the owner too).
 TELEGRAM_REDACT = {
+    "TEXT_MESSAGE",
+    "TEXT_MESSAGE_CODE",
+    "MSN_TEXT_MESSAGE_2",
+    "MSN_TEXT_MESSAGE_3",
+    "MSN_TEXT_MESSAGE_4",
+    "MSN_TEXT_MESSAGE_5",
     "EQUIPMENT_IDENTIFIER",
     "EQUIPMENT_IDENTIFIER_GAS",
     "BELGIUM_EQUIPMENT_IDENTIFIER",
@@ -51,9 +58,9 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: DsmrConfigEntry
 ) -> dict[str, Any]:
     """Return what helps to debug a meter, and nothing that identifies it."""
-    coordinator = entry.runtime_data
-    reader = coordinator.reader
-    stats = reader.stats
+    coordinator = entry.runtime_data.coordinator
+    reader = entry.runtime_data.reader
+    stats = entry.runtime_data.counters
     telegram = coordinator.latest
     telegram_json = json.loads(telegram.to_json()) if telegram is not None else None
     data = dict(entry.data)
@@ -72,8 +79,8 @@ async def async_get_config_entry_diagnostics(
         ),
         "mbus_devices": async_redact_data(entry.data.get(CONF_MBUS_DEVICES, []), {"id"}),
         "reader": {
-            "connected": coordinator.reader.connected,
-            "available": coordinator.available,
+            "connected": reader.connected,
+            "available": coordinator.last_update_success,
             "telegrams": stats.telegrams,
             "published": coordinator.published,
             "crc_errors": stats.crc_errors,
@@ -84,12 +91,11 @@ async def async_get_config_entry_diagnostics(
             "connection_errors": stats.connection_errors,
             "watchdog_timeouts": stats.watchdog_timeouts,
             "update_errors": stats.update_errors,
-            "dropped": stats.dropped,
             "last_error": stats.last_error and stats.last_error.replace(reader.port, port),
         },
         "telegram": _redact_telegram(telegram_json),
         "raw_telegram": _redact_raw(stats.last_raw),
-        "rebroadcast": _rebroadcast(coordinator.rebroadcast),
+        "rebroadcast": _rebroadcast(entry.runtime_data.rebroadcast),
     }
     # Identifiers also live on in values made from them (entity unique ids kept in the entry's
     # data, for one): every occurrence, in whatever key, goes.

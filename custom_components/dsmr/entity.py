@@ -1,11 +1,18 @@
-"""Base entity (device, unique id, availability; pushed by the coordinator) and meter devices."""
+"""Base entities (device, unique id, availability; fed by the coordinator) and meter devices."""
 
 from __future__ import annotations
 
-from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity, EntityDescription
+from datetime import datetime
+from typing import Any
 
-from . import DsmrConfigEntry
+from homeassistant.components.sensor import SensorEntity, SensorEntityDescription
+from homeassistant.core import callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
 from .const import (
     CONF_DSMR_VERSION,
     CONF_SERIAL_ID,
@@ -14,14 +21,19 @@ from .const import (
     DEVICE_NAME_GAS,
     DOMAIN,
 )
-from .coordinator import DsmrCoordinator
+from .coordinator import DsmrConfigEntry, DsmrCoordinator
+from .health import REFRESH
+from .units import device_class_for
 
 
-class DsmrEntity(Entity):
-    """An entity fed by a DsmrCoordinator."""
+class DsmrEntity(CoordinatorEntity[DsmrCoordinator]):
+    """An entity fed by a DsmrCoordinator's snapshots.
+
+    Available while the meter is connected (and, after a restart, until proven not). An
+    update that fails is counted by the coordinator and logged; the other entities update.
+    """
 
     _attr_has_entity_name = True
-    _attr_should_poll = False
 
     def __init__(
         self,
@@ -31,26 +43,94 @@ class DsmrEntity(Entity):
         unique_id: str,
     ) -> None:
         """Initialize the entity."""
-        self.coordinator = coordinator
+        super().__init__(coordinator)
         self.entity_description = description
         self._attr_device_info = device_info
         self._attr_unique_id = unique_id
 
     async def async_added_to_hass(self) -> None:
-        """Subscribe to the coordinator's pushes."""
+        """Subscribe, and show the snapshot published before this entity was added."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.coordinator.async_add_listener(self._handle_coordinator_update))
-        if self.coordinator.telegram is not None:
+        if self.coordinator.data is not None:
             self._handle_coordinator_update()
 
+    @callback
     def _handle_coordinator_update(self) -> None:
-        """Take the coordinator's latest telegram (subclasses decide what to write)."""
+        """Take the coordinator's snapshot; a failure is counted, never raised."""
+        try:
+            self._update()
+        except Exception as err:  # counted and logged; the other entities are updated
+            self.coordinator.failed(err, f"entity {self.entity_id}")
+
+    def _update(self) -> None:
+        """Show the snapshot (subclasses decide what to write)."""
         self.async_write_ha_state()
+
+
+class RefreshingEntity(DsmrEntity):
+    """Shows the coordinator's `Health`: on pushes and every REFRESH, when it changed."""
+
+    _last: Any = None
+    _known = False
+
+    async def async_added_to_hass(self) -> None:
+        """Also refresh on a timer."""
+        await super().async_added_to_hass()
+        self.async_on_remove(async_track_time_interval(self.hass, self._refresh, REFRESH))
 
     @property
     def available(self) -> bool:
-        """Available while the meter is connected (and, after a restart, until proven not)."""
-        return self.coordinator.available
+        """Health is known even while the meter is not."""
+        return True
+
+    @callback
+    def _refresh(self, _now: datetime) -> None:
+        self._handle_coordinator_update()
+
+    def _current(self) -> Any:
+        raise NotImplementedError
+
+    def _update(self) -> None:
+        current = self._current()
+        if not self._known or current != self._last:
+            self._known = True
+            self._last = current
+            self.async_write_ha_state()
+
+
+class LineUnitEntity(DsmrEntity, SensorEntity):
+    """Shows values in the unit their line carries, with the device class that unit implies."""
+
+    entity_description: SensorEntityDescription
+    _registry_unit: tuple[str | None, str | None] | None = None
+
+    def _set_unit(self, unit: str | None) -> None:
+        """Show values in `unit`, with the device class that unit implies."""
+        description = self.entity_description
+        self._attr_native_unit_of_measurement = unit
+        self._attr_device_class = device_class_for(
+            unit, description.device_class, description.state_class
+        )
+
+    def _sync_registry(self) -> None:
+        """Give the registry the unit and class shown (it describes the entity while unloaded).
+
+        Only once the state shows a value in that unit: a registry update writes the state.
+        """
+        shown = (self._attr_native_unit_of_measurement, self._attr_device_class)
+        if shown == self._registry_unit:
+            return  # the usual case: nothing changed since the last write
+        self._registry_unit = shown
+        reg = self.registry_entry
+        if reg is not None and (
+            reg.unit_of_measurement != self.unit_of_measurement
+            or reg.original_device_class != self.device_class
+        ):
+            er.async_get(self.hass).async_update_entity(
+                self.entity_id,
+                unit_of_measurement=self.unit_of_measurement,
+                original_device_class=self.device_class,
+            )
 
 
 def readable(identifier: str) -> str:

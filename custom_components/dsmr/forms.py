@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import ipaddress
+import re
 from typing import Any
 
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -50,9 +51,10 @@ from .const import (
 from .ports import CannotConnect, InvalidPort, redact_port
 from .reader import InvalidKey
 from .rebroadcast import DEFAULT_HOST, DEFAULT_MAX_CLIENTS
-from .validation import clean_host, keys
 
 CONF_RFXTRX = "rfxtrx"
+KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 KEY_FIELDS = (CONF_ENCRYPTION_KEY, CONF_AUTHENTICATION_KEY)
 # Options are version_option(token); their labels ("Detect automatically", "DSMR 5
 # (Netherlands)", ...) are translated: strings.json, selector.dsmr_version.options.
@@ -145,6 +147,43 @@ def form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
     if isinstance(err, InvalidKey):
         return {"base": "invalid_key"}
     return {"base": "cannot_communicate"}
+
+
+def clean_host(value: str) -> str | None:
+    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
+
+    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
+    """
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
+    host = host.split("/", 1)[0]
+    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
+        host = bracketed.group(1)
+    elif host.count(":") == 1:  # host:port pasted into the host field
+        host = host.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host if HOST_PATTERN.match(host) else None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
+    """The encryption (and optional authentication) key, upper-case; None if malformed."""
+    key = str(user_input.get(CONF_ENCRYPTION_KEY) or "").strip()
+    auth = str(user_input.get(CONF_AUTHENTICATION_KEY) or "").strip()
+    if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
+        return None
+    found = {CONF_ENCRYPTION_KEY: key.upper()}
+    if auth:
+        found[CONF_AUTHENTICATION_KEY] = auth.upper()
+    return found
+
+
+def title(data: Mapping[str, Any]) -> str:
+    """An entry's title: the port (secrets in its URL redacted), or host:port."""
+    if CONF_HOST in data:
+        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
+    return redact_port(str(data[CONF_PORT]))
 
 
 def _box(maximum: int) -> NumberSelector:

@@ -7,22 +7,28 @@ away: created the first time a published telegram carries the code, disabled by 
 enables the ones they want), and remembered in the entry's data (`CONF_GENERIC_OBIS`) so that after
 a restart it exists before the first telegram and restores its last state.
 
-What the integration cannot know, it does not guess: the state is the number and the unit as the
-meter sends them, or the line's text; see `GenericObisSensor`.
+What the integration cannot know, it does not guess (`GenericObisSensor` in sensor.py). The
+state is a number only when the line is a single group "(number)" or "(number*unit)"; the unit
+is the one sent (HA's constant where one is exactly that unit, else the text). Any other line is
+text: its groups' contents joined by spaces (at most 255 characters). The unit is the entity's
+from its creation on; a number in another unit changes it (and the entry remembers the new one),
+while text on a line that had a unit shows as unknown. No device class is guessed, and only
+instantaneous units (power, voltage, current) get `state_class: measurement`: for those,
+long-term mean/min/max are right whatever the line is. An energy or volume line is deliberately
+left without a state class: an unnamed line may be a register that resets (a billing-period or
+previous-month value) or a snapshot, and `total_increasing` on such a line would corrupt the
+statistics; a user who knows the line can set a state class through a template sensor. No
+rounding either: the value is the meter's. The line as sent is attribute `raw` (not recorded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 import re
 from typing import Any, Final
 
-from homeassistant.components.sensor import (
-    RestoreSensor,
-    SensorEntityDescription,
-    SensorStateClass,
-)
+from homeassistant.components.sensor import SensorEntity
 from homeassistant.const import (
     UnitOfApparentPower,
     UnitOfElectricCurrent,
@@ -31,16 +37,11 @@ from homeassistant.const import (
     UnitOfReactivePower,
 )
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import DsmrConfigEntry
 from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
-from .coordinator import DsmrCoordinator
+from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .descriptions import spec_has_checksum
-from .entity import DsmrEntity
-from .parser import unknown_lines
-from .units import ha_unit
 
 TRANSLATION_KEY: Final = "generic_obis"
 # More codes than any meter sends: a bound on what a misbehaving meter can add to the entry.
@@ -91,21 +92,6 @@ def _unit_of(parsed: Parsed) -> str | None:
     return parsed[1] if isinstance(parsed, tuple) else None
 
 
-def generic_obis_entities(
-    entry: DsmrConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-    device: DeviceInfo,
-    serial: str,
-) -> list[GenericObisSensor]:
-    """The remembered generic sensors, and a listener that adds new ones as codes appear.
-
-    Called by the sensor platform's setup: it adds the returned entities with the others.
-    """
-    manager = GenericObisEntities(entry, async_add_entities, device, serial)
-    entry.async_on_unload(entry.runtime_data.async_add_listener(manager.found))
-    return manager.restore()
-
-
 class GenericObisEntities:
     """Create, remember and restore the generic sensors of one meter."""
 
@@ -113,52 +99,38 @@ class GenericObisEntities:
         self,
         entry: DsmrConfigEntry,
         async_add_entities: AddConfigEntryEntitiesCallback,
-        device: DeviceInfo,
-        serial: str,
+        create: Callable[[str, str | None], SensorEntity],
     ) -> None:
-        """Initialize for one entry and its electricity meter's device."""
+        """Initialize for one entry; `create` makes the sensor of a code (with its unit)."""
         self.entry = entry
-        self.coordinator: DsmrCoordinator = entry.runtime_data
+        self.coordinator: DsmrCoordinator = entry.runtime_data.coordinator
         self.async_add_entities = async_add_entities
-        self.device = device
-        self.serial = serial
+        self.create = create
         self.codes: set[str] = set()
-        self._checked: Mapping[str, str] | None = None
         self._crc = spec_has_checksum(entry.data[CONF_DSMR_VERSION])
         self._pending: set[str] = set()  # codes seen once, on a meter without CRC
         self._full_logged = False
 
-    def restore(self) -> list[GenericObisSensor]:
+    def restore(self) -> list[SensorEntity]:
         """Entities for the codes seen before (before any telegram: they restore their state)."""
-        entities: list[GenericObisSensor] = []
+        entities: list[SensorEntity] = []
         for known in self.entry.data.get(CONF_GENERIC_OBIS, []):
             code = known["code"]
             if code not in self.codes:
                 self.codes.add(code)
-                entities.append(self._entity(code, known.get("unit")))
+                entities.append(self.create(code, known.get("unit")))
         return entities
 
-    def _entity(self, code: str, unit: str | None) -> GenericObisSensor:
-        return GenericObisSensor(
-            self.coordinator,
-            self,
-            code,
-            unit,
-            device_info=self.device,
-            unique_id=f"{self.serial}_{obis_key(code)}",
-        )
-
     @callback
-    def found(self) -> None:
-        """On every push: add an entity for each code the published telegram carries first."""
-        telegram = self.coordinator.telegram
-        if telegram is None:
+    def update(self) -> None:
+        """On every publish: add an entity for each code the snapshot carries first."""
+        snapshot = self.coordinator.data
+        if snapshot is None:
             return
-        lines = unknown_lines(telegram)
-        if lines is self._checked and not self._pending:
-            return  # the parser hands out the same mapping while the lines stay the same
-        self._checked = lines
+        lines = snapshot.unknown_lines
         new = [code for code in lines if code not in self.codes]
+        if not new and not self._pending:
+            return
         if not self._crc:
             # Without a CRC a line error can look like a new code: a code counts once two
             # published telegrams in a row carried it.
@@ -184,7 +156,7 @@ class GenericObisEntities:
         self.codes.update(records)
         LOGGER.debug("New OBIS lines without a specification: %s", ", ".join(records))
         self.remember(records)
-        self.async_add_entities([self._entity(code, unit) for code, unit in records.items()])
+        self.async_add_entities([self.create(code, unit) for code, unit in records.items()])
 
     def remember(self, records: Mapping[str, str | None]) -> None:
         """Store codes (and the unit their entity has) in the entry's data, for the next start."""
@@ -199,109 +171,3 @@ class GenericObisEntities:
             self.coordinator.hass.config_entries.async_update_entry(
                 self.entry, data={**self.entry.data, CONF_GENERIC_OBIS: known}
             )
-
-
-class GenericObisSensor(DsmrEntity, RestoreSensor):
-    """One OBIS line that no specification names, as the meter sends it.
-
-    The state is a number only when the line is a single group "(number)" or "(number*unit)";
-    the unit is the one sent (HA's constant where one is exactly that unit, else the text). Any
-    other line is text: its groups' contents joined by spaces (at most 255 characters). The
-    unit is the entity's from its creation on; a number in another unit changes it (and the
-    entry remembers the new one), while text on a line that had a unit shows as unknown.
-
-    No device class is guessed, and only instantaneous units (power, voltage, current) get
-    `state_class: measurement`: for those, long-term mean/min/max are right whatever the line
-    is. An energy or volume line is deliberately left without a state class: an unnamed line
-    may be a register that resets (a billing-period or previous-month value) or a snapshot, and
-    `total_increasing` on such a line would corrupt the statistics; a user who knows the line
-    can set a state class through a template sensor. No rounding either: the value is the
-    meter's. The line as sent is attribute `raw` (not recorded: it repeats the state).
-    """
-
-    _attr_translation_key = TRANSLATION_KEY
-    _attr_entity_registry_enabled_default = False
-    _unrecorded_attributes = frozenset({"raw"})
-    coordinator: DsmrCoordinator
-
-    def __init__(
-        self,
-        coordinator: DsmrCoordinator,
-        manager: GenericObisEntities,
-        code: str,
-        unit: str | None,
-        *,
-        device_info: DeviceInfo,
-        unique_id: str,
-    ) -> None:
-        """Initialize the sensor for an OBIS code, with the unit it was last seen with."""
-        super().__init__(
-            coordinator,
-            SensorEntityDescription(key=obis_key(code), translation_key=TRANSLATION_KEY),
-            device_info,
-            unique_id,
-        )
-        self.code = code
-        self._manager = manager
-        self._attr_translation_placeholders = {"code": code}
-        self._attr_extra_state_attributes = {"obis_code": code}
-        self._unit: str | None = None
-        self._set_unit(unit)
-        self._line: str | None = None
-        self._written: tuple[bool, Any, str | None] | None = None
-
-    def _set_unit(self, unit: str | None) -> None:
-        self._unit = unit
-        native = ha_unit(unit)
-        self._attr_native_unit_of_measurement = native
-        self._attr_state_class = (
-            SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None
-        )
-
-    async def async_added_to_hass(self) -> None:
-        """Restore the last value before the first telegram arrives."""
-        if (last := await self.async_get_last_sensor_data()) is not None:
-            value = last.native_value
-            if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
-                self._attr_native_value = Decimal(str(value))
-            elif isinstance(value, str) and self._unit is None:
-                self._attr_native_value = value  # text only where no unit is expected
-        await super().async_added_to_hass()
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        coordinator = self.coordinator
-        available = coordinator.available
-        telegram = coordinator.telegram
-        value = self._attr_native_value
-        if available and telegram is not None:
-            line = unknown_lines(telegram).get(self.code)
-            if line is not None and line != self._line:  # a missing line keeps the last value
-                self._line = line
-                value = self._value(line)
-                self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
-        written = (available, value, self._unit)
-        if written == self._written:
-            return
-        self._written = written
-        self._attr_native_value = value
-        self.async_write_ha_state()
-
-    def _value(self, line: str) -> Decimal | str | None:
-        parsed = parse_value(line)
-        if isinstance(parsed, tuple):
-            number, unit = parsed
-            if unit != self._unit:
-                LOGGER.info(
-                    "%s: the meter now sends %s in %s (was %s)",
-                    self.entity_id,
-                    self.code,
-                    unit,
-                    self._unit,
-                )
-                self._set_unit(unit)
-                self._manager.remember({self.code: unit})
-            return number
-        if self._unit is not None:
-            return None  # text on a line with a unit: not a number in that unit
-        return parsed

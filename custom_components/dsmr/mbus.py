@@ -10,16 +10,14 @@ is the line's, and its device class follows it (a gas meter in GJ is energy, as 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from dsmr_parser.objects import MbusDevice
-from homeassistant.components.sensor import SensorDeviceClass
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import DsmrConfigEntry
 from .const import (
     CONF_MBUS_DEVICES,
     CONF_SERIAL_ID,
@@ -30,12 +28,11 @@ from .const import (
     MBUS_TYPE_HEAT,
     MBUS_TYPE_WATER,
 )
+from .coordinator import DsmrConfigEntry
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
 from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
-
-if TYPE_CHECKING:
-    from .sensor import DsmrSensor
+from .snapshot import MbusReading
 
 # Translation key of a core M-Bus entity -> the M-Bus device type it was created for.
 CORE_MBUS_TRANSLATION_KEYS = {
@@ -59,11 +56,12 @@ class SensorFactory(Protocol):
         description: DsmrSensorEntityDescription,
         device_info: DeviceInfo,
         unique_id: str,
+        /,
         *,
         channel: int,
         mbus_id: str | None,
         unit: str | None,
-    ) -> DsmrSensor:
+    ) -> SensorEntity:
         """Return the sensor."""
 
 
@@ -83,10 +81,13 @@ class MbusEntities:
         self.async_add_entities = async_add_entities
         self.create = create
         self.unique_ids: set[str] = set()
+        self.coordinator = entry.runtime_data.coordinator
+        # Channel -> (identifier, has a reading) as last seen: looked at again when it changes.
+        self._known_channels: dict[int, tuple[str | None, bool]] = {}
 
-    def restore(self) -> list[DsmrSensor]:
+    def restore(self) -> list[SensorEntity]:
         """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
-        entities: list[DsmrSensor] = []
+        entities: list[SensorEntity] = []
         for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
             if known["unit"] is None:
                 continue  # remembered by an earlier release from a channel without a reading
@@ -125,36 +126,42 @@ class MbusEntities:
         return found
 
     @callback
-    def found(self, device: MbusDevice) -> None:
-        """Add entities for an M-Bus device seen in a telegram, unless they exist."""
-        type_obj = getattr(device, "MBUS_DEVICE_TYPE", None)
-        if type_obj is None:
+    def update(self) -> None:
+        """On every publish: look at the M-Bus channels that are new or changed."""
+        snapshot = self.coordinator.data
+        if snapshot is None or not snapshot.mbus:
             return
-        device_type = int(type_obj.value)
+        known = self._known_channels
+        for device in snapshot.mbus:
+            seen = (device.identifier, device.has_reading)
+            if known.get(device.channel) != seen:
+                known[device.channel] = seen
+                self.found(device)
+
+    def found(self, device: MbusReading) -> None:
+        """Add entities for an M-Bus device seen in a telegram, unless they exist."""
+        device_type = device.device_type
+        if device_type is None:
+            return
         if device_type not in MBUS_SENSORS:
             LOGGER.info(
-                "M-Bus channel %s: device type %s is not supported", device.channel_id, device_type
+                "M-Bus channel %s: device type %s is not supported", device.channel, device_type
             )
             return
-        reading = getattr(device, "MBUS_METER_READING", None)
-        if reading is None:
+        if not device.has_reading:
             return  # type and identifier only: no entity until a reading comes (as core)
-        ident_obj = getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None)
-        ident = str(ident_obj.value) if ident_obj is not None and ident_obj.value else None
-        unit = getattr(reading, "unit", None)
+        ident = device.identifier
         if ident:
             async_move_gas_to_mbus(self.hass, self.entry, ident)
-        entities = self._entities(device.channel_id, device_type, ident, unit)
+        entities = self._entities(device.channel, device_type, ident, device.unit)
         if not entities:
             return
-        self._remember(device.channel_id, device_type, ident, unit)
+        self._remember(device.channel, device_type, ident, device.unit)
         self.async_add_entities(entities)
-        for entity in entities:
-            entity.handle_mbus_discovery()
 
     def _entities(
         self, channel: int, device_type: int, ident: str | None, unit: str | None
-    ) -> list[DsmrSensor]:
+    ) -> list[SensorEntity]:
         data = self.entry.data
         description, name = MBUS_SENSORS[device_type]
         serial = ident or (data.get(CONF_SERIAL_ID_GAS) if description.is_gas else None)

@@ -29,11 +29,15 @@ Lines with an OBIS code that no object of the specification matches are not thro
 Telegrams it cannot map line by line (a stray line feed, a line that is nothing but an OBIS
 code, objects whose expression spans lines such as DSMR 2.2's gas reading) are handled
 exactly as `TelegramParser.parse` does: by running the object's expression over the telegram.
+
+This module touches none of dsmr_parser's private names: copying a `Telegram` (which needs its
+private lists) is handed in as `derive`, by `dsmr_library`, which builds these parsers and
+checks on import that they still agree with dsmr_parser's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import compress
 import re
@@ -59,6 +63,8 @@ _HEAD: Final = re.compile(r"\^((?:\\d|\[[0-9-]+\]|[0-9A-Za-z:-]|\\\.)+)")
 _OBIS_CODE: Final = re.compile(r"[0-9]{1,3}-[0-9]{1,3}:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 # The attribute of a parsed `Telegram` that holds its unknown OBIS lines (see `unknown_lines`).
 UNKNOWN_LINES: Final = "unknown_lines"
+# The flags dsmr_parser's `TelegramParser` compiles the specification's expressions with.
+EXPRESSION_FLAGS: Final = re.DOTALL | re.MULTILINE
 # Distinct line keys remembered (OBIS codes in practice; garbage lines are keys too).
 MAX_KEYS: Final = 512
 _UNPARSED: Final = object()
@@ -88,6 +94,16 @@ class _Decryptor(TelegramParser):  # type: ignore[misc]
         return self._plain.pop()
 
 
+def decrypt(
+    telegram_specification: dict[str, Any],
+    data: str,
+    encryption_key: str,
+    authentication_key: str | None,
+) -> str:
+    """The plain telegram inside an encrypted frame (hex), as dsmr_parser decrypts it."""
+    return _Decryptor(telegram_specification).decrypt(data, encryption_key, authentication_key)
+
+
 @dataclass(slots=True)
 class _Layout:
     """The last telegram built line by line, and where each of its objects came from.
@@ -112,13 +128,20 @@ class CachingTelegramParser:
     """A drop-in for dsmr_parser's `TelegramParser` that re-parses only changed lines."""
 
     def __init__(
-        self, telegram_specification: dict[str, Any], apply_checksum_validation: bool = True
+        self,
+        telegram_specification: dict[str, Any],
+        apply_checksum_validation: bool = True,
+        *,
+        derive: Callable[[Telegram], Telegram],
     ) -> None:
-        """Prepare for a dsmr_parser telegram specification (e.g. `telegram_specifications.V5`)."""
+        """Prepare for a dsmr_parser telegram specification (e.g. `telegram_specifications.V5`).
+
+        `derive(previous)` returns a new `Telegram` holding what `previous` holds, whose
+        contents can be replaced without touching `previous` (see `dsmr_library`).
+        """
         self.telegram_specification = telegram_specification
         self.apply_checksum_validation = apply_checksum_validation
-        # dsmr_parser's own parser, for its compiled expressions and the exact fallback path.
-        self.full_parser = TelegramParser(telegram_specification, apply_checksum_validation)
+        self._derive = derive
         self._decryptor = (
             _Decryptor(telegram_specification)
             if telegram_specification.get("general_global_cipher")
@@ -130,7 +153,7 @@ class CachingTelegramParser:
         spanning_heads: list[str] = []
         for index, obj in enumerate(telegram_specification["objects"]):
             reference = obj["obis_reference"]
-            pattern = self.full_parser.telegram_specification_regexes[reference]
+            pattern = re.compile(reference, EXPRESSION_FLAGS)
             self._objects.append((reference, obj["value_parser"], obj["value_name"], pattern))
             head = reference.removesuffix(_TAIL)
             if head != reference and _LINE_LOCAL_HEAD.fullmatch(head):
@@ -297,15 +320,8 @@ class CachingTelegramParser:
             if not self._build(layout, throw_ex, parsed):
                 self._layout = None
             return layout.telegram
-        previous = layout.telegram
-        telegram = layout.telegram = Telegram.__new__(Telegram)
-        dict.update(telegram, previous)
+        telegram = layout.telegram = self._derive(layout.telegram)
         attributes = vars(telegram)
-        attributes.update(vars(previous))
-        attributes["_item_names"] = previous._item_names.copy()
-        devices = attributes["_mbus_devices"] = previous._mbus_devices.copy()
-        if "MBUS_DEVICES" in attributes:
-            attributes["MBUS_DEVICES"] = devices
         attributes[UNKNOWN_LINES] = layout.unknown
         last = self._last
         for place, text in changed:

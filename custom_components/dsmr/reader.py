@@ -1,9 +1,10 @@
 """Connection to the meter: open the port, cut telegrams, reconnect, watchdog.
 
 Data flows top to bottom: serialx delivers bytes to `P1Protocol.data_received`, which cuts them
-into telegrams, parses each with dsmr_parser and puts the result on the reader's queue.
-`DsmrReader.async_run` keeps a connection open for as long as the entry is loaded, and puts a
-`ConnectionState` on the same queue whenever the connection comes or goes.
+into telegrams, parses each with dsmr_parser and hands the result straight to the reader's
+`on_telegram` (the coordinator's `telegram_received`), on the same event loop: no queue.
+`DsmrReader.async_run` keeps a connection open for as long as the entry is loaded, and calls
+`on_connection` with a `ConnectionState` whenever the connection comes or goes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 from dsmr_parser import obis_references
-from dsmr_parser.clients.protocol import DSMRProtocol, _create_dsmr_protocol
+from dsmr_parser.clients.protocol import DSMRProtocol
 from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError
 from dsmr_parser.objects import Telegram
@@ -37,9 +38,10 @@ from .const import (
     LOGGER,
     RFXTRX_DSMR_PROTOCOL,
 )
-from .parser import CachingTelegramParser
+from .counters import ReaderStats
+from .dsmr_library import PARSING, Parser, library_parser, new_parser, version_setup
+from .parser import CachingTelegramParser, decrypt
 from .ports import CannotConnect, async_open_port, port_url, redact_port
-from .stats import PARSING, ReaderStats
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
@@ -55,9 +57,6 @@ MAX_BUFFER = 16 * 1024
 # MIN_PAUSE are not worth the timer.
 MIN_PAUSE = 0.02
 PAUSE_MARGIN = 0.02
-# Items the coordinator has not taken yet, at most (a minute and more of telegrams): beyond,
-# the oldest are dropped and counted. Only a stalled event loop gets there.
-MAX_QUEUED = 100
 
 
 class CannotCommunicate(Exception):
@@ -70,14 +69,11 @@ class InvalidKey(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """Queue item: the connection to the meter came up or went down."""
+    """The connection to the meter came up or went down."""
 
     connected: bool
     reason: str | None = None
     failures_in_a_row: int = 0
-
-
-type ReaderItem = Telegram | ConnectionState
 
 
 def equipment_identifier(telegram: Telegram, dsmr_version: str) -> str | None:
@@ -122,14 +118,19 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         frame (see `_share`); `plain_frames`: an encrypted meter's plain telegram instead.
         """
         super().__init__(*args, **kwargs)
+        specification = self.telegram_parser.telegram_specification
         # Same contract and result as dsmr_parser's TelegramParser; unchanged lines are not
-        # parsed again (see parser.py).
-        self.telegram_parser: CachingTelegramParser = CachingTelegramParser(
-            self.telegram_parser.telegram_specification
-        )
+        # parsed again (see parser.py), unless dsmr_library's self-check said otherwise.
+        self.telegram_parser: Parser = new_parser(specification)
+        self.encrypted = bool(specification.get("general_global_cipher"))
+        self.keys = {
+            "encryption_key": kwargs.get("encryption_key", ""),
+            "authentication_key": kwargs.get("authentication_key", ""),
+        }
         self.stats = stats
         self.frame_sink = frame_sink
         self.plain_frames = plain_frames
+        self.done = asyncio.Event()  # set when the connection is lost
         self.close_reason: str | None = None
         self._buffer = bytearray()
         self._watchdog_timeout = watchdog_timeout
@@ -184,7 +185,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 
     def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
-        if self._encrypted:  # the silence watchdog is fed by frames that decrypt only
+        if self.encrypted:  # the silence watchdog is fed by frames that decrypt only
             super().data_received(data)
             return
         buffer = self._buffer
@@ -253,11 +254,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         bad_lines = stats.bad_lines
         parsing = PARSING.set(stats)
         try:
-            parsed = self.telegram_parser.parse(
-                telegram,
-                encryption_key=self._encryption_key,
-                authentication_key=self._authentication_key,
-            )
+            parsed = self.telegram_parser.parse(telegram, **self.keys)
         except DecryptionError as err:
             stats.decryption_errors += 1
             self.decryption_error = err
@@ -275,7 +272,7 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             return
         finally:
             PARSING.reset(parsing)
-        if self._encrypted:
+        if self.encrypted:
             self._last_frame = self.loop.time()
         if stats.bad_lines != bad_lines:
             stats.fault(
@@ -297,12 +294,23 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         arrives here as hex. `plain_frames`: the telegram its decryption gave, its CRC inside.
         """
         assert self.frame_sink is not None
-        if not self._encrypted:
+        if not self.encrypted:
             self.frame_sink(telegram.encode("ascii"))
         elif self.plain_frames:
-            self.frame_sink(self.telegram_parser.last_plain.encode("ascii"))
+            self.frame_sink(self._plain(telegram).encode("ascii"))
         else:
             self.frame_sink(bytes.fromhex(telegram))
+
+    def _plain(self, telegram: str) -> str:
+        """The plain telegram the parse just decrypted.
+
+        dsmr_parser's own parser (used when dsmr_library's self-check fails) keeps none: the
+        frame is decrypted again.
+        """
+        parser = self.telegram_parser
+        if isinstance(parser, CachingTelegramParser):
+            return parser.last_plain
+        return decrypt(parser.telegram_specification, telegram, **self.keys)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the timers and wake up whoever waits for the connection to close."""
@@ -312,7 +320,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self._watchdog = self._resume = None
         if exc is not None and self.close_reason is None:
             self.close_reason = str(exc) or type(exc).__name__
-        self._closed.set()
+        self.done.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is lost."""
+        await self.done.wait()
 
 
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
@@ -362,11 +374,12 @@ async def async_open(
             "authentication_key": data.get(CONF_AUTHENTICATION_KEY) or None,
         }
     # dsmr_parser's own version table picks the telegram specification and serial settings.
-    factory, settings = _create_dsmr_protocol(
-        version,
-        callback,
+    settings = version_setup(version)[1]
+    factory = partial(
         RfxtrxP1Protocol if rfxtrx else P1Protocol,
         loop,
+        library_parser(version),  # replaced by the protocol's own (see P1Protocol)
+        telegram_callback=callback,
         stats=stats,
         watchdog_timeout=watchdog_timeout,
         **sharing,
@@ -380,25 +393,31 @@ async def async_open(
 
 
 class DsmrReader:
-    """Keep a connection to the meter open and feed its telegrams to a queue."""
+    """Keep a connection to the meter open and hand its telegrams on as they arrive."""
 
     def __init__(
         self,
         data: Mapping[str, Any],
-        queue: asyncio.Queue[ReaderItem],
+        on_telegram: Callable[[Telegram], None],
+        on_connection: Callable[[ConnectionState], None],
+        stats: ReaderStats | None = None,
         *,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
         frame_sink: Callable[[bytes], None] | None = None,
         plain_frames: bool = False,
     ) -> None:
-        """Initialize the reader for an entry's data (`frame_sink`: see P1Protocol)."""
+        """Initialize the reader for an entry's data, counting into `stats`.
+
+        `frame_sink` and `plain_frames`: see P1Protocol.
+        """
         self.data = data
-        self.queue = queue
+        self.on_telegram = on_telegram
+        self.on_connection = on_connection
         self.reconnect_interval = reconnect_interval
         self.watchdog_timeout = watchdog_timeout
         self.sharing: dict[str, Any] = {"frame_sink": frame_sink, "plain_frames": plain_frames}
-        self.stats = ReaderStats()
+        self.stats = stats if stats is not None else ReaderStats()
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
 
@@ -409,7 +428,7 @@ class DsmrReader:
             telegrams_before = self.stats.telegrams
             try:
                 transport, protocol = await async_open(
-                    self.data, self.enqueue, self.stats, self.watchdog_timeout, **self.sharing
+                    self.data, self.on_telegram, self.stats, self.watchdog_timeout, **self.sharing
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1
@@ -445,13 +464,4 @@ class DsmrReader:
     def _publish(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:
             self.connected = connected
-            self.enqueue(ConnectionState(connected, reason, self.stats.failures_in_a_row))
-
-    def enqueue(self, item: ReaderItem) -> None:
-        """Hand an item to the coordinator; drop the oldest beyond MAX_QUEUED."""
-        queue = self.queue
-        while queue.qsize() >= MAX_QUEUED:
-            queue.get_nowait()
-            self.stats.dropped += 1
-            self.stats.fault("queue", "Telegrams are not taken in time; dropped the oldest")
-        queue.put_nowait(item)
+            self.on_connection(ConnectionState(connected, reason, self.stats.failures_in_a_row))

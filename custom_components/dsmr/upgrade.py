@@ -21,6 +21,7 @@ gap is between half a minute and five and a half minutes, once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import math
@@ -173,3 +174,50 @@ async def _until(hass: HomeAssistant, when: datetime) -> None:
         await done
     finally:
         cancel()
+
+
+class UnitUpgrade:
+    """When one entity may show values in the meter's unit: after relabelling, if needed.
+
+    Statistics recorded by an earlier release under the specification's unit (`label`) may need
+    relabelling first: checked once per start, for the first line in another unit (also when
+    the restored unit is already the meter's: a restart may have cut an upgrade short).
+    """
+
+    def __init__(self, label: str | None, has_statistics: bool) -> None:
+        """For an entity whose description says `label`, with statistics or not."""
+        self.label = label
+        self.checked = label is None or not has_statistics
+        self.pending = False  # while the upgrade decides
+
+    def starts(self, hass: HomeAssistant, unit: str) -> bool:
+        """Whether values in `unit` wait for an upgrade (then run `async_run`)."""
+        if self.checked or unit == self.label or not recorder_running(hass):
+            return False
+        self.checked = self.pending = True
+        return True
+
+    async def async_run(
+        self,
+        hass: HomeAssistant,
+        entity_id: str,
+        unit: str,
+        value: float,
+        show: Callable[[bool], None],
+    ) -> None:
+        """Check the statistics, `show(relabel)` the unit, relabel when compiled if needed."""
+        assert self.label is not None
+        try:
+            relabel = await async_statistics_mislabelled(hass, entity_id, self.label, unit, value)
+            LOGGER.debug(
+                "%s: the meter sends %s; statistics recorded as %s to relabel: %s",
+                entity_id,
+                unit,
+                self.label,
+                relabel,
+            )
+            show(relabel)
+            if relabel:
+                await async_relabel_when_compiled(hass, entity_id, unit)
+        finally:
+            self.pending = False

@@ -11,16 +11,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 import re
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
-from dsmr_parser import parsers as dsmr_parsers, value_types
+from dsmr_parser import parsers as dsmr_parsers
 from dsmr_parser.exceptions import ParseError
 from dsmr_parser.objects import CosemObject
 from dsmr_parser.parsers import CosemParser
 from dsmr_parser.value_types import timestamp
 
-__all__ = ["SKIP", "parse_cosem", "parse_line", "parse_timestamp"]
+__all__ = ["SKIP", "ZONE", "parse_cosem", "parse_line", "parse_timestamp"]
 
 SKIP: Final = object()  # a line that did not parse (logged, not added)
+# The zone dsmr_parser reads a telegram's local time in (the library's own zone is a private
+# name; `dsmr_library` checks on import that it is this one).
+ZONE: Final = ZoneInfo("Europe/Amsterdam")
 # dsmr_parser's value groups, r"((?<=\()[0-9a-zA-Z\.\*\-\:]{0,}(?=\)))": a group's text is a
 # run of these characters right after a "(" and right before a ")". Taking the parentheses in
 # the match finds the same runs (a "(" or ")" can never be inside one).
@@ -75,7 +79,7 @@ def parse_timestamp(value: str) -> datetime | None:
         return result
     # As dsmr_parser: local time of its zone, "W" (winter time) is the second of an hour that
     # occurs twice.
-    local = naive.replace(tzinfo=value_types._SYSTEM_TZ, fold=1 if value[12] == "W" else 0)
+    local = naive.replace(tzinfo=ZONE, fold=1 if value[12] == "W" else 0)
     return local.astimezone(UTC)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.parsers import ProfileGenericParser, TelegramParser
 
-from custom_components.dsmr.parser import CachingTelegramParser
+from custom_components.dsmr.dsmr_library import caching_parser
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
 
@@ -155,7 +155,7 @@ def parse_alone(versions: list[str], count: int, rounds: int) -> dict[str, dict[
         spec = specification(version)
         parsers: dict[str, Any] = {
             "dsmr_parser": TelegramParser(spec),
-            "ours": CachingTelegramParser(spec),
+            "ours": caching_parser(spec),
         }
         samples: dict[str, list[float]] = {name: [] for name in parsers}
         for parser in parsers.values():
@@ -189,7 +189,7 @@ def soak(count: int) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for name, parser in (
         ("dsmr_parser", TelegramParser(spec)),
-        ("ours", CachingTelegramParser(spec)),
+        ("ours", caching_parser(spec)),
     ):
         gc.collect()
         formats = sum(len(p.value_formats) for p in log_parsers)

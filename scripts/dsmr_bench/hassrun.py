@@ -219,12 +219,17 @@ def entity_count(hass: HomeAssistant, entry_id: str) -> dict[str, int]:
 
 
 def queue_depth(hass: HomeAssistant) -> int:
-    """Telegrams parsed but not yet taken by a coordinator, over all of our entries."""
+    """Telegrams parsed but not yet taken by a coordinator, over all of our entries.
+
+    Since issue 16 the protocol hands each telegram to the coordinator as it parses it: no
+    reader has a queue, and a backlog shows only as lag. (Kept for older checkouts.)
+    """
     depth = 0
     for entry in hass.config_entries.async_entries(DOMAIN):
         reader = getattr(getattr(entry, "runtime_data", None), "reader", None)
-        if reader is not None:
-            depth += reader.queue.qsize()
+        queue = getattr(reader, "queue", None)
+        if queue is not None:
+            depth += queue.qsize()
     return depth
 
 

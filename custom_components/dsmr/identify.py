@@ -1,19 +1,19 @@
-"""What the config flow checks: a real telegram from the meter, keys, host names."""
+"""Identify the meter on a port: open it, read a telegram, take the meter's identifiers.
+
+The config flow (and YAML import) set an entry up only with settings that gave a telegram from
+the meter: `async_validated` reads one and adds the identifiers it carries; detection's frame
+is parsed here too (`parse_frame`, `identify_encrypted`: which encrypted meter the key opens).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from functools import cache
-import ipaddress
-import re
 from typing import Any
 
 from dsmr_parser import obis_references
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
-from homeassistant.const import CONF_HOST, CONF_PORT
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
@@ -24,7 +24,8 @@ from .const import (
     DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID,
     VALIDATION_TIMEOUT,
 )
-from .ports import redact_port
+from .counters import ReaderStats
+from .dsmr_library import PARSING, library_parser
 from .reader import (
     CannotCommunicate,
     InvalidKey,
@@ -32,10 +33,7 @@ from .reader import (
     equipment_identifier,
     gas_equipment_identifier,
 )
-from .stats import PARSING, ReaderStats
 
-KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 # An encrypted frame is one of these; the decrypted telegram tells which (Smarty has an id).
 ENCRYPTED_CANDIDATES = ("MSn", "SAGEMCOM_T210_D_R")
 
@@ -92,12 +90,6 @@ def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]
     }
 
 
-@cache
-def _parser(version: str) -> Any:
-    factory, _settings = _create_dsmr_protocol(version, None, object)
-    return factory.args[1]
-
-
 def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     """Parse a telegram (or encrypted frame) heard during detection, as the reader would.
 
@@ -110,13 +102,13 @@ def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:
     parsing = PARSING.set(ReaderStats())
     try:
         if frame[:1] == b"\xdb":
-            telegram = _parser(version).parse(
+            telegram = library_parser(version).parse(
                 frame.hex(),
                 encryption_key=data.get(CONF_ENCRYPTION_KEY, ""),
                 authentication_key=data.get(CONF_AUTHENTICATION_KEY) or None,
             )
         else:
-            telegram = _parser(version).parse(frame.decode("ascii"))
+            telegram = library_parser(version).parse(frame.decode("ascii"))
     except DecryptionError as err:
         raise InvalidKey from err
     except Exception as err:
@@ -141,40 +133,3 @@ def identify_encrypted(frame: bytes, data: dict[str, Any]) -> dict[str, Any]:
         except CannotCommunicate:
             continue
     raise CannotCommunicate("decrypted, but not a known encrypted meter")
-
-
-def clean_host(value: str) -> str | None:
-    """Accept a host name or address; strip a scheme, port or path a user pasted with it.
-
-    An IPv6 address is returned in brackets, as it goes into the socket:// URL.
-    """
-    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
-    host = host.split("/", 1)[0]
-    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):  # [IPv6] or [IPv6]:port
-        host = bracketed.group(1)
-    elif host.count(":") == 1:  # host:port pasted into the host field
-        host = host.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host if HOST_PATTERN.match(host) else None
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def keys(user_input: dict[str, Any]) -> dict[str, str] | None:
-    """The encryption (and optional authentication) key, upper-case; None if malformed."""
-    key = str(user_input.get(CONF_ENCRYPTION_KEY) or "").strip()
-    auth = str(user_input.get(CONF_AUTHENTICATION_KEY) or "").strip()
-    if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
-        return None
-    found = {CONF_ENCRYPTION_KEY: key.upper()}
-    if auth:
-        found[CONF_AUTHENTICATION_KEY] = auth.upper()
-    return found
-
-
-def title(data: Mapping[str, Any]) -> str:
-    """An entry's title: the port (secrets in its URL redacted), or host:port."""
-    if CONF_HOST in data:
-        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
-    return redact_port(str(data[CONF_PORT]))

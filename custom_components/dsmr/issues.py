@@ -1,4 +1,8 @@
-"""Repair issues: a meter that stays unreachable, a meter that was replaced, a new cycle."""
+"""Repair issues: a meter that stays unreachable, a meter that was replaced, a new cycle.
+
+(Raised in Home Assistant's issue registry. Not named repairs.py: Home Assistant loads an
+integration's `repairs` module as the platform of its repair fix flows.)
+"""
 
 from __future__ import annotations
 

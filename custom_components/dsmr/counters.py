@@ -1,17 +1,14 @@
 """What a reader has seen: counters for diagnostics and health sensors, and rate-limited logging.
 
 `ReaderStats` counts good and bad telegrams and connection faults; a fault of a kind is logged at
-warning once and then at most every ten minutes. dsmr_parser's own per-line error records are
-turned into a counter while one of our readers parses (`PARSING`), instead of a traceback in the
-user's log every second.
+warning once and then at most every ten minutes. (dsmr_parser's own per-line error records are
+counted here too, while a reader parses: see `dsmr_library.PARSING`.)
 """
 
 from __future__ import annotations
 
 from collections import deque
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-import logging
 import time
 
 from .const import LOGGER
@@ -35,7 +32,6 @@ class ReaderStats:
     failures_in_a_row: int = 0  # connection attempts that failed since the last success
     watchdog_timeouts: int = 0
     update_errors: int = 0  # an entity (or the coordinator) failed to take a telegram
-    dropped: int = 0  # telegrams the coordinator did not take in time (a stalled loop)
     last_telegram: float | None = None  # time.time() of the last good telegram
     last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
@@ -61,30 +57,3 @@ class ReaderStats:
     def recovered(self, kind: str) -> None:
         """Forget that a fault was logged, so the next occurrence is reported again."""
         self._logged.pop(kind, None)
-
-
-# The stats of the telegram being parsed, so dsmr_parser's own log records can be counted there.
-PARSING: ContextVar[ReaderStats | None] = ContextVar("dsmr_parsing", default=None)
-
-
-class _CountParserNoise(logging.Filter):
-    """Turn dsmr_parser's per-line error records (with tracebacks) into a counter.
-
-    dsmr_parser logs every unreadable line at error level with a traceback, every second on a
-    DSMR 5 meter with a flaky line, and a warning about an untested security suite (and the
-    like) with every encrypted frame. While one of our readers parses, such records are counted
-    in its stats and reported by it once, rate-limited; other users of the library see them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        stats = PARSING.get()
-        if stats is None:
-            return True
-        if record.levelno >= logging.ERROR:
-            stats.bad_lines += 1
-        else:  # "Untested security suite" and the like, once per telegram: rate-limited
-            stats.fault(f"dsmr_parser {record.msg}", "dsmr_parser: %s", record.getMessage())
-        return False
-
-
-logging.getLogger("dsmr_parser.parsers").addFilter(_CountParserNoise())

@@ -1,0 +1,260 @@
+"""One publish of a meter, as plain frozen data: the window's telegrams in, a snapshot out.
+
+Pure: no Home Assistant here (a test parses the imports). `SnapshotBuilder.build` takes the
+telegrams received since the last publish (the latest last) and the previous snapshot, and
+returns the next one:
+
+- `readings`: every field the entities show (by entity key), converted once: a number is a
+  float in the unit its line carries (`unit`, as sent), with every decimal the meter sent (or
+  rounded to the user's `precision`); a non-finite number (`Infinity`, `NaN`) is unreadable,
+  so its field is absent, as is a line the telegram does not carry.
+- `spreads`: for averaged fields of a window of more than one telegram, the mean, minimum and
+  maximum over the window (as precise as the meter's own values) and the number of samples.
+- `mbus`: per M-Bus channel its type, identifier, reading, unit and the reading's timestamp.
+- `unknown_lines`: the OBIS lines no specification names (code -> the rest of the line).
+- the meter's timestamp, its equipment identifier, and the statistics-period facts: which
+  5-minute period the publish belongs to (meter's clock, else the receiving time) and whether
+  the next publish, as far apart as the last two, falls in the next period (`closes_period`).
+
+Cheap at one publish per telegram: the parser hands out the same object for a line that did
+not change, and a reading whose object is the previous snapshot's is reused as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+from .parser import unknown_lines
+
+# Home Assistant's short-term statistics period, in seconds: long-term statistics take a
+# register's last state of each such period.
+STATISTICS_PERIOD: Final = 300
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A value to read from each telegram: `convert` turns the line's object into the value.
+
+    `derive` computes the value from the whole telegram instead (the unit is then `name`'s).
+    `average`: the window's mean, minimum and maximum are kept too.
+    """
+
+    key: str
+    name: str
+    convert: Callable[[Any], Any] | None = None
+    derive: Callable[[Any], Any] | None = None
+    average: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One field of the published telegram."""
+
+    value: Any  # float for a number, else what `convert` gave (text, int, datetime, None)
+    unit: str | None  # the unit on the line, as sent (None: none)
+    obj: Any = None  # the line's dsmr_parser object (None for a derived value)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """An averaged field over the window's telegrams."""
+
+    mean: float
+    min: float
+    max: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class MbusReading:
+    """One M-Bus channel of the published telegram."""
+
+    channel: int
+    device_type: int | None
+    identifier: str | None
+    value: float | None  # the reading (None: none sent, or unreadable)
+    unit: str | None
+    at: datetime | None  # the sub-meter's timestamp of the reading
+    has_reading: bool  # whether the channel carries a reading line at all
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one publish says about the meter."""
+
+    telegram: Any  # the published telegram (dsmr_parser's), the window's latest
+    readings: Mapping[str, Reading]
+    spreads: Mapping[str, Spread]
+    mbus: tuple[MbusReading, ...]
+    unknown_lines: Mapping[str, str]
+    timestamp: datetime | None  # the meter's clock (aware), if it sends one
+    equipment_id: str | None
+    period: int  # the statistics period: seconds // STATISTICS_PERIOD
+    closes_period: bool
+    at: float  # the time the period was placed by (meter's clock or reception)
+    samples: int  # telegrams in the window
+
+    def value(self, key: str) -> Any:
+        """A field's value (None when the telegram did not carry it)."""
+        reading = self.readings.get(key)
+        return None if reading is None else reading.value
+
+    def mbus_reading(self, channel: int, identifier: str | None) -> MbusReading | None:
+        """The M-Bus channel with this identifier (or, without one, on this channel)."""
+        for found in self.mbus:
+            if (identifier and found.identifier == identifier) or (
+                not identifier and found.channel == channel
+            ):
+                return found
+        return None
+
+
+def number(raw: Any, precision: int | None = None) -> Any:
+    """A Decimal as a float (rounded to `precision` if given); None if not finite."""
+    if not isinstance(raw, Decimal):
+        return raw
+    if not raw.is_finite():
+        return None
+    value = float(raw)
+    return value if precision is None else round(value, precision)
+
+
+def _unit(obj: Any) -> str | None:
+    if isinstance(obj, list):  # the Belgian 13-month peak history: one unit for all
+        obj = next(iter(obj), None)
+    unit = getattr(obj, "unit", None)
+    return unit if isinstance(unit, str) and unit else None
+
+
+class SnapshotBuilder:
+    """Turns windows of telegrams into snapshots, for one meter's fields."""
+
+    def __init__(
+        self,
+        fields: Sequence[Field],
+        *,
+        precision: int | None = None,
+        identify: Callable[[Any], str | None] | None = None,
+    ) -> None:
+        """Read `fields`; round numbers to `precision` decimals if set; `identify` the meter."""
+        self.fields = tuple(fields)
+        self.precision = precision
+        self.identify = identify
+
+    def build(
+        self, telegrams: Sequence[Any], previous: Snapshot | None, received_at: float
+    ) -> Snapshot:
+        """The snapshot of a window (latest telegram last), following `previous`."""
+        telegram = telegrams[-1]
+        before = previous.readings if previous is not None else _EMPTY
+        readings: dict[str, Reading] = {}
+        spreads: dict[str, Spread] = {}
+        precision = self.precision
+        for field in self.fields:
+            reading = self._read(field, telegram, before.get(field.key), precision)
+            if reading is not None:
+                readings[field.key] = reading
+                if field.average and len(telegrams) > 1:
+                    spread = self._spread(field, telegrams)
+                    if spread is not None:
+                        spreads[field.key] = spread
+        stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
+        if not isinstance(stamp, datetime):
+            stamp = None
+        at = stamp.timestamp() if stamp is not None else received_at
+        step = 0.0
+        if previous is not None and previous.at < at:
+            step = at - previous.at
+        period = int(at // STATISTICS_PERIOD)
+        ident = None if self.identify is None else self.identify(telegram)
+        return Snapshot(
+            telegram=telegram,
+            readings=MappingProxyType(readings),
+            spreads=MappingProxyType(spreads) if spreads else _EMPTY,
+            mbus=self._mbus(telegram, precision),
+            unknown_lines=unknown_lines(telegram),
+            timestamp=stamp,
+            equipment_id=ident,
+            period=period,
+            closes_period=int((at + step) // STATISTICS_PERIOD) != period,
+            at=at,
+            samples=len(telegrams),
+        )
+
+    @staticmethod
+    def _read(
+        field: Field, telegram: Any, before: Reading | None, precision: int | None
+    ) -> Reading | None:
+        obj = getattr(telegram, field.name, None)
+        if field.derive is not None:
+            if obj is None:
+                return None
+            value = number(field.derive(telegram), precision)
+            if value is None:
+                return None
+            if before is not None and before.value == value and before.unit == _unit(obj):
+                return before
+            return Reading(value, _unit(obj))
+        if obj is None:
+            return None
+        if before is not None and before.obj is obj:
+            return before  # the parser's object for an unchanged line: converted already
+        raw = obj.value if field.convert is None else field.convert(obj)
+        value = number(raw, precision)
+        if value is None and raw is not None:
+            return None  # not finite: unreadable
+        return Reading(value, _unit(obj) if isinstance(raw, Decimal) else None, obj)
+
+    def _spread(self, field: Field, telegrams: Sequence[Any]) -> Spread | None:
+        raws: list[Decimal] = []
+        for telegram in telegrams:
+            if field.derive is not None:
+                raw = field.derive(telegram)
+            elif (obj := getattr(telegram, field.name, None)) is None:
+                continue
+            else:
+                raw = obj.value if field.convert is None else field.convert(obj)
+            if isinstance(raw, Decimal) and raw.is_finite():
+                raws.append(raw)
+        if not raws:
+            return None
+        samples = [float(raw) for raw in raws]
+        # As precise as the meter's own values (or as the user's `precision`).
+        digits = self.precision
+        if digits is None:
+            digits = max(-int(raw.as_tuple().exponent) for raw in raws)
+        return Spread(
+            mean=round(sum(samples) / len(samples), digits),
+            min=round(min(samples), digits),
+            max=round(max(samples), digits),
+            samples=len(samples),
+        )
+
+    @staticmethod
+    def _mbus(telegram: Any, precision: int | None) -> tuple[MbusReading, ...]:
+        devices = getattr(telegram, "MBUS_DEVICES", None)
+        if not devices:
+            return ()
+        found = []
+        for device in devices:
+            kind = getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None)
+            ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
+            reading = getattr(device, "MBUS_METER_READING", None)
+            found.append(
+                MbusReading(
+                    channel=device.channel_id,
+                    device_type=kind if isinstance(kind, int) else None,
+                    identifier=str(ident) if ident else None,
+                    value=None if reading is None else number(reading.value, precision),
+                    unit=_unit(reading),
+                    at=getattr(reading, "datetime", None),
+                    has_reading=reading is not None,
+                )
+            )
+        return tuple(found)

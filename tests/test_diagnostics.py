@@ -1,0 +1,72 @@
+"""The diagnostics download, as a snapshot: what it shows, and that nothing identifies the meter."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
+
+from custom_components.dsmr.entity import readable
+from dsmr_sim.meter import Meter
+from dsmr_sim.tcp import TcpServer
+
+from .helpers import setup_meter
+
+KEY = "00112233445566778899AABBCCDDEEFF"
+AUTH_KEY = "FFEEDDCCBBAA99887766554433221100"
+
+
+def _identifiers(data: dict[str, Any]) -> set[str]:
+    """The meter's identifiers as stored (hex), as text, and the keys."""
+    found = {data["serial_id"], data.get("serial_id_gas")}
+    found.update(device["id"] for device in data.get("mbus_devices", []))
+    found.update(readable(ident) for ident in list(found) if ident)
+    found.update(data[key] for key in ("encryption_key", "authentication_key") if key in data)
+    return {ident for ident in found if ident}
+
+
+@pytest.mark.parametrize(
+    ("meter", "extra"),
+    [
+        pytest.param(Meter("5B", seed=5, mbus=("gas", "water"), text_message="Hello"), {}, id="5B"),
+        pytest.param(Meter("4", seed=7), {}, id="4-gas"),
+        pytest.param(
+            Meter("SAGEMCOM_T210_D_R", seed=3, key=KEY, auth_key=AUTH_KEY),
+            {"authentication_key": AUTH_KEY},
+            id="encrypted",
+        ),
+    ],
+)
+async def test_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    snapshot: SnapshotAssertion,
+    meter: Meter,
+    extra: dict[str, Any],
+) -> None:
+    server = TcpServer(meter)
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, **extra)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        # The TCP port is the test's own (a free one), not the meter's.
+        assert diagnostics == snapshot(exclude=props("port"))
+        text = json.dumps(diagnostics).lower()
+        identifiers = _identifiers(dict(entry.data))
+        assert identifiers
+        assert [ident for ident in identifiers if ident.lower() in text] == []
+        assert server.host not in text
+        # The operator's text message to the owner: redacted in the raw telegram, and parsed.
+        assert "hello" not in text
+        assert b"Hello".hex() not in text
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

@@ -1,0 +1,85 @@
+"""The register rules of one value (policy.py), without Home Assistant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from custom_components.dsmr.policy import (
+    ABSENT_TELEGRAMS_BEFORE_DISABLE,
+    NEW_CYCLE_AFTER,
+    RegisterPolicy,
+    Verdict,
+)
+
+T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def test_a_lower_reading_is_held_then_a_new_cycle() -> None:
+    policy = RegisterPolicy(register=True, per_period=False)
+    assert policy.judge(None, 5.0, now=T0) == (5.0, Verdict.SHOW)  # first value
+    assert policy.judge(5.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
+    assert policy.judge(6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)  # a glitch: keep showing 6
+    assert policy.holding
+    later = T0 + NEW_CYCLE_AFTER - timedelta(seconds=1)
+    assert policy.judge(6.0, 0.5, now=later) == (6.0, Verdict.HOLD)
+    assert policy.judge(6.0, 0.5, now=T0 + NEW_CYCLE_AFTER) == (0.5, Verdict.NEW_CYCLE)
+    assert not policy.holding
+
+
+def test_a_recovered_reading_ends_the_hold() -> None:
+    policy = RegisterPolicy(register=True, per_period=False)
+    assert policy.judge(6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)
+    assert policy.judge(6.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
+    assert not policy.holding
+
+
+def test_a_replaced_meter_shows_its_lower_reading_at_once() -> None:
+    policy = RegisterPolicy(register=True, per_period=False)
+    assert policy.judge(6.0, 0.1, replaced=True, now=T0) == (0.1, Verdict.SHOW)
+
+
+def test_zeros_are_values() -> None:
+    policy = RegisterPolicy(register=True, per_period=False)
+    assert policy.judge(None, 0.0, now=T0) == (0.0, Verdict.SHOW)
+    assert policy.judge(0.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
+
+
+def test_measurements_are_not_registers() -> None:
+    policy = RegisterPolicy(register=False, per_period=True)
+    assert policy.judge(6.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
+    assert not policy.per_period  # only registers wait for their period
+    assert not policy.hold_for_period(1.0, 2.0, 10, False)
+
+
+def test_one_write_per_statistics_period() -> None:
+    policy = RegisterPolicy(register=True, per_period=True)
+    policy.wrote(10, False)
+    assert policy.hold_for_period(1.0, 2.0, 10, False)  # grown inside the written period: wait
+    assert not policy.hold_for_period(1.0, 2.0, 10, True)  # the period's last window: write
+    policy.wrote(10, True)  # written in the last window: it stands for period 11's start too
+    assert policy.hold_for_period(2.0, 3.0, 11, False)
+    assert not policy.hold_for_period(2.0, 3.0, 12, False)  # a new period: write
+    # Anything but growth is written at once: a decrease, the same, a first or text value.
+    assert not policy.hold_for_period(2.0, 1.0, 11, False)
+    assert not policy.hold_for_period(2.0, 2.0, 11, False)
+    assert not policy.hold_for_period(None, 2.0, 11, False)
+    assert not policy.hold_for_period("low", "normal", 11, False)
+
+
+def test_every_write_when_every_telegram_is_published() -> None:
+    policy = RegisterPolicy(register=True, per_period=False)
+    policy.wrote(10, False)
+    assert not policy.hold_for_period(1.0, 2.0, 10, False)
+
+
+def test_a_value_never_sent_is_disabled_once() -> None:
+    policy = RegisterPolicy(register=False, per_period=False)
+    decisions = [policy.absent() for _ in range(ABSENT_TELEGRAMS_BEFORE_DISABLE + 3)]
+    assert decisions.index(True) == ABSENT_TELEGRAMS_BEFORE_DISABLE - 1
+    assert decisions.count(True) == 1
+
+
+def test_a_value_seen_once_is_never_disabled() -> None:
+    policy = RegisterPolicy(register=False, per_period=False)
+    policy.present()  # e.g. restored from the last run
+    assert not any(policy.absent() for _ in range(ABSENT_TELEGRAMS_BEFORE_DISABLE + 3))
