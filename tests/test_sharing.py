@@ -27,7 +27,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.dsmr import reader as reader_module, sharing as sharing_module
+from custom_components.dsmr import (
+    dsmr_library,
+    reader as reader_module,
+    sharing as sharing_module,
+)
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
 from custom_components.dsmr.rebroadcast import RebroadcastServer
@@ -270,9 +274,15 @@ async def test_encrypted_frames_are_served_as_received(hass: HomeAssistant, vers
 
 
 @pytest.mark.usefixtures("stock_reader")
-async def test_decrypted_opt_in_serves_the_plain_telegram(hass: HomeAssistant) -> None:
+@pytest.mark.parametrize("parser", ["ours", "dsmr_parser's own"])
+async def test_decrypted_opt_in_serves_the_plain_telegram(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, parser: str
+) -> None:
     """With the second opt-in, a Luxembourg Smarty's plain telegram is served (its own CRC
-    inside): a reader without the key, set to 5L, reads it."""
+    inside): a reader without the key, set to 5L, reads it. Also when dsmr_library's
+    self-check failed and the reader parses with dsmr_parser's own parser."""
+    if parser != "ours":
+        monkeypatch.setattr(dsmr_library, "SELF_CHECK_PROBLEM", "a test says so")
     meter = TcpServer(make_meter("MSn", seed=24))
     await meter.start()
     entry = await shared_meter(hass, meter, rebroadcast_decrypted=True)
