@@ -47,6 +47,13 @@ def telegrams(count: int = 60) -> list[bytes]:
     return out
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
 def clock_cost(samples: int = 20000) -> float:
     """Nanoseconds that one `thread_time_ns()` pair costs with nothing between."""
     clock = time.thread_time_ns
@@ -65,21 +72,27 @@ class Clients:
         self.proc = proc
 
     @classmethod
-    async def start(cls, server: RebroadcastServer, count: int) -> Clients:
-        """Connect `count` clients and wait until the server counts them."""
-        changed = asyncio.Event()
-        remove = server.add_listener(changed.set)
+    async def spawn(cls, port: int, count: int) -> Clients:
+        """Start the process: it connects `count` clients (retrying until the port listens)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "dsmr_bench.rebroadcast",
             "clients",
-            str(server.port),
+            str(port),
             str(count),
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": PYTHONPATH},
             cwd=TOP,
         )
+        return cls(proc)
+
+    @classmethod
+    async def start(cls, server: RebroadcastServer, count: int) -> Clients:
+        """Connect `count` clients and wait until the server counts them."""
+        changed = asyncio.Event()
+        remove = server.add_listener(changed.set)
+        clients = await cls.spawn(server.port, count)
         try:
             async with asyncio.timeout(30):
                 while server.clients < count:
@@ -87,7 +100,7 @@ class Clients:
                     await changed.wait()
         finally:
             remove()
-        return cls(proc)
+        return clients
 
     async def received(self) -> list[int]:
         """Bytes each client received, once the server has closed them."""
@@ -188,6 +201,18 @@ async def publish_cost(
     }
 
 
+def _connect(port: int, within: float = 60.0) -> socket.socket:
+    """A connection to `port`, once something listens on it (a server may still be starting)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return socket.create_connection((LOOPBACK, port))
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def run_clients(port: int, count: int) -> None:
     """Connect `count` sockets and read them every 5 ms until the server closes them.
 
@@ -195,7 +220,7 @@ def run_clients(port: int, count: int) -> None:
     this process each time: on loopback such a wake-up costs the sender more than the send
     itself, and a client on another machine costs the sender none.
     """
-    socks = [socket.create_connection((LOOPBACK, port)) for _ in range(count)]
+    socks = [_connect(port) for _ in range(count)]
     received = [0] * count
     open_ = set(range(count))
     for sock in socks:
