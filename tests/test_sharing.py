@@ -507,3 +507,42 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
     assert served.stats.accepted == 1  # core connected once and stayed
     assert entry.runtime_data.reader.stats.parse_errors == 3  # the non-ASCII frames, ours
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The meter goes silent: a reader of the share (entry B, our integration, watchdog 1 s)
+    hears nothing, closes and reconnects to A, whose server stayed up all along; when the meter
+    talks again, B shows its telegram."""
+    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    meter = TcpServer(Meter("5", seed=33, mbus=()))
+    await meter.start()
+    entry = await shared_meter(hass, meter)
+    served = server_of(entry)
+    second = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            "host": LOOPBACK,
+            "port": served.port,
+            "dsmr_version": "5",
+            "protocol": "dsmr_protocol",
+        },
+        options={"time_between_update": 0, "watchdog_timeout": 1},
+    )
+    second.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(second.entry_id)
+    await wait_for(lambda: served.clients == 1)
+    meter.faults.set("stall")
+    await meter.send_telegram()  # nothing: the meter is silent
+    await wait_for(lambda: served.stats.accepted == 2 and served.clients == 1, timeout=10)
+    assert second.runtime_data.reader.stats.watchdog_timeouts >= 1
+    assert entry.runtime_data.reader.connected  # A's own watchdog (60 s) is far off
+    meter.faults.clear()
+    await send(entry, meter)
+    await wait_for(lambda: second.runtime_data.counters.telegrams == 1)
+    power = f"{POWER}_2"  # B's entity, next to A's
+    await wait_for(lambda: hass.states.get(power).state == hass.states.get(POWER).state)
+    assert await hass.config_entries.async_unload(second.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await meter.stop()
