@@ -59,6 +59,11 @@ def sharing(port: int, **more: Any) -> dict[str, Any]:
     } | more
 
 
+def bridge_data(port: int) -> dict[str, Any]:
+    """Entry data of a DSMR 5 meter behind a network bridge on 127.0.0.1:`port`."""
+    return {"host": LOOPBACK, "port": port, "dsmr_version": "5", "protocol": "dsmr_protocol"}
+
+
 def server_of(entry: MockConfigEntry) -> RebroadcastServer:
     server = entry.runtime_data.rebroadcast
     assert server is not None
@@ -204,12 +209,7 @@ async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[A
     port = free_port()
     entry = MockConfigEntry(
         domain=DOMAIN,
-        data={
-            "host": LOOPBACK,
-            "port": bridge.port,
-            "dsmr_version": "5",
-            "protocol": "dsmr_protocol",
-        },
+        data=bridge_data(bridge.port),
         options=sharing(port),
     )
     entry.add_to_hass(hass)
@@ -488,8 +488,9 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
         "serial_id": equipment_identifier(parsed, "5"),
         "serial_id_gas": gas_equipment_identifier(parsed, "5"),
     }
-    data = {"host": LOOPBACK, "port": bridge.port, "dsmr_version": "5", "protocol": "dsmr_protocol"}
-    entry = MockConfigEntry(domain=DOMAIN, data=data | ids, options=sharing(free_port()))
+    entry = MockConfigEntry(
+        domain=DOMAIN, data=bridge_data(bridge.port) | ids, options=sharing(free_port())
+    )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(lambda: bridge.client_count == 1 and server_of(entry).listening)
@@ -522,12 +523,7 @@ async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
     served = server_of(entry)
     second = MockConfigEntry(
         domain=DOMAIN,
-        data={
-            "host": LOOPBACK,
-            "port": served.port,
-            "dsmr_version": "5",
-            "protocol": "dsmr_protocol",
-        },
+        data=bridge_data(served.port),
         options={"time_between_update": 0, "watchdog_timeout": 1},
     )
     second.add_to_hass(hass)
