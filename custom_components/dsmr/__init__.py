@@ -30,7 +30,7 @@ from .counters import ReaderStats
 from .descriptions import SENSORS, spec_value_names
 from .migration import async_migrate_entity_unique_ids
 from .reader import DsmrReader, equipment_identifier
-from .sharing import async_start_sharing
+from .sharing import sharing_for
 from .snapshot import Field, SnapshotBuilder
 from .yaml_import import async_import_yaml
 
@@ -58,7 +58,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         counters := ReaderStats(),
     )
     # Sharing the meter (off by default): every accepted frame also goes to the server.
-    sharing = async_start_sharing(hass, entry)
+    sharing = sharing_for(hass, entry)
     server = sharing.server if sharing is not None else None
     # The reader's protocol calls the coordinator for every telegram and connection change.
     reader = DsmrReader(
@@ -73,6 +73,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     )
     entry.runtime_data = DsmrRuntimeData(coordinator, reader, counters, server)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if sharing is not None:  # once the entry sets up: it lives as long as the entry is loaded
+        sharing.async_start()
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes
     # its port when cancelled. (The coordinator shuts down with the entry by itself.)
     entry.async_create_background_task(hass, reader.async_run(), "dsmr reader")

@@ -1,8 +1,9 @@
 """Sharing the meter: the re-broadcast server's life with a config entry.
 
-The options say whether and where (`sharing_config`); `async_start_sharing` makes the server
-(rebroadcast.py) when the entry is set up and starts it in the entry's background, retrying
-with the reader's backoff (at boot an interface address may not exist yet); the server lives as
+The options say whether and where (`sharing_config`); `sharing_for` makes the server
+(rebroadcast.py) when the entry is set up, so that the reader can be given its `publish`;
+`Sharing.async_start`, once the entry sets up, starts it in the entry's background, retrying
+with the reader's backoff (at boot an interface address may not exist yet). The server lives as
 long as the entry is loaded, not as long as the meter's connection. A start failure never fails
 the entry (the meter must still be read): one warning line and the repair issue
 `rebroadcast_cannot_listen`, gone when the port opens, on unload and when sharing is turned off.
@@ -87,6 +88,12 @@ class Sharing:
         # would leave its listening socket behind) and then stops the server.
         self._starting: asyncio.Future[None] | None = None
 
+    @callback
+    def async_start(self) -> None:
+        """Start listening in the entry's background; stop with the entry."""
+        self.entry.async_on_unload(self.async_stop)
+        self.entry.async_create_background_task(self.hass, self.async_run(), "dsmr re-broadcast")
+
     async def async_run(self) -> None:
         """Start the server; on failure say so once and retry until it starts or unload."""
         delay = FIRST_RETRY_DELAY
@@ -135,16 +142,13 @@ class Sharing:
 
 
 @callback
-def async_start_sharing(hass: HomeAssistant, entry: ConfigEntry) -> Sharing | None:
-    """Share the entry's meter if its options say so: started now, stopped on unload."""
+def sharing_for(hass: HomeAssistant, entry: ConfigEntry) -> Sharing | None:
+    """The entry's sharing if its options turn it on (not started: `Sharing.async_start`)."""
     config = sharing_config(entry.data, entry.options)
     if config is None:
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))  # turned off while failing
         return None
-    sharing = Sharing(hass, entry, config)
-    entry.async_on_unload(sharing.async_stop)
-    entry.async_create_background_task(hass, sharing.async_run(), "dsmr re-broadcast")
-    return sharing
+    return Sharing(hass, entry, config)
 
 
 async def async_trial_listen(host: str, port: int) -> ListenFailure | None:
