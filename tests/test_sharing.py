@@ -407,8 +407,8 @@ async def test_a_held_port_raises_an_issue_and_the_retry_opens_it(
         assert len(warnings) == 1
         assert not server_of(entry).listening
         holder.close()
-        await wait_for(lambda: server_of(entry).listening)
-        assert issues.async_get_issue(DOMAIN, issue_id) is None
+        await wait_for(lambda: issues.async_get_issue(DOMAIN, issue_id) is None)
+        assert server_of(entry).listening
     finally:
         holder.close()
     # Held again and turned off: the issue goes with the option.
