@@ -8,14 +8,19 @@ from pathlib import Path
 import subprocess
 import sys
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.server import BaseServer
+
+from .helpers import RawBridge
 
 pytest_plugins = ["dsmr_sim.pytest_plugin", "tests.leaks"]
 
@@ -85,6 +90,23 @@ def loopback_sockets(socket_enabled: None) -> None:
 
 
 @pytest.fixture
+def ha_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's serializer (registry entries without their ids)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Every entity enabled when created (as Home Assistant core's fixture of that name)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
+
+
+@pytest.fixture
 async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
     """Simulators to stop at the end, after the entries that read them are unloaded."""
     started: list[BaseServer] = []
@@ -94,6 +116,20 @@ async def servers(hass: HomeAssistant) -> AsyncIterator[list[BaseServer]]:
             assert await hass.config_entries.async_unload(entry.entry_id)
     for server in started:
         await server.stop()
+
+
+@pytest.fixture
+async def silent_port(hass: HomeAssistant) -> AsyncIterator[str]:
+    """A port that opens and stays silent (a bridge whose meter sends nothing yet).
+
+    For entries that must set up (setup opens the port first) without a meter behind them.
+    """
+    bridge = await RawBridge().start()
+    yield bridge.url
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            assert await hass.config_entries.async_unload(entry.entry_id)
+    await bridge.stop()
 
 
 def core_entry(data: dict[str, Any], **kwargs: Any) -> MockConfigEntry:

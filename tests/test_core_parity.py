@@ -19,7 +19,6 @@ from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
 
-from .conftest import MISSING_PORT
 from .helpers import identified, send, wait_for
 from .parity import Before, Observed, entry_for, observe, run_core
 from .telegrams import (
@@ -300,12 +299,13 @@ async def test_gas_to_mbus_migration(
 
 async def test_channel_without_reading_remembered_earlier_is_not_restored(
     hass: HomeAssistant,
+    silent_port: str,
 ) -> None:
     """An earlier release remembered channels that never sent a reading: no entity for them."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={
-            "port": MISSING_PORT,
+            "port": silent_port,
             "dsmr_version": "5",
             "serial_id": ELECTRICITY_ID,
             "serial_id_gas": None,

@@ -70,3 +70,38 @@ async def test_diagnostics(
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
+
+
+async def test_diagnostics_hide_keys_and_identifiers(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator
+) -> None:
+    key = "00112233445566778899AABBCCDDEEFF"
+    server = TcpServer(Meter("MSn", seed=5, key=key, mbus=("gas",)))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        text = json.dumps(diagnostics)
+        assert key not in text
+        assert entry.data["serial_id"] not in text
+        mbus_id = entry.data["mbus_devices"][0]["id"]
+        assert mbus_id not in text
+        assert diagnostics["reader"]["telegrams"] == 1
+        assert diagnostics["raw_telegram"] is None  # encrypted frames are not shown
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await server.stop()
+        # A plain meter: the raw telegram is there, without its identifiers.
+        plain = TcpServer(Meter("5B", seed=5, mbus=("gas",), text_message="Hello"))
+        await plain.start()
+        entry = await setup_meter(hass, plain)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        raw = diagnostics["raw_telegram"]
+        assert raw.startswith("/")
+        assert "1-0:1.8.1(" in raw
+        for ident in (entry.data["serial_id"], entry.data["mbus_devices"][0]["id"]):
+            assert ident not in json.dumps(diagnostics)
+        await plain.stop()
+        assert diagnostics["telegram"]["CURRENT_ELECTRICITY_USAGE"]["value"] is not None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

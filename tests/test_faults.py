@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.dsmr import reader as reader_module
 from custom_components.dsmr.const import DOMAIN
@@ -19,7 +19,6 @@ from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .conftest import MISSING_PORT
 from .helpers import send, setup_meter, wait_for
 
 POWER = "sensor.electricity_meter_power_consumption"
@@ -153,13 +152,11 @@ async def test_unreachable_port_raises_a_repair_issue_and_clears_it(
     hass: HomeAssistant, tmp_path: Path
 ) -> None:
     link = tmp_path / "ttyP1"
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={"port": str(link), "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
-        options=OPTIONS,
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    server = PtyServer(Meter("5", seed=16), link=link)
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    # The adapter is unplugged: the reader keeps trying, and says so after a few attempts.
+    await server.stop()
     issues = ir.async_get(hass)
     issue_id = f"unreachable_{entry.entry_id}"
     await wait_for(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None, timeout=10)
@@ -174,20 +171,17 @@ async def test_unreachable_port_raises_a_repair_issue_and_clears_it(
 
 
 async def test_connection_errors_are_logged_once_without_traceback(
-    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={"port": MISSING_PORT, "dsmr_version": "5", "serial_id": None, "serial_id_gas": None},
-        options=OPTIONS,
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    server = PtyServer(Meter("5", seed=18), link=tmp_path / "ttyP1")
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    await server.stop()  # gone: every reconnect fails
     await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors >= 4, timeout=10)
     ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
-    warnings = [r for r in ours if r.levelname == "WARNING"]
-    assert len(warnings) == 1
-    assert MISSING_PORT in warnings[0].getMessage()
+    failures = [r for r in ours if r.levelname == "WARNING" and "Cannot open" in r.getMessage()]
+    assert len(failures) == 1
+    assert str(tmp_path / "ttyP1") in failures[0].getMessage()
     assert all(r.exc_info is None for r in ours)
     assert await hass.config_entries.async_unload(entry.entry_id)
 

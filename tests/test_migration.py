@@ -14,7 +14,7 @@ from custom_components.dsmr.migration import migrated_unique_id
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
 
-from .conftest import MISSING_PORT, core_entry
+from .conftest import core_entry
 from .helpers import send, validated, wait_for
 
 
@@ -60,11 +60,11 @@ def test_migrated_unique_id(old: str, version: str, new: str | None) -> None:
     assert migrated_unique_id(old, version) == new
 
 
-async def test_dsmr5_with_gas_keeps_entities(hass: HomeAssistant) -> None:
+async def test_dsmr5_with_gas_keeps_entities(hass: HomeAssistant, silent_port: str) -> None:
     """DSMR 5 meter with an M-Bus gas meter, as core left it, incl. one pre-2022 unique id."""
     entry = core_entry(
         {
-            "port": MISSING_PORT,
+            "port": silent_port,
             "dsmr_version": "5",
             "protocol": "dsmr_protocol",
             "serial_id": "4530303435303031363238353137313135",
@@ -128,18 +128,19 @@ async def test_dsmr5_with_gas_keeps_entities(hass: HomeAssistant) -> None:
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_legacy_network_entry_loads(hass: HomeAssistant) -> None:
+async def test_legacy_network_entry_loads(hass: HomeAssistant, silent_port: str) -> None:
     """An entry from core's old network flow (host + integer port) loads unchanged."""
+    port = int(silent_port.rpartition(":")[2])  # a bridge whose meter sends nothing yet
     entry = core_entry(
         {
             "host": "127.0.0.1",
-            "port": 9,  # discard port: nothing listens, the reader keeps retrying
+            "port": port,
             "dsmr_version": "2.2",
             "protocol": "dsmr_protocol",
             "serial_id": "1234",
             "serial_id_gas": "5678",
         },
-        title="127.0.0.1:9",
+        title=f"127.0.0.1:{port}",
     )
     entry.add_to_hass(hass)
     _core_entity(
@@ -153,7 +154,7 @@ async def test_legacy_network_entry_loads(hass: HomeAssistant) -> None:
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert dict(entry.data)["port"] == 9
+    assert dict(entry.data)["port"] == port
     state = hass.states.get("sensor.gas_meter_gas_consumption")
     assert state is not None and "restored" not in state.attributes
     assert hass.states.get("sensor.electricity_meter_power_consumption") is not None
@@ -275,7 +276,7 @@ async def test_pre_mbus_gas_entity_moves_to_the_mbus_device(hass: HomeAssistant)
     [("5B", "belgium_5min_gas_meter_reading"), ("5", "hourly_gas_meter_reading")],
 )
 async def test_pre_mbus_gas_entity_waits_for_its_mbus_identifier(
-    hass: HomeAssistant, version: str, suffix: str
+    hass: HomeAssistant, silent_port: str, version: str, suffix: str
 ) -> None:
     """Until a telegram names the M-Bus identifier, a pre-2024 gas entity is left alone.
 
@@ -285,7 +286,7 @@ async def test_pre_mbus_gas_entity_waits_for_its_mbus_identifier(
     gas = "4730303339303031363532303530323136"
     entry = core_entry(
         {
-            "port": MISSING_PORT,
+            "port": silent_port,
             "dsmr_version": version,
             "protocol": "dsmr_protocol",
             "serial_id": "1234",

@@ -1,22 +1,40 @@
-"""The whole pipeline, per version: simulator -> real socket or tty -> reader -> entities."""
+"""The sensor platform: every version's values through the whole pipeline (simulator -> real
+socket or tty -> reader -> coordinator -> entities), the platform snapshot, and the life of a
+value: restored, late M-Bus devices, values the meter does not send, bad telegrams, the update
+window's mean and the statistics period's one write."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
-from homeassistant.const import STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.const import STATE_UNAVAILABLE, Platform
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+    snapshot_platform,
+)
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.coordinator import DsmrCoordinator
 from custom_components.dsmr.descriptions import NOT_ENTITIES, SENSORS, spec_value_names
+from custom_components.dsmr.health import Health
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .helpers import entity_snapshot, send, setup_meter
+from .helpers import entity_snapshot, send, setup_meter, wait_for
+
+POWER = "sensor.electricity_meter_power_consumption"
 
 VERSIONS = [
     "2.2",
@@ -95,8 +113,6 @@ async def test_unavailable_when_the_bridge_goes_away(
     entity_id = "sensor.electricity_meter_power_consumption"
     assert hass.states.get(entity_id).state != STATE_UNAVAILABLE
     await tcp_server.stop()
-    from .helpers import wait_for
-
     await wait_for(lambda: hass.states.get(entity_id).state == STATE_UNAVAILABLE)
     await tcp_server.start()
     await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
@@ -104,3 +120,267 @@ async def test_unavailable_when_the_bridge_goes_away(
     assert hass.states.get(entity_id).state != STATE_UNAVAILABLE
     assert er.async_get(hass).async_get(entity_id) is not None
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_sensor_platform(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    ha_snapshot: SnapshotAssertion,
+) -> None:
+    """Every sensor of a DSMR 5 meter with gas and water, all enabled, after two telegrams.
+
+    The health sensors show a fixed `Health` here (their values follow the clock; how they
+    follow the counters: tests/test_faults.py).
+    """
+    server = TcpServer(Meter("5", seed=1, mbus=("gas", "water"), extra_lines=["0-0:96.50.1(X)"]))
+    await server.start()
+    health = Health(
+        connected=True,
+        telegrams_per_minute=2,
+        skipped_telegrams=0,
+        last_telegram=datetime(2024, 1, 15, 11, 0, 20, tzinfo=UTC),
+        meter_clock_offset=0.4,
+    )
+    try:
+        with (
+            patch("custom_components.dsmr.PLATFORMS", [Platform.SENSOR]),
+            patch.object(DsmrCoordinator, "health", return_value=health),
+        ):
+            entry = await setup_meter(hass, server)
+            await send(entry, server)
+            await hass.async_block_till_done()
+            await snapshot_platform(hass, entity_registry, ha_snapshot, entry.entry_id)
+            assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any]) -> MockConfigEntry:
+    """Set up a DSMR 5 entry whose power sensor has a restored state (1.234 kW) to show."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={**where, "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
+    )
+    entry.add_to_hass(hass)
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1234_current_electricity_usage",
+        suggested_object_id="electricity_meter_power_consumption",
+        config_entry=entry,
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> None:
+    mock_restore_cache_with_extra_data(
+        hass, [(State(POWER, "1.234"), {"native_value": 1.234, "native_unit_of_measurement": "kW"})]
+    )
+    server = TcpServer(Meter("5", seed=1))
+    await server.start()
+    try:
+        entry = await _entry_with_restored_power(hass, {"host": "127.0.0.1", "port": server.port})
+        assert hass.states.get(POWER).state == "1.234"
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        assert float(hass.states.get(POWER).state) == float(
+            server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAssistant) -> None:
+    without = TcpServer(Meter("5", seed=2, mbus=()))
+    await without.start()
+    port = without.port
+    entry = await setup_meter(hass, without)
+    devices = dr.async_get(hass)
+    assert len(dr.async_entries_for_config_entry(devices, entry.entry_id)) == 1
+    await without.stop()
+    # The same meter, now with a gas and a water meter connected (channels 1 and 2).
+    with_mbus = TcpServer(Meter("5", seed=2, mbus=("gas", "water")), port=port)
+    await with_mbus.start()
+    try:
+        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await send(entry, with_mbus)
+        await hass.async_block_till_done()
+        names = sorted(d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id))
+        assert names == ["Electricity Meter", "Gas Meter", "Water Meter"]
+        gas = hass.states.get("sensor.gas_meter_gas_consumption")
+        assert gas.attributes["unit_of_measurement"] == "m³"
+        water = hass.states.get("sensor.water_meter_water_consumption")
+        assert float(water.state) > 0
+        assert len(entry.data["mbus_devices"]) == 2
+        # After a reload they exist at once, before any telegram.
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        state = hass.states.get("sensor.water_meter_water_consumption")
+        assert state is not None
+        assert "restored" not in state.attributes
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await with_mbus.stop()
+
+
+async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
+    """A Luxembourg entry enables the import total; a meter that lacks the line hides it."""
+    server = TcpServer(Meter("5", seed=3))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, validate=False, dsmr_version="5L")
+        total = "sensor.electricity_meter_energy_consumption_total"
+        registry = er.async_get(hass)
+        assert registry.async_get(total).disabled_by is None
+        await send(entry, server, 3)
+        await hass.async_block_till_done()
+        assert registry.async_get(total).disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        # The user enables it again: it stays enabled.
+        registry.async_update_entity(total, disabled_by=None)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server, 4)
+        await hass.async_block_till_done()
+        assert registry.async_get(total).disabled_by is None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_bad_crc_is_counted_and_changes_nothing(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=4))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        before = hass.states.get(POWER)
+        server.faults.set("bad_crc")
+        await send(entry, server, 3)
+        stats = entry.runtime_data.reader.stats
+        assert stats.crc_errors == 3
+        after = hass.states.get(POWER)
+        assert after.state == before.state
+        assert after.last_updated == before.last_updated
+        server.faults.clear()
+        await send(entry, server)
+        assert hass.states.get(POWER).state == str(
+            float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
+        )
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=6))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 1})
+        er.async_get(hass).async_update_entity(
+            "sensor.electricity_meter_net_power", disabled_by=None
+        )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)  # the first telegram after connecting is published at once
+        coordinator = entry.runtime_data.coordinator
+        published = coordinator.published
+        samples = []
+        registers = {float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"])}
+        for _ in range(5):
+            await send(entry, server)
+            samples.append(float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]))
+            registers.add(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]))
+        assert coordinator.published == published  # still inside the window
+        await wait_for(lambda: coordinator.published == published + 1, timeout=3)
+        await hass.async_block_till_done()
+        state = hass.states.get(POWER)
+        assert float(state.state) == round(sum(samples) / len(samples), 3)
+        assert state.attributes["min"] == min(samples)
+        assert state.attributes["max"] == max(samples)
+        assert state.attributes["samples"] == 5
+        # Registers publish a telegram's value, not a mean (which one: see the next test).
+        tariff = hass.states.get("sensor.electricity_meter_energy_consumption_tarif_1")
+        assert float(tariff.state) in registers
+        net = hass.states.get("sensor.electricity_meter_net_power")
+        assert float(net.state) == round(sum(samples) / len(samples), 3)  # no export in this window
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_registers_written_once_per_statistics_period(hass: HomeAssistant) -> None:
+    """With an update window, a growing register is written in each 5-minute period's last
+    window (by the meter's clock): the value long-term statistics take at every period's end is
+    the meter's, with one write per period instead of one per window. Power: every window."""
+    server = TcpServer(Meter("5", seed=6), step_seconds=10.0)  # a telegram per 10 meter seconds
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 0.001})
+        tariffs = {
+            name: f"sensor.electricity_meter_energy_consumption_tarif_{name[-1]}"
+            for name in ("ELECTRICITY_USED_TARIFF_1", "ELECTRICITY_USED_TARIFF_2")
+        }
+        sent: list[tuple[int, dict[str, float], dict[str, float]]] = []
+        power_written = 0
+        for _ in range(95):  # meter time: about 16 minutes, 4 periods started
+            await asyncio.sleep(0.005)  # past the (tiny) window: every telegram is published
+            await send(entry, server)
+            values = server.last_rendered.values
+            period = int(server.meter.now.timestamp() // 300)
+            sent.append(
+                (
+                    period,
+                    {name: float(values[name]) for name in tariffs},
+                    {
+                        name: float(hass.states.get(entity).state)
+                        for name, entity in tariffs.items()
+                    },
+                )
+            )
+            power_written += float(hass.states.get(POWER).state) == float(
+                values["CURRENT_ELECTRICITY_USAGE"]
+            )
+        assert power_written == 95
+        periods = sorted({period for period, _, _ in sent})
+        for name in tariffs:
+            changes = sum(a[1][name] != b[1][name] for a, b in pairwise(sent))
+            writes = sum(a[2][name] != b[2][name] for a, b in pairwise(sent))
+            if changes == 0:
+                continue  # this tariff was not in use
+            assert changes > 2 * len(periods)  # the register moved nearly every telegram ...
+            assert writes <= len(periods)  # ... and was written once per period
+            for period in periods[:-1]:  # every finished period ends on the meter's value
+                _, meter, shown = [item for item in sent if item[0] == period][-1]
+                assert shown[name] == meter[name], (name, period)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_lowering_precision_is_not_a_decrease(hass: HomeAssistant) -> None:
+    server = TcpServer(Meter("5", seed=10))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        tariff = "sensor.electricity_meter_energy_consumption_tarif_1"
+        hass.config_entries.async_update_entry(entry, data={**entry.data, "precision": 1})
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        expected = round(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]), 1)
+        assert float(hass.states.get(tariff).state) == expected
+        assert (
+            entry.runtime_data.reader.stats.last_error is None
+            or "went down" not in entry.runtime_data.reader.stats.last_error
+        )
+        device = dr.async_get(hass).async_get_device_by_identifier(
+            ("dsmr", entry.data["serial_id"]), entry.entry_id
+        )
+        assert device.serial_number == server.meter.equipment_id  # readable, not hex
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

@@ -216,3 +216,23 @@ def test_snapshot_module_is_free_of_home_assistant() -> None:
             imported.update(alias.name for alias in node.names)
     assert not any(name.startswith("homeassistant") for name in imported)
     assert {name for name in imported if name.startswith(".")} <= {".parser"}
+
+
+def test_unchanged_mbus_lines_reuse_the_previous_readings(parser: CachingTelegramParser) -> None:
+    def with_gas(reading: str, stamp: str) -> str:
+        return telegram(
+            "000123.456*kWh",
+            "01.193*kW",
+            stamp,
+            "0-1:24.1.0(003)",
+            f"0-1:96.1.0({GAS})",
+            f"0-1:24.2.1(240115115500W)({reading}*m3)",
+        )
+
+    builder = SnapshotBuilder(())
+    first = build(builder, [parser.parse(with_gas("00012.345", "240115120000W"))])
+    same = build(builder, [parser.parse(with_gas("00012.345", "240115120001W"))], first)
+    assert same.mbus is first.mbus
+    moved = build(builder, [parser.parse(with_gas("00012.346", "240115120002W"))], same)
+    assert moved.mbus is not same.mbus
+    assert moved.mbus[0].value == 12.346

@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 
-from custom_components.dsmr import sensor
+from custom_components.dsmr import upgrade
 from custom_components.dsmr.upgrade import Recorded, mislabelled
 from dsmr_sim.crc import with_crc
 from dsmr_sim.tcp import TcpServer
@@ -192,7 +192,7 @@ async def test_without_relabelling_home_assistant_sees_a_new_cycle(
     async def never(*_args: Any) -> bool:
         return False
 
-    monkeypatch.setattr(sensor, "async_statistics_mislabelled", never)
+    monkeypatch.setattr(upgrade, "async_statistics_mislabelled", never)
     server, meter = await _austrian_meter(servers)
     entry = await _earlier_release(hass, freezer, server, [326600.0, 326620.0, 326641.0])
     await _upgrade(hass, freezer, server, meter, entry)

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
@@ -29,6 +30,7 @@ from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
 from .counters import ReaderStats
 from .descriptions import SENSORS, spec_value_names
 from .migration import async_migrate_entity_unique_ids
+from .ports import CannotConnect, InvalidPort
 from .reader import DsmrReader, equipment_identifier
 from .sharing import sharing_for
 from .snapshot import Field, SnapshotBuilder
@@ -72,7 +74,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         plain_frames=sharing is not None and sharing.config.decrypted,
     )
     entry.runtime_data = DsmrRuntimeData(coordinator, reader, counters, server)
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await _async_open_port(reader)
+    try:
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    except BaseException:
+        reader.close()
+        raise
     if sharing is not None:  # once the entry sets up: it lives as long as the entry is loaded
         sharing.async_start()
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes
@@ -101,6 +108,25 @@ def snapshot_builder(data: Mapping[str, Any]) -> SnapshotBuilder:
         precision=None if precision is None else int(precision),
         identify=partial(equipment_identifier, dsmr_version=version),
     )
+
+
+async def _async_open_port(reader: DsmrReader) -> None:
+    """Open the meter's port before anything is set up; ConfigEntryNotReady when it won't open.
+
+    Home Assistant then retries (an adapter not plugged in yet, a bridge still booting, an
+    ESPHome proxy not loaded yet). A port the rule refuses (a file, a device that is no serial
+    port) is refused again at every attempt, without being opened, and its message asks for a
+    reconfiguration; it is not a ConfigEntryError, which Home Assistant logs with a traceback.
+    Once set up, the reader reconnects by itself (a repair issue if the meter stays away).
+    """
+    try:
+        await reader.async_connect()
+    except CannotConnect as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="invalid_port" if isinstance(err, InvalidPort) else "cannot_connect",
+            translation_placeholders={"port": reader.port, "error": str(err)},
+        ) from err
 
 
 async def async_remove_config_entry_device(

@@ -33,7 +33,7 @@ class ConnectionSensor(RefreshingEntity, BinarySensorEntity):
     """On while telegrams arrive."""
 
     def _current(self) -> bool:
-        return self.coordinator.health().connected
+        return self.coordinator.online  # on every push: not the whole Health
 
     @property
     def is_on(self) -> bool:

@@ -164,6 +164,11 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             self.meter_replaced = True
             async_meter_replaced(self.hass, entry)
 
+    @property
+    def online(self) -> bool:
+        """Whether the meter is connected and its telegrams are published."""
+        return self.connected and self.last_update_success
+
     def health(self) -> Health:
         """The counters as they stand, for the health entities."""
         stats = self.counters
@@ -174,7 +179,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         if isinstance(stamp, datetime) and at is not None:
             offset = round((stamp - at).total_seconds(), 1)
         return Health(
-            connected=self.connected and self.last_update_success,
+            connected=self.online,
             telegrams_per_minute=stats.per_minute(),
             skipped_telegrams=stats.crc_errors + stats.parse_errors,
             last_telegram=None if at is None else at.replace(microsecond=0),

@@ -420,14 +420,31 @@ class DsmrReader:
         self.stats = stats if stats is not None else ReaderStats()
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
+        self._opened: tuple[asyncio.BaseTransport, P1Protocol] | None = None
+
+    async def async_connect(self) -> None:
+        """Open the port now (entry setup: can it be opened?); `async_run` reads from it.
+
+        Raises CannotConnect (InvalidPort when the port rule refuses it); counts nothing.
+        """
+        self._opened = await async_open(
+            self.data, self.on_telegram, self.stats, self.watchdog_timeout, **self.sharing
+        )
+
+    def close(self) -> None:
+        """Close a connection `async_connect` opened that `async_run` never took."""
+        if self._opened is not None:
+            self._opened[0].close()
+            self._opened = None
 
     async def async_run(self) -> None:
         """Connect, read until the connection drops, wait, and again; until cancelled."""
         delay = FIRST_RETRY_DELAY
         while True:
             telegrams_before = self.stats.telegrams
+            opened, self._opened = self._opened, None
             try:
-                transport, protocol = await async_open(
+                transport, protocol = opened or await async_open(
                     self.data, self.on_telegram, self.stats, self.watchdog_timeout, **self.sharing
                 )
             except CannotConnect as err:

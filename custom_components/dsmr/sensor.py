@@ -81,8 +81,9 @@ async def async_setup_entry(
     if (server := entry.runtime_data.rebroadcast) is not None:
         entities.append(RebroadcastClientsSensor(server, device, serial))
     async_add_entities(entities)
-    entry.async_on_unload(coordinator.async_add_listener(mbus.update))
-    entry.async_on_unload(coordinator.async_add_listener(generic.update))
+    for manager in (mbus, generic):
+        entry.async_on_unload(coordinator.async_add_listener(manager.update))
+        manager.update()  # a telegram may have come while setup opened the port
 
 
 async def async_setup_platform(

@@ -23,6 +23,7 @@ not change, and a reading whose object is the previous snapshot's is reused as i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -82,6 +83,8 @@ class MbusReading:
     unit: str | None
     at: datetime | None  # the sub-meter's timestamp of the reading
     has_reading: bool  # whether the channel carries a reading line at all
+    # The telegram's M-Bus line objects this was read from (all channels'): reused when same.
+    lines: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,14 @@ def number(raw: Any, precision: int | None = None) -> Any:
     return value if precision is None else round(value, precision)
 
 
+def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    """Whether two telegrams' M-Bus lines are the very same objects."""
+    return len(before) == len(now) and all(
+        a[0] == b[0] and all(x is y for x, y in zip(a[1:], b[1:], strict=True))
+        for a, b in zip(before, now, strict=True)
+    )
+
+
 def _unit(obj: Any) -> str | None:
     if isinstance(obj, list):  # the Belgian 13-month peak history: one unit for all
         obj = next(iter(obj), None)
@@ -156,14 +167,21 @@ class SnapshotBuilder:
         readings: dict[str, Reading] = {}
         spreads: dict[str, Spread] = {}
         precision = self.precision
+        window = len(telegrams) > 1
         for field in self.fields:
-            reading = self._read(field, telegram, before.get(field.key), precision)
-            if reading is not None:
-                readings[field.key] = reading
-                if field.average and len(telegrams) > 1:
-                    spread = self._spread(field, telegrams)
-                    if spread is not None:
-                        spreads[field.key] = spread
+            key = field.key
+            obj = getattr(telegram, field.name, None)
+            if obj is None:
+                continue
+            old = before.get(key)
+            if old is not None and old.obj is obj and field.derive is None:
+                readings[key] = old  # the parser's object for an unchanged line: read already
+            elif (reading := self._read(field, telegram, obj, old, precision)) is not None:
+                readings[key] = reading
+            else:
+                continue
+            if window and field.average and (spread := self._spread(field, telegrams)):
+                spreads[key] = spread
         stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
         if not isinstance(stamp, datetime):
             stamp = None
@@ -177,7 +195,7 @@ class SnapshotBuilder:
             telegram=telegram,
             readings=MappingProxyType(readings),
             spreads=MappingProxyType(spreads) if spreads else _EMPTY,
-            mbus=self._mbus(telegram, precision),
+            mbus=self._mbus(telegram, previous, precision),
             unknown_lines=unknown_lines(telegram),
             timestamp=stamp,
             equipment_id=ident,
@@ -189,22 +207,15 @@ class SnapshotBuilder:
 
     @staticmethod
     def _read(
-        field: Field, telegram: Any, before: Reading | None, precision: int | None
+        field: Field, telegram: Any, obj: Any, before: Reading | None, precision: int | None
     ) -> Reading | None:
-        obj = getattr(telegram, field.name, None)
         if field.derive is not None:
-            if obj is None:
-                return None
             value = number(field.derive(telegram), precision)
             if value is None:
                 return None
             if before is not None and before.value == value and before.unit == _unit(obj):
                 return before
             return Reading(value, _unit(obj))
-        if obj is None:
-            return None
-        if before is not None and before.obj is obj:
-            return before  # the parser's object for an unchanged line: converted already
         raw = obj.value if field.convert is None else field.convert(obj)
         value = number(raw, precision)
         if value is None and raw is not None:
@@ -237,24 +248,37 @@ class SnapshotBuilder:
         )
 
     @staticmethod
-    def _mbus(telegram: Any, precision: int | None) -> tuple[MbusReading, ...]:
+    def _mbus(
+        telegram: Any, previous: Snapshot | None, precision: int | None
+    ) -> tuple[MbusReading, ...]:
         devices = getattr(telegram, "MBUS_DEVICES", None)
         if not devices:
             return ()
+        lines = tuple(
+            (
+                device.channel_id,
+                getattr(device, "MBUS_DEVICE_TYPE", None),
+                getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None),
+                getattr(device, "MBUS_METER_READING", None),
+            )
+            for device in devices
+        )
+        if previous is not None and previous.mbus and _same(previous.mbus[0].lines, lines):
+            return previous.mbus  # the parser's objects for unchanged lines: read already
         found = []
-        for device in devices:
-            kind = getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None)
-            ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
-            reading = getattr(device, "MBUS_METER_READING", None)
+        for channel, kind_obj, ident_obj, reading in lines:
+            kind = getattr(kind_obj, "value", None)
+            ident = getattr(ident_obj, "value", None)
             found.append(
                 MbusReading(
-                    channel=device.channel_id,
+                    channel=channel,
                     device_type=kind if isinstance(kind, int) else None,
                     identifier=str(ident) if ident else None,
                     value=None if reading is None else number(reading.value, precision),
                     unit=_unit(reading),
                     at=getattr(reading, "datetime", None),
                     has_reading=reading is not None,
+                    lines=lines,
                 )
             )
         return tuple(found)
