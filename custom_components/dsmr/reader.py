@@ -356,11 +356,14 @@ async def async_open(
     callback: Callable[[Telegram], None],
     stats: ReaderStats,
     watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
-    **sharing: Any,
+    *,
+    frame_sink: Callable[[bytes], None] | None = None,
+    plain_frames: bool = False,
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
     """Open the meter's port with the version's serial settings; raise CannotConnect.
 
     (InvalidPort, a CannotConnect, when the port is no serial port: see ports.py.)
+    `frame_sink` and `plain_frames`: see P1Protocol.
     """
     loop = asyncio.get_running_loop()
     version = data[CONF_DSMR_VERSION]
@@ -382,7 +385,8 @@ async def async_open(
         telegram_callback=callback,
         stats=stats,
         watchdog_timeout=watchdog_timeout,
-        **sharing,
+        frame_sink=frame_sink,
+        plain_frames=plain_frames,
         **keys,
     )
     if not rfxtrx and not keys:  # plain telegrams straight off the meter's line

@@ -104,7 +104,11 @@ class Sharing:
                 await asyncio.shield(self._starting)
             except CannotListen as err:
                 if not failed:
-                    LOGGER.warning("Cannot share the meter on %s: %s", self.server.address, err)
+                    LOGGER.warning(
+                        "Cannot share the meter on %s: %s; retrying",
+                        self.server.address,
+                        err.detail,
+                    )
                     self._issue(err)
                     failed = True
                 await asyncio.sleep(delay)
