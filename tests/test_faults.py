@@ -171,9 +171,9 @@ async def test_unreachable_port_raises_a_repair_issue_and_clears_it(
 
 
 async def test_connection_errors_are_logged_once_without_traceback(
-    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = PtyServer(Meter("5", seed=18), link=tmp_path / "ttyP1")
+    server = TcpServer(Meter("5", seed=18))
     await server.start()
     entry = await setup_meter(hass, server, OPTIONS)
     await server.stop()  # gone: every reconnect fails
@@ -181,7 +181,7 @@ async def test_connection_errors_are_logged_once_without_traceback(
     ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
     failures = [r for r in ours if r.levelname == "WARNING" and "Cannot open" in r.getMessage()]
     assert len(failures) == 1
-    assert str(tmp_path / "ttyP1") in failures[0].getMessage()
+    assert f"127.0.0.1:{server.port}" in failures[0].getMessage()
     assert all(r.exc_info is None for r in ours)
     assert await hass.config_entries.async_unload(entry.entry_id)
 

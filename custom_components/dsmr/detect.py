@@ -18,7 +18,7 @@ from dsmr_parser.clients.settings import (
 )
 
 from .dsmr_library import EncryptedFrames
-from .ports import async_open_port
+from .ports import async_close_port, async_open_port
 from .reader import TELEGRAM_FRAME, CannotCommunicate
 
 ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
@@ -93,7 +93,12 @@ class _Listener(asyncio.Protocol):
         self.buffer = bytearray()
         self.found: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.noise = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._frames = EncryptedFrames()  # framed as the reader frames them (dsmr_parser)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -117,8 +122,8 @@ async def _listen(url: str, settings: dict[str, Any], wait: float) -> tuple[byte
             {listener.found, listener.noise}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
-        transport.close()
         listener.noise.cancel()
+        await async_close_port(transport, listener.closed)
     if listener.found.done() and not listener.found.cancelled():
         return listener.found.result(), len(listener.buffer)
     listener.found.cancel()

@@ -26,6 +26,7 @@ from .const import (
 )
 from .counters import ReaderStats
 from .dsmr_library import PARSING, library_parser
+from .ports import async_close_port
 from .reader import (
     CannotCommunicate,
     InvalidKey,
@@ -63,8 +64,8 @@ async def async_read_telegram(data: Mapping[str, Any], wait: float) -> Telegram:
     try:
         await asyncio.wait({found, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        transport.close()
         closed.cancel()
+        await async_close_port(transport, protocol.wait_closed())
     if found.done():
         return found.result()
     if stats.decryption_errors:

@@ -19,7 +19,8 @@ shows or logs a port goes through `redact_port`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+import contextlib
 import os
 import re
 import stat
@@ -35,6 +36,8 @@ URL_SCHEMES = frozenset({"socket", "rfc2217", "esphome", "esphome-hass"})
 # Query parameters of a port URL that hold secrets (serialx's ESPHome backend reads these).
 SECRET_PARAMS = frozenset({"key", "password", "noise_psk"})
 REDACTED = "**REDACTED**"
+# How long closing a port may take before the next open is tried anyway (seconds).
+CLOSE_WAIT = 1.0
 # Kinds of tty driver (/proc/tty/drivers) a meter can be on: UARTs and USB serial adapters
 # ("serial"), and pseudo-terminals ("pty:slave", e.g. ser2net or socat exporting a remote port).
 SERIAL_TTY_KINDS = frozenset({"serial", "pty:slave"})
@@ -153,6 +156,19 @@ async def async_open_port(
     except Exception as err:
         message = str(err) if redact_port(url) == url else ""  # it might quote a secret
         raise CannotConnect(message or type(err).__name__) from err
+
+
+async def async_close_port(transport: asyncio.BaseTransport, closed: Awaitable[object]) -> None:
+    """Close a port and wait until its protocol saw it go (`closed`), at most CLOSE_WAIT s.
+
+    A transport closes on a later turn of the event loop; whoever opens the port next (the
+    entry's setup, right after the config flow read a telegram) must not find it still open
+    (serialx locks a serial port while it is open).
+    """
+    transport.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_WAIT):
+            await closed
 
 
 def redact_port(port: str) -> str:
