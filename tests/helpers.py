@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import socket
 from typing import Any
 
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
@@ -71,6 +72,13 @@ class RawBridge:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+
+def free_port() -> int:
+    """A local TCP port that nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -149,7 +149,11 @@ HANDLER = SecretLog()
 
 @contextlib.contextmanager
 def core_runs() -> Iterator[None]:
-    """Core `dsmr` runs in this block: its own (and dsmr_parser's) log lines are its own."""
+    """Core `dsmr` runs in this block: its own (and dsmr_parser's) log lines are its own.
+
+    Also for dsmr_parser's stock reader run as another program reading our re-broadcast: it
+    logs every telegram it receives, as it does in core.
+    """
     HANDLER.core_running = True
     try:
         yield

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 import logging
 from pathlib import Path
-import socket
 from typing import Any
 from unittest.mock import patch
 
@@ -25,7 +24,7 @@ from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
 from .conftest import MISSING_PORT
-from .helpers import send, wait_for
+from .helpers import free_port, send, wait_for
 
 KEY = "00112233445566778899AABBCCDDEEFF"
 WRONG_KEY = "FFEEDDCCBBAA99887766554433221100"
@@ -130,13 +129,6 @@ def decoded(identifier: str) -> str:
         return bytes.fromhex(identifier).decode("ascii")
     except ValueError:
         return identifier
-
-
-def free_port() -> int:
-    """A local TCP port that nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def nowhere() -> str:

@@ -35,6 +35,7 @@ from .descriptions import SENSORS, has_demand, spec_value_names
 from .migration import async_migrate_entity_unique_ids
 from .ports import CannotConnect, InvalidPort
 from .reader import DsmrReader, equipment_identifier
+from .sharing import sharing_for
 from .snapshot import Field, SnapshotBuilder
 from .yaml_import import async_import_yaml
 
@@ -61,6 +62,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         entry.options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
         counters := ReaderStats(),
     )
+    # Sharing the meter (off by default): every accepted frame also goes to the server.
+    sharing = sharing_for(hass, entry)
+    server = sharing.server if sharing is not None else None
     # The reader's protocol calls the coordinator for every telegram and connection change.
     reader = DsmrReader(
         entry.data,
@@ -69,14 +73,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
         counters,
         reconnect_interval=entry.data.get(CONF_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL),
         watchdog_timeout=entry.options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
+        frame_sink=server.publish if server is not None else None,
+        plain_frames=sharing is not None and sharing.config.decrypted,
     )
-    entry.runtime_data = DsmrRuntimeData(coordinator, reader, counters)
+    entry.runtime_data = DsmrRuntimeData(coordinator, reader, counters, server)
     await _async_open_port(reader)
     try:
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:
         reader.close()
         raise
+    if sharing is not None:  # once the entry sets up: it lives as long as the entry is loaded
+        sharing.async_start()
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes
     # its port when cancelled. (The coordinator shuts down with the entry by itself.)
     entry.async_create_background_task(hass, reader.async_run(), "dsmr reader")

@@ -16,32 +16,20 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
-    OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
-from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-)
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from homeassistant.helpers.translation import async_get_translations
-import probatio as vol
 
 from .const import (
     CONF_AUTHENTICATION_KEY,
     CONF_DSMR_VERSION,
     CONF_ENCRYPTION_KEY,
-    CONF_PEAK_THRESHOLD,
     CONF_PROTOCOL,
     CONF_SERIAL_ID,
     CONF_SOURCE_YAML,
-    CONF_TIME_BETWEEN_UPDATE,
-    CONF_WATCHDOG_TIMEOUT,
-    DEFAULT_TIME_BETWEEN_UPDATE,
-    DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
     ENCRYPTED_DSMR_VERSIONS,
@@ -49,8 +37,6 @@ from .const import (
     VERSION_AUTO,
     version_option,
 )
-from .demand import DEFAULT_THRESHOLD_KW
-from .descriptions import has_demand
 from .detect import ENCRYPTED, Detection, NothingReceived, async_detect
 from .flow_guard import ends_well
 from .forms import (
@@ -66,16 +52,11 @@ from .forms import (
     version_and_protocol,
 )
 from .identify import async_validated, identify_encrypted, parse_frame, with_identifiers
+from .options_flow import DsmrOptionsFlow
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
 from .yaml_import import yaml_key
 
-# The capacity tariff's threshold: kW, 0 (every new peak) to 100 (a large connection).
-PEAK_THRESHOLD_SELECTOR = NumberSelector(
-    NumberSelectorConfig(
-        min=0, max=100, step=0.1, unit_of_measurement="kW", mode=NumberSelectorMode.BOX
-    )
-)
 # Detection heard bytes but no telegram: line settings are worth mentioning on a serial port.
 NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
 # What says where a meter is read from: moved together when the meter turns up elsewhere.
@@ -101,7 +82,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> DsmrOptionsFlow:
-        """Options: the update window and the watchdog."""
+        """Options: the update window, the watchdog, sharing the meter."""
         return DsmrOptionsFlow()
 
     @ends_well
@@ -418,36 +399,3 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
-
-
-class DsmrOptionsFlow(OptionsFlowWithReload):
-    """Update window, watchdog, and (Belgian meters) the lowest peak worth a warning."""
-
-    @ends_well
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The update window (s; 0 = every telegram), the watchdog (s), the peak threshold (kW).
-
-        The threshold is shown only for meters that send the quarter-hour demand (1-0:1.4.0).
-        """
-        if user_input is not None:
-            # Keep options this form does not show.
-            return self.async_create_entry(data={**self.config_entry.options, **user_input})
-        options = self.config_entry.options
-        fields: dict[Any, Any] = {
-            vol.Required(
-                CONF_TIME_BETWEEN_UPDATE,
-                default=options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE),
-            ): vol.All(vol.Coerce(int), vol.Range(min=0, max=3600)),
-            vol.Required(
-                CONF_WATCHDOG_TIMEOUT,
-                default=options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT),
-            ): vol.All(vol.Coerce(int), vol.Range(min=5, max=3600)),
-        }
-        if has_demand(self.config_entry.data[CONF_DSMR_VERSION]):
-            fields[
-                vol.Required(
-                    CONF_PEAK_THRESHOLD,
-                    default=options.get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW),
-                )
-            ] = PEAK_THRESHOLD_SELECTOR
-        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields))

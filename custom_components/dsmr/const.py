@@ -146,3 +146,14 @@ METER_UNITS: Final[dict[str, str]] = {
     "s": UnitOfTime.SECONDS,
     "m3": UnitOfVolume.CUBIC_METERS,
 }
+
+# Sharing the meter (re-broadcast, see sharing.py): flat option keys; the options form shows
+# them in one section, CONF_REBROADCAST.
+CONF_REBROADCAST: Final = "rebroadcast"
+CONF_REBROADCAST_HOST: Final = "rebroadcast_host"
+CONF_REBROADCAST_PORT: Final = "rebroadcast_port"
+CONF_REBROADCAST_MAX_CLIENTS: Final = "rebroadcast_max_clients"
+CONF_REBROADCAST_DECRYPTED: Final = "rebroadcast_decrypted"
+# 2001 is ser2net's customary port: a bridge (or the simulator) on this host most likely holds it.
+DEFAULT_REBROADCAST_PORT: Final = 2002
+MAX_REBROADCAST_CLIENTS: Final = 20

@@ -32,6 +32,7 @@ from .health import Health
 from .issues import async_connection_changed, async_meter_replaced
 from .ports import redact_port
 from .reader import ConnectionState
+from .rebroadcast import RebroadcastServer
 from .snapshot import Snapshot, SnapshotBuilder
 
 if TYPE_CHECKING:
@@ -46,11 +47,13 @@ class ConnectionLost(Exception):
 
 @dataclass(slots=True)
 class DsmrRuntimeData:
-    """What a loaded entry holds: the coordinator, the connection, the counters."""
+    """What a loaded entry holds: the coordinator, the connection, the counters, the sharing."""
 
     coordinator: DsmrCoordinator
     reader: DsmrReader
     counters: ReaderStats
+    # The re-broadcast server while the meter is shared (sharing.py), else None.
+    rebroadcast: RebroadcastServer | None = None
 
 
 type DsmrConfigEntry = ConfigEntry[DsmrRuntimeData]

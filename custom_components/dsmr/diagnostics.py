@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 import json
 import re
 from typing import Any
@@ -20,6 +21,7 @@ from .const import (
 )
 from .coordinator import DsmrConfigEntry
 from .entity import readable
+from .rebroadcast import RebroadcastServer
 
 TO_REDACT = {
     CONF_ENCRYPTION_KEY,
@@ -93,11 +95,24 @@ async def async_get_config_entry_diagnostics(
         },
         "telegram": _redact_telegram(telegram_json),
         "raw_telegram": _redact_raw(stats.last_raw),
+        "rebroadcast": _rebroadcast(entry.runtime_data.rebroadcast),
     }
     # Identifiers also live on in values made from them (entity unique ids kept in the entry's
     # data, for one): every occurrence, in whatever key, goes.
     scrubbed: dict[str, Any] = _without(diagnostics, _identifiers(entry, telegram_json))
     return scrubbed
+
+
+def _rebroadcast(server: RebroadcastServer | None) -> dict[str, Any] | None:
+    """The re-broadcast server's address and counters (never its clients' addresses)."""
+    if server is None:
+        return None
+    return {
+        "address": server.address,
+        "listening": server.listening,
+        "clients": server.clients,
+        **asdict(server.stats),
+    }
 
 
 def _identifiers(entry: DsmrConfigEntry, telegram: Any) -> set[str]:

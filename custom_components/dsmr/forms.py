@@ -14,7 +14,11 @@ import re
 from typing import Any
 
 from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -30,8 +34,15 @@ from .const import (
     CONF_DSMR_VERSION,
     CONF_ENCRYPTION_KEY,
     CONF_PROTOCOL,
+    CONF_REBROADCAST,
+    CONF_REBROADCAST_DECRYPTED,
+    CONF_REBROADCAST_HOST,
+    CONF_REBROADCAST_MAX_CLIENTS,
+    CONF_REBROADCAST_PORT,
     DEFAULT_PORT,
+    DEFAULT_REBROADCAST_PORT,
     DSMR_PROTOCOL,
+    MAX_REBROADCAST_CLIENTS,
     RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
     VERSION_BY_OPTION,
@@ -39,6 +50,7 @@ from .const import (
 )
 from .ports import CannotConnect, InvalidPort, redact_port
 from .reader import InvalidKey
+from .rebroadcast import DEFAULT_HOST, DEFAULT_MAX_CLIENTS
 
 CONF_RFXTRX = "rfxtrx"
 KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -172,3 +184,60 @@ def title(data: Mapping[str, Any]) -> str:
     if CONF_HOST in data:
         return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
     return redact_port(str(data[CONF_PORT]))
+
+
+def _box(maximum: int) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(min=1, max=maximum, step=1, mode=NumberSelectorMode.BOX)
+    )
+
+
+def sharing_section(values: Mapping[str, Any], *, encrypted: bool) -> section:
+    """The options form's collapsed section for sharing the meter, showing `values` (flat).
+
+    Serving decrypted telegrams is asked only for an encrypted meter.
+    """
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_REBROADCAST, default=bool(values.get(CONF_REBROADCAST))): bool,
+        vol.Required(
+            CONF_REBROADCAST_HOST, default=str(values.get(CONF_REBROADCAST_HOST, DEFAULT_HOST))
+        ): TextSelector(),
+        vol.Required(
+            CONF_REBROADCAST_PORT,
+            default=int(values.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT)),
+        ): _box(65535),
+        vol.Required(
+            CONF_REBROADCAST_MAX_CLIENTS,
+            default=int(values.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS)),
+        ): _box(MAX_REBROADCAST_CLIENTS),
+    }
+    if encrypted:
+        fields[
+            vol.Required(
+                CONF_REBROADCAST_DECRYPTED, default=bool(values.get(CONF_REBROADCAST_DECRYPTED))
+            )
+        ] = bool
+    return section(vol.Schema(fields), {"collapsed": True})
+
+
+def shared(answers: Mapping[str, Any], *, encrypted: bool) -> tuple[dict[str, Any], str | None]:
+    """The sharing options from the section's answers, and the form error (if any).
+
+    The address must be an IP address (no host names: ambiguous, and resolved before the
+    network is up at boot); `[::1]` is taken as `::1`, and every address is stored as Python
+    writes it.
+    """
+    options: dict[str, Any] = {
+        CONF_REBROADCAST: bool(answers[CONF_REBROADCAST]),
+        CONF_REBROADCAST_HOST: str(answers[CONF_REBROADCAST_HOST]).strip(),
+        CONF_REBROADCAST_PORT: int(answers[CONF_REBROADCAST_PORT]),
+        CONF_REBROADCAST_MAX_CLIENTS: int(answers[CONF_REBROADCAST_MAX_CLIENTS]),
+    }
+    if encrypted:
+        options[CONF_REBROADCAST_DECRYPTED] = bool(answers.get(CONF_REBROADCAST_DECRYPTED))
+    try:
+        address = ipaddress.ip_address(options[CONF_REBROADCAST_HOST].strip("[]"))
+    except ValueError:
+        return options, "invalid_bind_address"
+    options[CONF_REBROADCAST_HOST] = str(address)
+    return options, None

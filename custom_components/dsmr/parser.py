@@ -94,6 +94,16 @@ class _Decryptor(TelegramParser):  # type: ignore[misc]
         return self._plain.pop()
 
 
+def decrypt(
+    telegram_specification: dict[str, Any],
+    data: str,
+    encryption_key: str,
+    authentication_key: str | None,
+) -> str:
+    """The plain telegram inside an encrypted frame (hex), as dsmr_parser decrypts it."""
+    return _Decryptor(telegram_specification).decrypt(data, encryption_key, authentication_key)
+
+
 @dataclass(slots=True)
 class _Layout:
     """The last telegram built line by line, and where each of its objects came from.
@@ -165,6 +175,7 @@ class CachingTelegramParser:
         self._layout: _Layout | None = None
         self.cache_hits = 0
         self.cache_misses = 0
+        self.last_plain = ""  # the last decrypted telegram (encrypted specifications only)
 
     def parse(
         self,
@@ -175,7 +186,7 @@ class CachingTelegramParser:
     ) -> Telegram:
         """Parse a telegram as `TelegramParser.parse` does; raise what it raises."""
         if self._decryptor is not None:
-            telegram_data = self._decryptor.decrypt(
+            telegram_data = self.last_plain = self._decryptor.decrypt(
                 telegram_data, encryption_key, authentication_key
             )
         if self.apply_checksum_validation and self.telegram_specification["checksum_support"]:

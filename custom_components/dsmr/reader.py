@@ -40,6 +40,7 @@ from .const import (
 )
 from .counters import ReaderStats
 from .dsmr_library import PARSING, Parser, library_parser, new_parser, version_setup
+from .parser import CachingTelegramParser, decrypt
 from .ports import CannotConnect, async_open_port, port_url, redact_port
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
@@ -106,12 +107,15 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         stats: ReaderStats,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
         line_rate: float | None = None,
+        frame_sink: Callable[[bytes], None] | None = None,
+        plain_frames: bool = False,
         **kwargs: Any,
     ) -> None:
         """Initialize the protocol; arguments are dsmr_parser's plus our own.
 
         `line_rate` is the meter's line speed in bytes per second (None: do not wait for the
-        rest of a telegram, read every chunk as it comes).
+        rest of a telegram, read every chunk as it comes). `frame_sink` gets every accepted
+        frame (see `_share`); `plain_frames`: an encrypted meter's plain telegram instead.
         """
         super().__init__(*args, **kwargs)
         specification = self.telegram_parser.telegram_specification
@@ -124,6 +128,8 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             "authentication_key": kwargs.get("authentication_key", ""),
         }
         self.stats = stats
+        self.frame_sink = frame_sink
+        self.plain_frames = plain_frames
         self.done = asyncio.Event()  # set when the connection is lost
         self.close_reason: str | None = None
         self._buffer = bytearray()
@@ -276,7 +282,35 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         stats.last_raw = telegram
         stats.last_telegram = now = time.time()
         stats.recent.append(now)
+        if self.frame_sink is not None:
+            self._share(telegram)
         self.telegram_callback(parsed)
+
+    def _share(self, telegram: str) -> None:
+        """Hand the accepted frame to the sink, byte for byte as it came off the line.
+
+        Accepted: counted in `stats.telegrams` (CRC, decryption and parse passed). A plain
+        frame is ASCII, so its text encodes back to the bytes received; an encrypted frame
+        arrives here as hex. `plain_frames`: the telegram its decryption gave, its CRC inside.
+        """
+        assert self.frame_sink is not None
+        if not self.encrypted:
+            self.frame_sink(telegram.encode("ascii"))
+        elif self.plain_frames:
+            self.frame_sink(self._plain(telegram).encode("ascii"))
+        else:
+            self.frame_sink(bytes.fromhex(telegram))
+
+    def _plain(self, telegram: str) -> str:
+        """The plain telegram the parse just decrypted.
+
+        dsmr_parser's own parser (used when dsmr_library's self-check fails) keeps none: the
+        frame is decrypted again.
+        """
+        parser = self.telegram_parser
+        if isinstance(parser, CachingTelegramParser):
+            return parser.last_plain
+        return decrypt(parser.telegram_specification, telegram, **self.keys)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the timers and wake up whoever waits for the connection to close."""
@@ -322,10 +356,14 @@ async def async_open(
     callback: Callable[[Telegram], None],
     stats: ReaderStats,
     watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+    *,
+    frame_sink: Callable[[bytes], None] | None = None,
+    plain_frames: bool = False,
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
     """Open the meter's port with the version's serial settings; raise CannotConnect.
 
     (InvalidPort, a CannotConnect, when the port is no serial port: see ports.py.)
+    `frame_sink` and `plain_frames`: see P1Protocol.
     """
     loop = asyncio.get_running_loop()
     version = data[CONF_DSMR_VERSION]
@@ -347,6 +385,8 @@ async def async_open(
         telegram_callback=callback,
         stats=stats,
         watchdog_timeout=watchdog_timeout,
+        frame_sink=frame_sink,
+        plain_frames=plain_frames,
         **keys,
     )
     if not rfxtrx and not keys:  # plain telegrams straight off the meter's line
@@ -368,13 +408,19 @@ class DsmrReader:
         *,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
+        frame_sink: Callable[[bytes], None] | None = None,
+        plain_frames: bool = False,
     ) -> None:
-        """Initialize the reader for an entry's data, counting into `stats`."""
+        """Initialize the reader for an entry's data, counting into `stats`.
+
+        `frame_sink` and `plain_frames`: see P1Protocol.
+        """
         self.data = data
         self.on_telegram = on_telegram
         self.on_connection = on_connection
         self.reconnect_interval = reconnect_interval
         self.watchdog_timeout = watchdog_timeout
+        self.sharing: dict[str, Any] = {"frame_sink": frame_sink, "plain_frames": plain_frames}
         self.stats = stats if stats is not None else ReaderStats()
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
@@ -386,7 +432,7 @@ class DsmrReader:
         Raises CannotConnect (InvalidPort when the port rule refuses it); counts nothing.
         """
         self._opened = await async_open(
-            self.data, self.on_telegram, self.stats, self.watchdog_timeout
+            self.data, self.on_telegram, self.stats, self.watchdog_timeout, **self.sharing
         )
 
     def close(self) -> None:
@@ -403,7 +449,7 @@ class DsmrReader:
             opened, self._opened = self._opened, None
             try:
                 transport, protocol = opened or await async_open(
-                    self.data, self.on_telegram, self.stats, self.watchdog_timeout
+                    self.data, self.on_telegram, self.stats, self.watchdog_timeout, **self.sharing
                 )
             except CannotConnect as err:
                 self.stats.connection_errors += 1

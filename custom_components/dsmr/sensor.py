@@ -21,6 +21,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import (
@@ -40,6 +41,7 @@ from .health import HEALTH_SENSORS, HealthSensorEntityDescription
 from .issues import async_register_new_cycle
 from .mbus import MbusEntities
 from .policy import RegisterPolicy, Verdict
+from .rebroadcast import RebroadcastServer
 from .snapshot import Reading, Snapshot
 from .units import ha_unit
 from .upgrade import UnitUpgrade
@@ -87,6 +89,8 @@ async def async_setup_entry(
         lambda code, unit: GenericObisSensor(generic, code, unit, device, serial),
     )
     entities.extend(generic.restore())
+    if (server := entry.runtime_data.rebroadcast) is not None:
+        entities.append(RebroadcastClientsSensor(server, device, serial))
     async_add_entities(entities)
     for manager in (mbus, generic):
         entry.async_on_unload(coordinator.async_add_listener(manager.update))
@@ -398,3 +402,35 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         if self._unit is not None:
             return None  # text on a line with a unit: not a number in that unit
         return parsed
+
+
+class RebroadcastClientsSensor(SensorEntity):
+    """Programs reading the meter through the re-broadcast (sharing.py), while it is shared.
+
+    Not the coordinator's: the count is no meter data and changes while no telegram comes.
+    No attributes: the clients' addresses are not shown.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description = SensorEntityDescription(
+        key="rebroadcast_clients",
+        translation_key="rebroadcast_clients",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+    )
+
+    def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, serial: str) -> None:
+        """Count the clients of `server`, on the meter's device."""
+        self._server = server
+        self._attr_device_info = device_info
+        self._attr_unique_id = f"{serial}_rebroadcast_clients"
+
+    async def async_added_to_hass(self) -> None:
+        """Write the count whenever it changes."""
+        self.async_on_remove(self._server.add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int:
+        """Connected clients."""
+        return self._server.clients

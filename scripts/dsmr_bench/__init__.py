@@ -13,7 +13,8 @@ machine and the same telegrams, and prints one table with ratios:
 4. scale: 1, 10 and 50 meters at one telegram a second in one Home Assistant;
 5. setup latency: config-flow form submitted to entry created;
 6. recorder: database growth per hour of meter time with Home Assistant's recorder, at default
-   settings and with a 0 s window, and the hourly long-term statistics of both compared.
+   settings and with a 0 s window, and the hourly long-term statistics of both compared;
+7. re-broadcast: CPU to publish one telegram to 0, 1 and 5 TCP clients (ours only).
 
 Each Home Assistant runs in a subprocess of its own (`dsmr_bench.worker`), so its CPU time is
 its own; the meters are simulated in the parent process. Ours and core run interleaved (or at

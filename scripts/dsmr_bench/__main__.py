@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from . import cpu, dbgrowth, live, report
+from . import cpu, dbgrowth, live, rebroadcast, report
 
-SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "recorder")
+SECTIONS = ("cpu", "soak", "pty", "writes", "scale", "setup", "recorder", "rebroadcast")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,6 +81,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         hours = 1 if quick else 3
         _say(f"recorder: database growth over {hours} h of meter time, four Home Assistants")
         results["recorder"] = await dbgrowth.growth(hours)
+    if "rebroadcast" in only:
+        _say("re-broadcast: CPU to publish a telegram to 0, 1 and 5 clients")
+        results["rebroadcast"] = await rebroadcast.publish_cost(
+            rounds=3 if quick else 5, bursts_per_window=60 if quick else 150
+        )
     return results
 
 
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "recorder" in results:
         rows += report.recorder_rows(results["recorder"])
+    if "rebroadcast" in results:
+        rows += report.rebroadcast_rows(results["rebroadcast"])
     print(_header())
     print()
     print(report.table(rows))

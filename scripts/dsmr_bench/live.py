@@ -18,6 +18,7 @@ from dsmr_sim.tcp import TcpServer
 
 from .cpu import IMPLS, prime
 from .driver import Cpu, Meters, Worker, entry_data, now, send_paced
+from .rebroadcast import Clients, free_port
 
 POWER = "CURRENT_ELECTRICITY_USAGE"
 
@@ -38,8 +39,12 @@ async def _stop(workers: dict[str, Worker], meters: Meters) -> None:
 # serial adapter hands over (an FTDI cable: 62 bytes per USB packet, 115200 baud 8N1).
 LINE_CHUNK = 62
 LINE_RATE = 115200 / 10  # bytes per second
+# And every telegram published with the meter shared (issue 18) to one client, a subprocess
+# reading it every 5 ms: what sharing adds (core has no sharing; its row repeats its first).
+SHARED = "every telegram, shared to 1 client"
 REAL_RATE_SETTINGS: dict[str, tuple[dict[str, Any], bool]] = {
     "every telegram": ({"time_between_update": 0}, False),
+    SHARED: ({"time_between_update": 0, "rebroadcast": True}, False),
     "defaults": ({}, False),
     "defaults, line rate": ({}, True),
 }
@@ -64,6 +69,7 @@ async def real_rate(seconds: float, baseline: float, replicas: int) -> dict[str,
     ]
     started = await asyncio.gather(*(Worker.start(impl) for _, impl, _ in keys))
     workers = dict(zip(keys, started, strict=True))
+    clients: list[Clients] = []
     try:
         before = {key: await worker.cpu() for key, worker in workers.items()}
         await asyncio.sleep(baseline)
@@ -76,6 +82,9 @@ async def real_rate(seconds: float, baseline: float, replicas: int) -> dict[str,
                 else None
             )
             server = await meters.pty("5", seed=11, interval=1.0, faults=faults)
+            if setting == SHARED and worker.ours:
+                options = {**options, "rebroadcast_port": free_port()}
+                clients.append(await Clients.spawn(options["rebroadcast_port"], 1))
             await worker.call("add_entry", data=entry_data(server), options=options)
         await asyncio.sleep(3.0)
         before = {key: await worker.cpu() for key, worker in workers.items()}
@@ -84,6 +93,10 @@ async def real_rate(seconds: float, baseline: float, replicas: int) -> dict[str,
     finally:
         await asyncio.gather(*(worker.stop() for worker in workers.values()))
         await meters.close()
+    # Each client got the telegrams (its server closed it when its Home Assistant stopped).
+    served = [sum(await client.received()) for client in clients]
+    if not all(served):
+        raise RuntimeError(f"a re-broadcast client received nothing: {served}")
     result: dict[str, Any] = {}
     for setting in REAL_RATE_SETTINGS:
         result[setting] = {}

@@ -167,6 +167,26 @@ def live_rows(
     return rows
 
 
+def rebroadcast_rows(result: dict[str, Any]) -> list[Row]:
+    """Re-broadcast rows: CPU per published telegram by number of clients (core has none)."""
+    size = result["telegram_bytes"]
+    late = f"in all: {result['deferred']}/{result['telegrams']} late, {result['dropped']} dropped"
+    rows: list[Row] = []
+    for count in result["cold_us"]:
+        cold, warm = result["cold_us"][count], result["warm_us"][count]
+        rows.append(
+            (
+                f"re-broadcast a DSMR 5 telegram ({size} B) to {count} client(s): CPU, us"
+                f" (back to back: {warm:.1f})",
+                f"{cold:.1f}",
+                "-",
+                "",
+                late if count == "5" else "",
+            )
+        )
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     """Format rows as a fixed-width table."""
     head: Row = ("measurement", "ours", "core", "ours/core", "target")

@@ -1,0 +1,166 @@
+"""Sharing the meter: the re-broadcast server's life with a config entry.
+
+The options say whether and where (`sharing_config`); `sharing_for` makes the server
+(rebroadcast.py) when the entry is set up, so that the reader can be given its `publish`;
+`Sharing.async_start`, once the entry sets up, starts it in the entry's background, retrying
+with the reader's backoff (at boot an interface address may not exist yet). The server lives as
+long as the entry is loaded, not as long as the meter's connection. A start failure never fails
+the entry (the meter must still be read): one warning line and the repair issue
+`rebroadcast_cannot_listen`, gone when the port opens, on unload and when sharing is turned off.
+`async_trial_listen` lets the options form say at once why an address cannot be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import (
+    CONF_DSMR_VERSION,
+    CONF_REBROADCAST,
+    CONF_REBROADCAST_DECRYPTED,
+    CONF_REBROADCAST_HOST,
+    CONF_REBROADCAST_MAX_CLIENTS,
+    CONF_REBROADCAST_PORT,
+    DEFAULT_REBROADCAST_PORT,
+    DOMAIN,
+    ENCRYPTED_DSMR_VERSIONS,
+    FIRST_RETRY_DELAY,
+    LOGGER,
+)
+from .ports import redact_port
+from .rebroadcast import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_CLIENTS,
+    CannotListen,
+    ListenFailure,
+    RebroadcastServer,
+)
+
+# Start attempts 1, 2, 4 ... s apart, at most this far apart.
+MAX_RETRY_DELAY: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SharingConfig:
+    """Where and how a meter is shared."""
+
+    host: str
+    port: int
+    max_clients: int
+    decrypted: bool  # an encrypted meter's plain telegrams instead of its frames as received
+
+
+def sharing_config(data: Mapping[str, Any], options: Mapping[str, Any]) -> SharingConfig | None:
+    """The entry's sharing settings; None when sharing is off (the default)."""
+    if not options.get(CONF_REBROADCAST):
+        return None
+    return SharingConfig(
+        host=str(options.get(CONF_REBROADCAST_HOST, DEFAULT_HOST)),
+        port=int(options.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT)),
+        max_clients=int(options.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS)),
+        decrypted=bool(options.get(CONF_REBROADCAST_DECRYPTED))
+        and data.get(CONF_DSMR_VERSION) in ENCRYPTED_DSMR_VERSIONS,
+    )
+
+
+def _issue_id(entry: ConfigEntry) -> str:
+    return f"rebroadcast_cannot_listen_{entry.entry_id}"
+
+
+class Sharing:
+    """A loaded entry's re-broadcast server, started in the background, stopped on unload."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, config: SharingConfig) -> None:
+        """Make the server (not listening yet)."""
+        self.hass = hass
+        self.entry = entry
+        self.config = config
+        self.server = RebroadcastServer(config.host, config.port, max_clients=config.max_clients)
+        # The start under way: unload waits for it (cancelled halfway, asyncio's create_server
+        # would leave its listening socket behind) and then stops the server.
+        self._starting: asyncio.Future[None] | None = None
+
+    @callback
+    def async_start(self) -> None:
+        """Start listening in the entry's background; stop with the entry."""
+        self.entry.async_on_unload(self.async_stop)
+        self.entry.async_create_background_task(self.hass, self.async_run(), "dsmr re-broadcast")
+
+    async def async_run(self) -> None:
+        """Start the server; on failure say so once and retry until it starts or unload."""
+        delay = FIRST_RETRY_DELAY
+        failed = False
+        while True:
+            self._starting = asyncio.ensure_future(self.server.start())
+            try:
+                await asyncio.shield(self._starting)
+            except CannotListen as err:
+                if not failed:
+                    LOGGER.warning(
+                        "Cannot share the meter on %s: %s; retrying",
+                        self.server.address,
+                        err.detail,
+                    )
+                    self._issue(err)
+                    failed = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+                continue
+            if failed:
+                LOGGER.info("Sharing the meter on %s", self.server.address)
+            ir.async_delete_issue(self.hass, DOMAIN, _issue_id(self.entry))
+            return
+
+    @callback
+    def _issue(self, err: CannotListen) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            _issue_id(self.entry),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="rebroadcast_cannot_listen",
+            translation_placeholders={
+                "title": redact_port(self.entry.title),
+                "address": self.server.address,
+                "error": err.detail,
+            },
+        )
+
+    async def async_stop(self) -> None:
+        """Close every client and release the port; the issue goes with the server."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        await self.server.stop()
+        ir.async_delete_issue(self.hass, DOMAIN, _issue_id(self.entry))
+
+
+@callback
+def sharing_for(hass: HomeAssistant, entry: ConfigEntry) -> Sharing | None:
+    """The entry's sharing if its options turn it on (not started: `Sharing.async_start`)."""
+    config = sharing_config(entry.data, entry.options)
+    if config is None:
+        ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))  # turned off while failing
+        return None
+    return Sharing(hass, entry, config)
+
+
+async def async_trial_listen(host: str, port: int) -> ListenFailure | None:
+    """Bind `host:port` for a moment: None when it can be used, else why not."""
+    server = RebroadcastServer(host, port)
+    try:
+        await server.start()
+    except CannotListen as err:
+        return err.reason
+    await server.stop()
+    return None
