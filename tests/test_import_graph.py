@@ -31,7 +31,6 @@ ENTITY_MODULES = [
     "health",
     "generic",
     "mbus",
-    "derived_entities",
 ]
 # The connection: what an entity must never import (it reads the coordinator's data).
 CONNECTION = {"reader", "counters", "ports", "dsmr_library", "parser", "values", "checksum"}
@@ -44,6 +43,7 @@ ABOVE_CONNECTION = {
     "diagnostics",
     "config_flow",
     "descriptions",
+    "derived_descriptions",
     *ENTITY_MODULES,
 }
 # Attributes through which an entity would reach the connection or its counters.

@@ -8,9 +8,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_DSMR_VERSION
 from .coordinator import DsmrConfigEntry
-from .derived_entities import new_peak_ahead_sensor
+from .derived_descriptions import NEW_MONTHLY_PEAK_AHEAD, new_peak_attributes
 from .descriptions import has_demand
-from .entity import RefreshingEntity, main_device
+from .entity import DerivedEntity, RefreshingEntity, main_device
 from .health import CONNECTION
 
 PARALLEL_UPDATES = 0
@@ -28,7 +28,8 @@ async def async_setup_entry(
         ConnectionSensor(coordinator, CONNECTION, device, f"{serial}_{CONNECTION.key}")
     ]
     if has_demand(entry.data[CONF_DSMR_VERSION]):
-        entities.append(new_peak_ahead_sensor(coordinator, device, serial))
+        d = NEW_MONTHLY_PEAK_AHEAD
+        entities.append(NewPeakAheadSensor(coordinator, d, device, f"{serial}_{d.key}"))
     async_add_entities(entities)
 
 
@@ -42,3 +43,13 @@ class ConnectionSensor(RefreshingEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the meter is connected and sending."""
         return bool(self._last)
+
+
+class NewPeakAheadSensor(DerivedEntity, BinarySensorEntity):
+    """On while the running quarter-hour heads for a new billed monthly peak."""
+
+    def _update(self) -> None:
+        if (derived := self._derived()) is not None:
+            self._attr_is_on = derived.alarm.on
+            self._attr_extra_state_attributes = new_peak_attributes(derived)
+        self._show((self._attr_is_on, self._attr_extra_state_attributes))

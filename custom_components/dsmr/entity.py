@@ -22,6 +22,7 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
+from .derived import Derived
 from .health import REFRESH
 from .units import device_class_for
 
@@ -131,6 +132,25 @@ class LineUnitEntity(DsmrEntity, SensorEntity):
                 unit_of_measurement=self.unit_of_measurement,
                 original_device_class=self.device_class,
             )
+
+
+class DerivedEntity(DsmrEntity):
+    """Shows the snapshot's derived values; writes only when they (or availability) changed."""
+
+    _shown: Any = None
+
+    def _derived(self) -> Derived | None:
+        """The snapshot's derived values; None while the meter is unavailable or silent."""
+        data = self.coordinator.data
+        if not self.coordinator.last_update_success or data is None:
+            return None
+        return data.derived
+
+    def _show(self, shown: Any) -> None:
+        shown = (self.coordinator.last_update_success, shown)
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
 
 
 def readable(identifier: str) -> str:

@@ -9,10 +9,14 @@ is the line's, and its device class follows it (a gas meter in GJ is energy, as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from homeassistant.components.sensor import SensorDeviceClass, SensorEntity
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -29,7 +33,8 @@ from .const import (
     MBUS_TYPE_WATER,
 )
 from .coordinator import DsmrConfigEntry
-from .derived_entities import mbus_flow_sensors
+from .derived import flow_key
+from .derived_descriptions import mbus_flow
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
 from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
@@ -66,6 +71,10 @@ class SensorFactory(Protocol):
         """Return the sensor."""
 
 
+# Makes a flow sensor: (description, device, unique id, flow key), see derived.py's `flow_key`.
+type FlowFactory = Callable[[SensorEntityDescription, DeviceInfo, str, str], SensorEntity]
+
+
 class MbusEntities:
     """Create, remember and restore the entities of a meter's M-Bus sub-meters."""
 
@@ -75,12 +84,14 @@ class MbusEntities:
         entry: DsmrConfigEntry,
         async_add_entities: AddConfigEntryEntitiesCallback,
         create: SensorFactory,
+        create_flow: FlowFactory,
     ) -> None:
-        """Initialize for one entry; `create` makes a sensor."""
+        """Initialize for one entry; `create` makes a reading's sensor, `create_flow` a flow's."""
         self.hass = hass
         self.entry = entry
         self.async_add_entities = async_add_entities
         self.create = create
+        self.create_flow = create_flow
         self.unique_ids: set[str] = set()
         self.coordinator = entry.runtime_data.coordinator
         # Channel -> (identifier, has a reading) as last seen: looked at again when it changes.
@@ -174,18 +185,13 @@ class MbusEntities:
         info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
         if ident:
             info["serial_number"] = readable(ident)
-        return [
-            self.create(description, info, unique_id, channel=channel, mbus_id=ident, unit=unit),
-            *mbus_flow_sensors(
-                self.coordinator,
-                info,
-                unique_id,
-                device_type=device_type,
-                unit=unit,
-                channel=channel,
-                ident=ident,
-            ),
+        entities = [
+            self.create(description, info, unique_id, channel=channel, mbus_id=ident, unit=unit)
         ]
+        if (flow := mbus_flow(device_type, unit)) is not None:
+            key = flow_key(channel, ident)
+            entities.append(self.create_flow(flow, info, f"{unique_id}_flow", key))
+        return entities
 
     def _remember(
         self, channel: int, device_type: int, ident: str | None, unit: str | None

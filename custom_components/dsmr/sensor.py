@@ -11,8 +11,10 @@ register shows and when it is written is its `RegisterPolicy`'s decision (policy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -28,14 +30,22 @@ from homeassistant.helpers.entity_platform import (
     AddConfigEntryEntitiesCallback,
     AddEntitiesCallback,
 )
+from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
 from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS, LOGGER
-from .coordinator import DsmrConfigEntry
-from .derived import MAIN_GAS_READINGS
-from .derived_entities import demand_sensors, gas_flow_sensor
+from .coordinator import DsmrConfigEntry, DsmrCoordinator
+from .derived import MAIN_GAS_KEY, MAIN_GAS_READINGS
+from .derived_descriptions import (
+    DEMAND_SENSORS,
+    GAS_FLOW,
+    DemandSensorEntityDescription,
+    FlowRestoreData,
+    local_time,
+)
 from .descriptions import SENSORS, DsmrSensorEntityDescription, has_demand, spec_value_names
-from .entity import DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
+from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
+from .flow import FlowState, liters_per_minute
 from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
 from .issues import async_register_new_cycle
@@ -49,6 +59,7 @@ from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
 PARALLEL_UPDATES = 0  # push: entities never poll
+_NO_FLOWS: Mapping[str, FlowState] = MappingProxyType({})
 
 
 async def async_setup_entry(
@@ -72,15 +83,25 @@ async def async_setup_entry(
         HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS
     )
     if has_demand(version):
-        entities.extend(demand_sensors(coordinator, device, serial))
+        entities.extend(
+            DemandSensor(coordinator, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS
+        )
     if CONF_SERIAL_ID_GAS in entry.data:
         gas_device, gas_serial = main_device(entry, gas=True)
         entities.extend(
-            gas_flow_sensor(coordinator, gas_device, f"{gas_serial}_{d.key}")
+            FlowSensor(
+                coordinator, GAS_FLOW, gas_device, f"{gas_serial}_{d.key}_flow", MAIN_GAS_KEY
+            )
             for d in SENSORS
             if d.obis_name in MAIN_GAS_READINGS and d.obis_name in names
         )
-    mbus = MbusEntities(hass, entry, async_add_entities, partial(DsmrSensor, entry))
+    mbus = MbusEntities(
+        hass,
+        entry,
+        async_add_entities,
+        partial(DsmrSensor, entry),
+        partial(FlowSensor, coordinator),
+    )
     entities.extend(mbus.restore())
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
     generic = GenericObisEntities(
@@ -402,6 +423,67 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         if self._unit is not None:
             return None  # text on a line with a unit: not a number in that unit
         return parsed
+
+
+class DemandSensor(DerivedEntity, SensorEntity):
+    """Quarter-hour forecast or peak headroom (kW)."""
+
+    entity_description: DemandSensorEntityDescription
+
+    def _update(self) -> None:
+        if (derived := self._derived()) is not None:
+            description = self.entity_description
+            self._attr_native_value = description.value_fn(derived)
+            self._attr_extra_state_attributes = description.attributes_fn(derived)
+        self._show((self._attr_native_value, self._attr_extra_state_attributes))
+
+
+class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
+    """Gas (m³/h) or water (L/min) flow of one sub-meter; its state survives restarts."""
+
+    def __init__(
+        self,
+        coordinator: DsmrCoordinator,
+        description: SensorEntityDescription,
+        device_info: DeviceInfo,
+        unique_id: str,
+        key: str,
+    ) -> None:
+        """Initialize for the flow `key` (derived.py's `flow_key`)."""
+        super().__init__(coordinator, description, device_info, unique_id)
+        self._key = key
+        self._restored: FlowState | None = None
+
+    def _flows(self) -> Mapping[str, FlowState]:
+        data = self.coordinator.data
+        return _NO_FLOWS if data is None else data.derived.flows
+
+    async def async_added_to_hass(self) -> None:
+        """Give the stored flow state to the snapshot builder, then subscribe."""
+        extra = await self.async_get_last_extra_data()
+        if extra is not None and self._key not in self._flows():
+            state = FlowState.from_dict(extra.as_dict())
+            if state.last is not None and (deriver := self.coordinator.builder.deriver):
+                self._restored = deriver.restored[self._key] = state
+        await super().async_added_to_hass()
+
+    @property
+    def extra_restore_state_data(self) -> FlowRestoreData | None:
+        """The flow's state (the last capture and its time) for the next start."""
+        state = self._flows().get(self._key) or self._restored
+        return None if state is None else FlowRestoreData(state)
+
+    def _update(self) -> None:
+        derived = self._derived()
+        if derived is not None and (flow := derived.flows.get(self._key)) is not None:
+            m3h = flow.m3h
+            gas = self.entity_description.key == GAS_FLOW.key
+            self._attr_native_value = m3h if gas else liters_per_minute(m3h)
+            self._attr_extra_state_attributes = {
+                "interval": flow.interval_s,
+                "reading_at": None if flow.last is None else local_time(flow.last.at),
+            }
+        self._show((self._attr_native_value, self._attr_extra_state_attributes))
 
 
 class RebroadcastClientsSensor(SensorEntity):
