@@ -26,7 +26,7 @@ from custom_components.dsmr.dsmr_library import (
     version_setup,
 )
 from custom_components.dsmr.parser import CachingTelegramParser
-from custom_components.dsmr.reader import P1Protocol
+from custom_components.dsmr.protocol import P1Protocol
 
 from .field_corpus import load
 from .telegrams import GAS_ID, dsmr5

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.counters import ReaderStats
-from custom_components.dsmr.reader import P1Protocol
+from custom_components.dsmr.protocol import P1Protocol
 from dsmr_sim.meter import Meter
 
 from .helpers import RawBridge, wait_for

@@ -1,7 +1,7 @@
 """The package's shape, read from its source: who imports whom, and who touches what.
 
-connection (ports, dsmr_parser adapter, parser, reader, counters) -> coordinator -> entities:
-no import cycles (imports under TYPE_CHECKING count: they are a cycle in disguise), pure modules
+connection (ports, dsmr_parser adapter, parser, protocol, reader, counters) -> coordinator ->
+entities: no import cycles (imports under TYPE_CHECKING count: they are a cycle in disguise), pure modules
 that import nothing from Home Assistant (tested without it), entity modules that never import
 the connection or reach into the reader, connection modules that never import what sits on top
 of them, one module that opens ports and one that touches dsmr_parser's private names.
@@ -33,7 +33,16 @@ ENTITY_MODULES = [
     "mbus",
 ]
 # The connection: what an entity must never import (it reads the coordinator's data).
-CONNECTION = {"reader", "counters", "ports", "dsmr_library", "parser", "values", "checksum"}
+CONNECTION = {
+    "reader",
+    "protocol",
+    "counters",
+    "ports",
+    "dsmr_library",
+    "parser",
+    "values",
+    "checksum",
+}
 CONNECTION_SIDE = sorted(CONNECTION | {"detect", "identify"})
 # What sits on top of the connection: the connection never imports these.
 ABOVE_CONNECTION = {

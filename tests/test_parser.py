@@ -36,7 +36,7 @@ from custom_components.dsmr.parser import (
     unknown_lines,
     validate_checksum,
 )
-from custom_components.dsmr.reader import P1Protocol
+from custom_components.dsmr.protocol import P1Protocol
 from custom_components.dsmr.values import parse_cosem, parse_timestamp
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter

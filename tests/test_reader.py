@@ -19,13 +19,8 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.dsmr.counters import ReaderStats
-from custom_components.dsmr.reader import (
-    MIN_PAUSE,
-    PAUSE_MARGIN,
-    P1Protocol,
-    async_open,
-    line_rate,
-)
+from custom_components.dsmr.protocol import MIN_PAUSE, PAUSE_MARGIN, P1Protocol, line_rate
+from custom_components.dsmr.reader import async_open
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer

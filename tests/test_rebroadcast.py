@@ -18,7 +18,7 @@ from dsmr_parser.clients.protocol import create_tcp_dsmr_reader
 import pytest
 import pytest_socket
 
-from custom_components.dsmr.reader import TELEGRAM_FRAME
+from custom_components.dsmr.protocol import TELEGRAM_FRAME
 from custom_components.dsmr.rebroadcast import (
     DEFAULT_MAX_BUFFER,
     CannotListen,

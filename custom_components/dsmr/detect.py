@@ -19,7 +19,8 @@ from dsmr_parser.clients.settings import (
 
 from .dsmr_library import EncryptedFrames
 from .ports import async_close_port, async_open_port
-from .reader import TELEGRAM_FRAME, CannotCommunicate
+from .protocol import TELEGRAM_FRAME
+from .reader import CannotCommunicate
 
 ENCRYPTED = "encrypted"  # an encrypted frame: MSn or SAGEMCOM_T210_D_R, told apart by the key
 GENERAL_GLOBAL_CIPHER_TAG = 0xDB  # an encrypted (DLMS general-global-cipher) frame's first byte

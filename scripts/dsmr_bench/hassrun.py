@@ -52,7 +52,7 @@ class TelegramCounter:
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
         classes: list[type] = [DSMRProtocol]
         if ours:
-            from custom_components.dsmr.reader import P1Protocol
+            from custom_components.dsmr.protocol import P1Protocol
 
             classes.append(P1Protocol)
         for cls in classes:

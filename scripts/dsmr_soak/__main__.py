@@ -30,7 +30,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.dsmr import reader as reader_module
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.reader import P1Protocol
+from custom_components.dsmr.protocol import P1Protocol
 from dsmr_sim.meter import Meter
 
 
