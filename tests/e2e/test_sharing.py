@@ -25,6 +25,7 @@ from .harness import (
 
 UNAVAILABLE = {"unknown", "unavailable"}
 CLIENTS = "_rebroadcast_clients"
+FLOW = "_flow"
 
 
 async def _options(api: HassClient, entry_id: str, user_input: dict[str, Any]) -> None:
@@ -60,7 +61,9 @@ async def _states(api: HassClient, entry_id: str) -> dict[str, str]:
         found = {}
         registry = entities_of(await api.entity_registry(), entry_id)
         for entity_id, reg in registry.items():
-            if reg.get("disabled_by") or reg["unique_id"].endswith(CLIENTS):
+            # Flows need two sub-meter captures (5 minutes apart by the meter's clock) after a
+            # reader starts: a reader that has just started shows them unknown, rightly.
+            if reg.get("disabled_by") or reg["unique_id"].endswith((CLIENTS, FLOW)):
                 continue
             state = await api.state(entity_id)
             if state is None or state["state"] in UNAVAILABLE:
