@@ -74,6 +74,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     except BaseException:
         reader.close()
         raise
+    coordinator.select_shown()  # the entities are added: read only what they show
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes
     # its port when cancelled. (The coordinator shuts down with the entry by itself.)
     entry.async_create_background_task(hass, reader.async_run(), "dsmr reader")
