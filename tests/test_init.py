@@ -151,3 +151,26 @@ async def test_a_port_that_is_no_serial_port_asks_for_reconfiguration(hass: Home
         "/dev/null cannot be the DSMR meter's port: not a serial device (a character device, "
         "but not a serial tty). Reconfigure the meter with its serial port or bridge"
     )
+
+
+async def test_snapshots_read_the_fields_the_entities_show(hass: HomeAssistant) -> None:
+    """Once set up, a publish reads only the fields of added entities; enabling one reads it."""
+    server = TcpServer(Meter("5", seed=8))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        readings = entry.runtime_data.coordinator.data.readings
+        assert "current_electricity_usage" in readings  # enabled by default
+        assert "net_power" not in readings  # disabled by default: not read
+        registry = er.async_get(hass)
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_net_power")
+        assert entity_id is not None
+        registry.async_update_entity(entity_id, disabled_by=None)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await send(entry, server)
+        assert "net_power" in entry.runtime_data.coordinator.data.readings
+        assert hass.states.get(entity_id) is not None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()

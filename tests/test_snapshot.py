@@ -237,3 +237,17 @@ def test_unchanged_mbus_lines_reuse_the_previous_readings(parser: CachingTelegra
     moved = build(builder, [parser.parse(with_gas("00012.346", "240115120002W"))], same)
     assert moved.mbus is not same.mbus
     assert moved.mbus[0].value == 12.346
+
+
+def test_select_reads_only_the_fields_shown(parser: CachingTelegramParser) -> None:
+    builder = SnapshotBuilder(FIELDS)
+    builder.select({"used", "net"})
+    snap = build(builder, [parser.parse(telegram())])
+    assert set(snap.readings) == {"used", "net"}
+    builder.select(None)
+    assert set(build(builder, [parser.parse(telegram())], snap).readings) == {
+        "used",
+        "power",
+        "text",
+        "net",
+    }

@@ -83,6 +83,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     except BaseException:
         reader.close()
         raise
+    coordinator.select_shown()  # the entities are added: read only what they show
     if sharing is not None:  # once the entry sets up: it lives as long as the entry is loaded
         sharing.async_start()
     # Background tasks of an entry are cancelled on unload and at shutdown; the reader closes

@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
@@ -87,6 +87,10 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self._telegrams: list[Any] = []  # received since the last publish
         self._fresh = True  # the next telegram is the first since a (re)connect
         self._debouncer: Debouncer[None] | None = None
+        # Keys of the fields some added entity shows (counted); once `select_shown` ran, the
+        # builder reads only these.
+        self._shown: dict[str, int] = {}
+        self._selecting = False
         if self.window:
             self._debouncer = Debouncer(
                 hass, LOGGER, cooldown=self.window, immediate=True, function=self._publish
@@ -122,6 +126,27 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             self._debouncer.async_cancel()
         self._telegrams = []
         self._set_unavailable(ConnectionLost(state.reason or "connection closed"))
+
+    @callback
+    def async_show(self, key: str) -> CALLBACK_TYPE:
+        """An added entity shows the field `key`; returns the callback for its removal."""
+        self._shown[key] = self._shown.get(key, 0) + 1
+        if self._selecting and self._shown[key] == 1:
+            self.builder.select(self._shown)
+
+        @callback
+        def hide() -> None:
+            self._shown[key] -= 1
+            if not self._shown[key]:
+                del self._shown[key]  # read on until the next setup: it may come back
+
+        return hide
+
+    @callback
+    def select_shown(self) -> None:
+        """Once the entities are added: build only the fields they show (and any added later)."""
+        self._selecting = True
+        self.builder.select(self._shown)
 
     def _set_unavailable(self, err: Exception) -> None:
         """`async_set_update_error` without its error log line.

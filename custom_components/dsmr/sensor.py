@@ -177,6 +177,8 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
 
     async def async_added_to_hass(self) -> None:
         """Restore the last value before the first telegram arrives."""
+        if self._channel is None:
+            self.async_on_remove(self.coordinator.async_show(self.entity_description.key))
         if (last := await self.async_get_last_sensor_data()) is not None:
             self._attr_native_value = last.native_value
             if last.native_value is not None:
@@ -185,6 +187,25 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                 self._set_unit(last.native_unit_of_measurement)
                 self._sync_registry()
         await super().async_added_to_hass()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Take a push; the usual one (the reading written last, nothing held) costs no more."""
+        reading = self._last_reading
+        if reading is not None and self._channel is None:
+            coordinator = self.coordinator
+            snapshot = coordinator.data
+            if (
+                snapshot is not None
+                and coordinator.last_update_success
+                and self.entity_description.value_fn(snapshot) is reading
+                and not (self.entity_description.average and snapshot.spreads)
+                and not self._policy.holding
+                and self._written is not None
+                and self._written[0]
+            ):
+                return  # the same line as last time, shown already (see `_update`)
+        super()._handle_coordinator_update()
 
     def _reading(self, snapshot: Snapshot) -> Reading | None:
         """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
