@@ -215,7 +215,10 @@ async def test_pipeline(
     stream += sentinel.text.encode()
     stamp = sentinel.values["P1_MESSAGE_TIMESTAMP"]
     await bridge.send(stream)
-    await wait_for(lambda: coordinator.data is not None and coordinator.data.timestamp == stamp)
+    # 5 s is a long time for one stream, but not on a machine running two test suites at once.
+    await wait_for(
+        lambda: coordinator.data is not None and coordinator.data.timestamp == stamp, timeout=30
+    )
     await hass.async_block_till_done()
     assert float(hass.states.get(POWER).state) == float(
         sentinel.values["CURRENT_ELECTRICITY_USAGE"]
