@@ -52,7 +52,7 @@ from .issues import async_register_new_cycle
 from .mbus import MbusEntities
 from .policy import RegisterPolicy, Verdict
 from .rebroadcast import RebroadcastServer
-from .snapshot import Reading, Snapshot
+from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
 from .upgrade import UnitUpgrade
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
@@ -191,21 +191,34 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
     @callback
     def _handle_coordinator_update(self) -> None:
         """Take a push; the usual one (the reading written last, nothing held) costs no more."""
-        reading = self._last_reading
-        if reading is not None and self._channel is None:
+        if self._last_reading is not None and self._channel is None:
             coordinator = self.coordinator
             snapshot = coordinator.data
             if (
                 snapshot is not None
                 and coordinator.last_update_success
-                and self.entity_description.value_fn(snapshot) is reading
-                and not (self.entity_description.average and snapshot.spreads)
-                and not self._policy.holding
-                and self._written is not None
-                and self._written[0]
+                and self._shown_already(
+                    self.entity_description.value_fn(snapshot), self._spread(snapshot)
+                )
             ):
-                return  # the same line as last time, shown already (see `_update`)
+                return  # before the wrapper's calls: `_update` would return here too
         super()._handle_coordinator_update()
+
+    def _spread(self, snapshot: Snapshot) -> Spread | None:
+        """The window's spread of an averaged value (None: not averaged, or one telegram)."""
+        description = self.entity_description
+        return snapshot.spreads.get(description.key) if description.average else None
+
+    def _shown_already(self, reading: Reading | None, spread: Spread | None) -> bool:
+        """The same line as last time, shown already, nothing held back: nothing to do."""
+        return (
+            reading is not None
+            and reading is self._last_reading
+            and spread is None
+            and not self._policy.holding
+            and self._written is not None
+            and self._written[0]
+        )
 
     def _reading(self, snapshot: Snapshot) -> Reading | None:
         """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
@@ -227,16 +240,9 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         if available and snapshot is not None:
             description = self.entity_description
             reading = self._reading(snapshot)
-            spread = snapshot.spreads.get(description.key) if description.average else None
-            if (
-                reading is not None
-                and reading is self._last_reading
-                and spread is None
-                and not policy.holding
-                and self._written is not None
-                and self._written[0]
-            ):
-                return  # the same line as last time, shown already
+            spread = self._spread(snapshot)
+            if self._shown_already(reading, spread):
+                return
             self._last_reading = reading
             if reading is None:
                 if self._channel is None and policy.absent() and self.entity_id:
