@@ -40,6 +40,7 @@ CONNECTION = {
     "ports",
     "dsmr_library",
     "parser",
+    "decryption",
     "values",
     "checksum",
 }

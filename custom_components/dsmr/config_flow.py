@@ -51,7 +51,7 @@ from .forms import (
     title,
     version_and_protocol,
 )
-from .identify import async_validated, identify_encrypted, parse_frame, with_identifiers
+from .identify import async_validated, identify_detected, identify_encrypted
 from .options_flow import DsmrOptionsFlow
 from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
 from .reader import CannotCommunicate, InvalidKey
@@ -151,11 +151,8 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 return self._show(step, user_input, {"base": NOT_RECOGNISED[step]})
             if self._detection.version == ENCRYPTED:
                 return await self.async_step_encryption_key()
-            self._data[CONF_DSMR_VERSION] = self._detection.version
             try:
-                data = with_identifiers(
-                    self._data, parse_frame(self._detection.telegram, self._data)
-                )
+                data = identify_detected(self._data, self._detection)
             except CannotCommunicate, InvalidKey:
                 return self._show(step, user_input, {"base": "cannot_communicate"})
             return await self._async_confirm(data)
@@ -286,9 +283,8 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         self.context["title_placeholders"] = {"name": port}
         if self._detection.version == ENCRYPTED:
             return await self.async_step_encryption_key()
-        self._data[CONF_DSMR_VERSION] = self._detection.version
         try:
-            data = with_identifiers(self._data, parse_frame(self._detection.telegram, self._data))
+            data = identify_detected(self._data, self._detection)
         except CannotCommunicate, InvalidKey:
             return self.async_abort(reason="not_dsmr")
         return await self._async_confirm(data)
@@ -371,8 +367,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                         shown,
                     )
                     return self.async_abort(reason="encrypted_yaml")
-                data[CONF_DSMR_VERSION] = detection.version
-                data = with_identifiers(data, parse_frame(detection.telegram, data))
+                data = identify_detected(data, detection)
             else:
                 data = await async_validated(data)
         except (CannotConnect, CannotCommunicate, InvalidKey) as err:

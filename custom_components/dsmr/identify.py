@@ -25,6 +25,7 @@ from .const import (
     VALIDATION_TIMEOUT,
 )
 from .counters import ReaderStats
+from .detect import Detection
 from .dsmr_library import PARSING, library_parser
 from .ports import async_close_port
 from .reader import (
@@ -89,6 +90,15 @@ def with_identifiers(data: dict[str, Any], telegram: Telegram) -> dict[str, Any]
         CONF_SERIAL_ID: equipment_identifier(telegram, version),
         CONF_SERIAL_ID_GAS: gas_equipment_identifier(telegram, version),
     }
+
+
+def identify_detected(data: dict[str, Any], detection: Detection) -> dict[str, Any]:
+    """The entry data for a plain meter that detection heard: its version and identifiers.
+
+    Raises as `parse_frame` does.
+    """
+    data = {**data, CONF_DSMR_VERSION: detection.version}
+    return with_identifiers(data, parse_frame(detection.telegram, data))
 
 
 def parse_frame(frame: bytes, data: dict[str, Any]) -> Telegram:

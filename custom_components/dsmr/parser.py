@@ -20,7 +20,8 @@ the same exceptions), but:
   lines that no longer parse and any other change take the long way above;
 * the CRC is dsmr_parser's CRC-16 (same regular expressions, same errors), computed with
   tables two bytes per step instead of dsmr_parser's per-character `c_ushort` and `int(hex)`
-  (145 us -> 13-20 us per telegram; `checksum.py`); decryption is dsmr_parser's own code;
+  (145 us -> 13-20 us per telegram; `checksum.py`); decryption is dsmr_parser's own code
+  (`decryption.py`);
 * a changed line is read into dsmr_parser's value object in fewer steps (`values.py`).
 
 Lines with an OBIS code that no object of the specification matches are not thrown away:
@@ -45,9 +46,9 @@ from types import MappingProxyType
 from typing import Any, Final, cast
 
 from dsmr_parser.objects import DSMRObject, Telegram
-from dsmr_parser.parsers import TelegramParser
 
 from .checksum import crc16, validate_checksum
+from .decryption import Decryptor
 from .values import SKIP, parse_line
 
 __all__ = ["CachingTelegramParser", "crc16", "unknown_lines", "validate_checksum"]
@@ -74,34 +75,6 @@ _NO_LINES: Final[Mapping[str, str]] = MappingProxyType({})
 type _Place = tuple[int, int]  # (object index in the specification, occurrence in the telegram)
 # What a line is: the objects it holds, its unknown OBIS code, or None (not part of any object).
 type _Kind = tuple[int, ...] | str | None
-
-
-class _Decryptor(TelegramParser):  # type: ignore[misc]
-    """dsmr_parser's own decryption: its `parse`, stopped where it would validate the CRC."""
-
-    def __init__(self, telegram_specification: dict[str, Any]) -> None:
-        super().__init__({**telegram_specification, "objects": [], "checksum_support": True})
-        self._plain: list[str] = []
-
-    def validate_checksum(self, telegram: str) -> None:
-        """Receive the decrypted telegram (dsmr_parser calls this right after decrypting)."""
-        self._plain.append(telegram)
-
-    def decrypt(self, data: str, encryption_key: str, authentication_key: str | None) -> str:
-        """Return the plain telegram inside a DLMS frame; raise as dsmr_parser raises."""
-        self._plain.clear()
-        super().parse(data, encryption_key, authentication_key)
-        return self._plain.pop()
-
-
-def decrypt(
-    telegram_specification: dict[str, Any],
-    data: str,
-    encryption_key: str,
-    authentication_key: str | None,
-) -> str:
-    """The plain telegram inside an encrypted frame (hex), as dsmr_parser decrypts it."""
-    return _Decryptor(telegram_specification).decrypt(data, encryption_key, authentication_key)
 
 
 @dataclass(slots=True)
@@ -143,7 +116,7 @@ class CachingTelegramParser:
         self.apply_checksum_validation = apply_checksum_validation
         self._derive = derive
         self._decryptor = (
-            _Decryptor(telegram_specification)
+            Decryptor(telegram_specification)
             if telegram_specification.get("general_global_cipher")
             else None
         )

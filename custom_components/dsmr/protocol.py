@@ -23,8 +23,9 @@ from serialx import PARITY_NONE
 
 from .const import DEFAULT_WATCHDOG_TIMEOUT
 from .counters import ReaderStats
+from .decryption import decrypt
 from .dsmr_library import PARSING, Parser, new_parser
-from .parser import CachingTelegramParser, decrypt
+from .parser import CachingTelegramParser
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
