@@ -168,7 +168,11 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
         # Decides when the meter's unit may be shown, if an earlier release mislabelled it.
         self._upgrade = UnitUpgrade(
-            description.native_unit_of_measurement, description.state_class is not None
+            description.native_unit_of_measurement,
+            description.state_class is not None,
+            entry,
+            show=self._show_unit,
+            done=self._handle_coordinator_update,
         )
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
@@ -250,7 +254,9 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             else:
                 policy.present()
                 if (unit := ha_unit(reading.unit)) is not None:
-                    if self._upgrading_unit(unit, reading.value):
+                    if self._upgrade.needed(self.hass, unit):
+                        self._last_reading = None
+                        self._upgrade.start(self.hass, self.entity_id, unit, reading.value)
                         return  # shown once the statistics upgrade allows it
                     if unit != self._attr_native_unit_of_measurement:
                         self._set_unit(unit)
@@ -312,24 +318,6 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                 self.hass, self._entry, self.entity_id, f"{shown} {unit}", f"{value} {unit}"
             )
         return result
-
-    def _upgrading_unit(self, unit: str, value: Any) -> bool:
-        """Whether a statistics upgrade decides when values in the line's `unit` are shown."""
-        if not self._upgrade.starts(self.hass, unit):
-            return False
-        self._last_reading = None
-        self._entry.async_create_background_task(
-            self.hass,
-            self._async_upgrade_unit(unit, float(value)),
-            f"dsmr unit of {self.entity_id}",
-        )
-        return True
-
-    async def _async_upgrade_unit(self, unit: str, value: float) -> None:
-        await self._upgrade.async_run(
-            self.hass, self.entity_id, unit, value, partial(self._show_unit, unit)
-        )
-        self._handle_coordinator_update()
 
     def _show_unit(self, unit: str, relabel: bool) -> None:
         """Show `unit`; unknown while relabelled statistics are compiled (upgrade.py)."""
