@@ -16,14 +16,16 @@ statistics as a write every window, with a tenth of the writes.
 A value the meter has never sent in `ABSENT_TELEGRAMS_BEFORE_DISABLE` telegrams in a row is one
 to disable (`absent`); the coordinator does it.
 
-Pure: no Home Assistant here; the entity supplies what it shows and the snapshot's period.
+Pure: no Home Assistant here; the entity supplies what it shows and the snapshot's period, and
+the coordinator tells the user of a held-back reading and of a new cycle (`Judgement`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, auto
-from typing import Final
+from typing import Any, Final
 
 # A lower reading that lasts this long is a new cycle, not a glitch. Meters that restart send
 # zeros for seconds to minutes; an hour is far beyond that, and short enough that a genuine
@@ -39,6 +41,17 @@ class Verdict(Enum):
     SHOW = auto()  # not lower, or the meter was replaced: show it
     HOLD = auto()  # lower: keep showing the last value
     NEW_CYCLE = auto()  # lower for NEW_CYCLE_AFTER: show it, and say why
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A reading judged: what the value shows, why, and what the reading was compared with."""
+
+    value: Any  # what to show: the reading, or (held back) the value shown before
+    verdict: Verdict = Verdict.SHOW
+    shown: float | None = None  # the value shown before, as compared (None: none)
+    reading: Any = None  # the reading judged
+    hold_starts: bool = False  # held back, and the hold begins with this reading
 
 
 class DecreaseHold:
@@ -104,6 +117,29 @@ class RegisterPolicy:
             return reading, Verdict.SHOW
         verdict = self.decrease.verdict(shown, reading, now, replaced=replaced)
         return (shown if verdict is Verdict.HOLD else reading), verdict
+
+    def decide(
+        self,
+        state: object,
+        reading: Any,
+        *,
+        precision: int | None = None,
+        replaced: bool = False,
+        now: datetime | None = None,
+    ) -> Judgement:
+        """What the value shows for `reading` while its entity's state is `state` (any type).
+
+        Only a register's number is judged, against the state if that is a number (rounded to
+        the user's `precision` if one is set: a lowered precision is no decrease).
+        """
+        if not isinstance(reading, float) or not self.register:
+            return Judgement(reading, reading=reading)
+        shown = state if isinstance(state, float) else None
+        if shown is not None and precision is not None:
+            shown = round(shown, precision)
+        starts = not self.holding
+        value, verdict = self.judge(shown, reading, replaced=replaced, now=now)
+        return Judgement(value, verdict, shown, reading, starts and verdict is Verdict.HOLD)
 
     def hold_for_period(
         self, written: object, value: object, period: int, closes_period: bool

@@ -48,9 +48,8 @@ from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity,
 from .flow import FlowState, liters_per_minute
 from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
-from .issues import async_register_new_cycle
 from .mbus import MbusEntities
-from .policy import RegisterPolicy, Verdict
+from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
 from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
@@ -268,7 +267,15 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                         "samples": spread.samples,
                     }
                 else:
-                    value = self._value(reading.value)
+                    judgement = policy.decide(
+                        self._attr_native_value,
+                        reading.value,
+                        precision=self._precision,
+                        replaced=coordinator.meter_replaced,
+                    )
+                    shown_unit = self._attr_native_unit_of_measurement
+                    coordinator.async_explain(self.entity_id, judgement, shown_unit)
+                    value = judgement.value
                     if reading.obj is not None and description.attributes_fn is not None:
                         attributes = description.attributes_fn(reading.obj) or {}
                         self._attr_extra_state_attributes = attributes
@@ -289,35 +296,6 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         self._attr_native_value = value
         self.async_write_ha_state()
         self._sync_registry()
-
-    def _value(self, value: Any) -> Any:
-        """What a register shows for its reading (held back, or a new cycle, see policy.py)."""
-        if not isinstance(value, float) or not self._policy.register:
-            return value
-        shown = self._attr_native_value
-        if not isinstance(shown, float):
-            shown = None
-        elif self._precision is not None:
-            shown = round(shown, self._precision)  # a lowered precision is no decrease
-        first = not self._policy.holding
-        coordinator = self.coordinator
-        result, verdict = self._policy.judge(shown, value, replaced=coordinator.meter_replaced)
-        if verdict is Verdict.HOLD and first:
-            coordinator.report(
-                "decrease",
-                "%s went down from %s to %s; showing %s until the lower value lasts an hour"
-                " or the meter reports another equipment identifier",
-                self.entity_id,
-                shown,
-                value,
-                shown,
-            )
-        elif verdict is Verdict.NEW_CYCLE:
-            unit = self._attr_native_unit_of_measurement or ""
-            async_register_new_cycle(
-                self.hass, self._entry, self.entity_id, f"{shown} {unit}", f"{value} {unit}"
-            )
-        return result
 
     def _show_unit(self, unit: str, relabel: bool) -> None:
         """Show `unit`; unknown while relabelled statistics are compiled (upgrade.py)."""
