@@ -12,7 +12,6 @@ register shows and when it is written is its `RegisterPolicy`'s decision (policy
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +32,7 @@ from homeassistant.helpers.entity_platform import (
 from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
-from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS, LOGGER
+from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .derived import MAIN_GAS_KEY, MAIN_GAS_READINGS
 from .derived_descriptions import (
@@ -46,7 +45,14 @@ from .derived_descriptions import (
 from .descriptions import SENSORS, DsmrSensorEntityDescription, has_demand, spec_value_names
 from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
 from .flow import FlowState, liters_per_minute
-from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
+from .generic import (
+    TRANSLATION_KEY,
+    GenericObisEntities,
+    line_value,
+    obis_key,
+    restored_value,
+    state_class_of,
+)
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
 from .mbus import MbusEntities
 from .policy import RegisterPolicy
@@ -366,18 +372,12 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         self._unit = unit
         native = ha_unit(unit)
         self._attr_native_unit_of_measurement = native
-        self._attr_state_class = (
-            SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None
-        )
+        self._attr_state_class = state_class_of(native)
 
     async def async_added_to_hass(self) -> None:
         """Restore the last value before the first telegram arrives."""
         if (last := await self.async_get_last_sensor_data()) is not None:
-            value = last.native_value
-            if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
-                self._attr_native_value = Decimal(str(value))
-            elif isinstance(value, str) and self._unit is None:
-                self._attr_native_value = value  # text only where no unit is expected
+            self._attr_native_value = restored_value(last.native_value, self._unit)
         await super().async_added_to_hass()
 
     def _update(self) -> None:
@@ -389,7 +389,10 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
             line = snapshot.unknown_lines.get(self.code)
             if line is not None and line != self._line:  # a missing line keeps the last value
                 self._line = line
-                value = self._value(line)
+                value, unit = line_value(line, self._unit)
+                if unit != self._unit:
+                    self._manager.unit_changed(self.entity_id, self.code, unit, self._unit)
+                    self._set_unit(unit)
                 self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
         written = (available, value, self._unit)
         if written == self._written:
@@ -397,25 +400,6 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         self._written = written
         self._attr_native_value = value
         self.async_write_ha_state()
-
-    def _value(self, line: str) -> Decimal | str | None:
-        parsed = parse_value(line)
-        if isinstance(parsed, tuple):
-            number, unit = parsed
-            if unit != self._unit:
-                LOGGER.info(
-                    "%s: the meter now sends %s in %s (was %s)",
-                    self.entity_id,
-                    self.code,
-                    unit,
-                    self._unit,
-                )
-                self._set_unit(unit)
-                self._manager.remember({self.code: unit})
-            return number
-        if self._unit is not None:
-            return None  # text on a line with a unit: not a number in that unit
-        return parsed
 
 
 class DemandSensor(DerivedEntity, SensorEntity):
