@@ -31,7 +31,7 @@ from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
 from .counters import ReaderStats
 from .demand import DEFAULT_THRESHOLD_KW
 from .derived import Deriver
-from .descriptions import SENSORS, has_demand, spec_value_names
+from .descriptions import has_demand, version_sensors
 from .migration import async_migrate_entity_unique_ids
 from .ports import CannotConnect, InvalidPort
 from .reader import DsmrReader, equipment_identifier
@@ -101,7 +101,6 @@ def snapshot_builder(
     """
     version = data[CONF_DSMR_VERSION]
     threshold = (options or {}).get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
-    names = spec_value_names(version)
     precision = data.get(CONF_PRECISION)
     return SnapshotBuilder(
         [
@@ -112,8 +111,7 @@ def snapshot_builder(
                 derive=d.telegram_fn,
                 average=d.average,
             )
-            for d in SENSORS
-            if d.obis_name in names and (d.versions is None or version in d.versions)
+            for d in version_sensors(version)
         ],
         precision=None if precision is None else int(precision),
         identify=partial(equipment_identifier, dsmr_version=version),

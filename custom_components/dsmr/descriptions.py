@@ -576,6 +576,14 @@ def spec_value_names(version: str) -> frozenset[str]:
     return frozenset(obj["value_name"] for obj in version_setup(version)[0]["objects"])
 
 
+def version_sensors(version: str) -> list[DsmrSensorEntityDescription]:
+    """The sensors of `version`'s values (the DSMR 2.2/4 gas meter's ones among them)."""
+    names = spec_value_names(version)
+    return [
+        d for d in SENSORS if d.obis_name in names and (d.versions is None or version in d.versions)
+    ]
+
+
 def has_demand(version: str) -> bool:
     """Whether the version sends the quarter-hour demand (1-0:1.4.0): Belgian meters."""
     return "BELGIUM_CURRENT_AVERAGE_DEMAND" in spec_value_names(version)

@@ -42,7 +42,7 @@ from .derived_descriptions import (
     FlowRestoreData,
     local_time,
 )
-from .descriptions import SENSORS, DsmrSensorEntityDescription, has_demand, spec_value_names
+from .descriptions import DsmrSensorEntityDescription, has_demand, version_sensors
 from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
 from .flow import FlowState, liters_per_minute
 from .generic import (
@@ -75,14 +75,13 @@ async def async_setup_entry(
     """Create the meter's entities now, and M-Bus and OBIS-line entities as they appear."""
     coordinator = entry.runtime_data.coordinator
     version = entry.data[CONF_DSMR_VERSION]
-    names = spec_value_names(version)
+    descriptions = version_sensors(version)
+    gas = CONF_SERIAL_ID_GAS in entry.data  # a DSMR 2.2/4 gas meter on the main telegram
     device, serial = main_device(entry)
     entities: list[SensorEntity] = [
-        DsmrSensor(entry, description, *main_device(entry, gas=description.is_gas))
-        for description in SENSORS
-        if description.obis_name in names
-        and (description.versions is None or version in description.versions)
-        and (not description.is_gas or CONF_SERIAL_ID_GAS in entry.data)
+        DsmrSensor(entry, d, *main_device(entry, gas=d.is_gas))
+        for d in descriptions
+        if gas or not d.is_gas
     ]
     entities.extend(
         HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS
@@ -91,14 +90,14 @@ async def async_setup_entry(
         entities.extend(
             DemandSensor(coordinator, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS
         )
-    if CONF_SERIAL_ID_GAS in entry.data:
+    if gas:
         gas_device, gas_serial = main_device(entry, gas=True)
         entities.extend(
             FlowSensor(
                 coordinator, GAS_FLOW, gas_device, f"{gas_serial}_{d.key}_flow", MAIN_GAS_KEY
             )
-            for d in SENSORS
-            if d.obis_name in MAIN_GAS_READINGS and d.obis_name in names
+            for d in descriptions
+            if d.obis_name in MAIN_GAS_READINGS
         )
     mbus = MbusEntities(
         hass,
