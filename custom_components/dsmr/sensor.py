@@ -59,7 +59,6 @@ from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
 from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
-from .upgrade import UnitUpgrade
 from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
@@ -154,8 +153,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         """
         if channel is None:
             serial = f"{serial}_{description.key}"
-        super().__init__(entry.runtime_data.coordinator, description, device_info, serial)
-        self._entry = entry
+        super().__init__(entry, description, device_info, serial, unit)
         self._version: str = entry.data[CONF_DSMR_VERSION]
         # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
         precision = entry.data.get(CONF_PRECISION)
@@ -168,16 +166,6 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             per_period=bool(self.coordinator.window) and channel is None,
         )
         self._last_reading: Reading | None = None
-        self._written: tuple[bool, Any, str | None] | None = None
-        self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
-        # Decides when the meter's unit may be shown, if an earlier release mislabelled it.
-        self._upgrade = UnitUpgrade(
-            description.native_unit_of_measurement,
-            description.state_class is not None,
-            entry,
-            show=self._show_unit,
-            done=self._handle_coordinator_update,
-        )
         enabled = description.entity_registry_enabled_default
         if description.enabled_versions is not None:
             enabled = enabled and self._version in description.enabled_versions
@@ -191,9 +179,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             self._attr_native_value = last.native_value
             if last.native_value is not None:
                 self._policy.present()
-            if last.native_unit_of_measurement is not None:
-                self._set_unit(last.native_unit_of_measurement)
-                self._sync_registry()
+            self._restore_unit(last.native_unit_of_measurement)
         await super().async_added_to_hass()
 
     @callback
@@ -251,19 +237,17 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             spread = self._spread(snapshot)
             if self._shown_already(reading, spread):
                 return
-            self._last_reading = reading
             if reading is None:
+                self._last_reading = None
                 if self._channel is None and policy.absent() and self.entity_id:
                     coordinator.async_auto_disable(self.entity_id, str(self.unique_id))
             else:
                 policy.present()
-                if (unit := ha_unit(reading.unit)) is not None:
-                    if self._upgrade.needed(self.hass, unit):
-                        self._last_reading = None
-                        self._upgrade.start(self.hass, self.entity_id, unit, reading.value)
-                        return  # shown once the statistics upgrade allows it
-                    if unit != self._attr_native_unit_of_measurement:
-                        self._set_unit(unit)
+                # Remembered after: an upgrade that ends at once shows this reading itself.
+                if not self._follow_unit(reading.unit, reading.value):
+                    self._last_reading = None  # shown once the statistics upgrade allows it
+                    return
+                self._last_reading = reading
                 if spread is not None:
                     value = spread.mean
                     self._attr_extra_state_attributes = {
@@ -295,21 +279,9 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         ):
             self._last_reading = None  # look again on the next push, changed or not
             return
-        self._written = written
         if snapshot is not None:
             policy.wrote(snapshot.period, snapshot.closes_period)
-        self._attr_native_value = value
-        self.async_write_ha_state()
-        self._sync_registry()
-
-    def _show_unit(self, unit: str, relabel: bool) -> None:
-        """Show `unit`; unknown while relabelled statistics are compiled (upgrade.py)."""
-        self._set_unit(unit)
-        if relabel:  # no value in the old label may meet the relabelled statistics
-            self._attr_native_value = None
-            self._written = (True, None, unit)
-            self.async_write_ha_state()
-            self._sync_registry()
+        self._write(available, value)
 
 
 class HealthSensor(RefreshingEntity, SensorEntity):
