@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from decimal import Decimal
+import time
 from typing import Any
 
 from dsmr_parser.objects import Telegram
@@ -12,6 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.coordinator import DsmrCoordinator
+from custom_components.dsmr.derived import Derived, Deriver
+from custom_components.dsmr.flow import Capture, FlowState
 from custom_components.dsmr.policy import Judgement, Verdict
 from custom_components.dsmr.reader import ConnectionState
 from custom_components.dsmr.snapshot import SnapshotBuilder
@@ -123,3 +129,23 @@ async def test_a_held_register_is_logged_and_a_new_cycle_is_a_repair_issue(
         "before": "6.5 kWh",
         "after": "0.1 kWh",
     }
+
+
+async def test_a_stored_flow_starts_the_builder_unless_it_runs(hass: HomeAssistant) -> None:
+    deriver = Deriver(demand=False)
+    coordinator = DsmrCoordinator(hass, None, SnapshotBuilder((), deriver=deriver), 0)
+    stored = FlowState(Capture(datetime(2024, 1, 15, 16, tzinfo=UTC), Decimal("1.0")), 0.5)
+    assert coordinator.flow("gas") is None  # nothing published yet
+    assert coordinator.restore_flow("gas", FlowState()) is None  # no capture to go on from
+    assert coordinator.restore_flow("gas", stored) is stored
+    assert deriver.restored == {"gas": stored}
+    # A builder without flows takes none.
+    assert DsmrCoordinator(hass, None, SnapshotBuilder(()), 0).restore_flow("gas", stored) is None
+    # Once a snapshot carries the flow, a stored state is too late.
+    running = FlowState(stored.last, 0.7)
+    snapshot = coordinator.builder.build([Telegram()], None, time.time())
+    flows = Derived(flows={"gas": running})
+    coordinator.async_set_updated_data(dataclasses.replace(snapshot, derived=flows))
+    assert coordinator.flow("gas") is running
+    assert coordinator.flow("water") is None
+    assert coordinator.restore_flow("gas", stored) is None

@@ -28,6 +28,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
 from .counters import ReaderStats
+from .flow import FlowState
 from .health import Health
 from .issues import async_connection_changed, async_meter_replaced, async_register_new_cycle
 from .policy import Judgement, Verdict
@@ -211,6 +212,21 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             last_telegram=None if at is None else at.replace(microsecond=0),
             meter_clock_offset=offset,
         )
+
+    def flow(self, key: str) -> FlowState | None:
+        """The flow `key` (derived.py's `flow_key`) as the latest snapshot has it."""
+        return None if self.data is None else self.data.derived.flows.get(key)
+
+    def restore_flow(self, key: str, state: FlowState) -> FlowState | None:
+        """Start the flow `key` from its stored `state` (returned) unless it runs already.
+
+        A state without a capture starts nothing; neither does a builder without flows.
+        """
+        deriver = self.builder.deriver
+        if self.flow(key) is not None or state.last is None or not deriver:
+            return None
+        deriver.restored[key] = state
+        return state
 
     def report(self, kind: str, message: str, *args: object) -> None:
         """Log an entity's fault (rate-limited per kind) and keep it as the last error."""

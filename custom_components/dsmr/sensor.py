@@ -11,9 +11,7 @@ register shows and when it is written is its `RegisterPolicy`'s decision (policy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -40,11 +38,12 @@ from .derived_descriptions import (
     GAS_FLOW,
     DemandSensorEntityDescription,
     FlowRestoreData,
-    local_time,
+    FlowSensorEntityDescription,
+    flow_attributes,
 )
 from .descriptions import DsmrSensorEntityDescription, has_demand, version_sensors
 from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
-from .flow import FlowState, liters_per_minute
+from .flow import FlowState
 from .generic import (
     TRANSLATION_KEY,
     GenericObisEntities,
@@ -63,7 +62,6 @@ from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
 PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
 PARALLEL_UPDATES = 0  # push: entities never poll
-_NO_FLOWS: Mapping[str, FlowState] = MappingProxyType({})
 
 
 async def async_setup_entry(
@@ -389,10 +387,12 @@ class DemandSensor(DerivedEntity, SensorEntity):
 class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
     """Gas (m³/h) or water (L/min) flow of one sub-meter; its state survives restarts."""
 
+    entity_description: FlowSensorEntityDescription
+
     def __init__(
         self,
         coordinator: DsmrCoordinator,
-        description: SensorEntityDescription,
+        description: FlowSensorEntityDescription,
         device_info: DeviceInfo,
         unique_id: str,
         key: str,
@@ -402,35 +402,24 @@ class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
         self._key = key
         self._restored: FlowState | None = None
 
-    def _flows(self) -> Mapping[str, FlowState]:
-        data = self.coordinator.data
-        return _NO_FLOWS if data is None else data.derived.flows
-
     async def async_added_to_hass(self) -> None:
         """Give the stored flow state to the snapshot builder, then subscribe."""
-        extra = await self.async_get_last_extra_data()
-        if extra is not None and self._key not in self._flows():
+        if (extra := await self.async_get_last_extra_data()) is not None:
             state = FlowState.from_dict(extra.as_dict())
-            if state.last is not None and (deriver := self.coordinator.builder.deriver):
-                self._restored = deriver.restored[self._key] = state
+            self._restored = self.coordinator.restore_flow(self._key, state)
         await super().async_added_to_hass()
 
     @property
     def extra_restore_state_data(self) -> FlowRestoreData | None:
         """The flow's state (the last capture and its time) for the next start."""
-        state = self._flows().get(self._key) or self._restored
+        state = self.coordinator.flow(self._key) or self._restored
         return None if state is None else FlowRestoreData(state)
 
     def _update(self) -> None:
         derived = self._derived()
         if derived is not None and (flow := derived.flows.get(self._key)) is not None:
-            m3h = flow.m3h
-            gas = self.entity_description.key == GAS_FLOW.key
-            self._attr_native_value = m3h if gas else liters_per_minute(m3h)
-            self._attr_extra_state_attributes = {
-                "interval": flow.interval_s,
-                "reading_at": None if flow.last is None else local_time(flow.last.at),
-            }
+            self._attr_native_value = self.entity_description.value_fn(flow)
+            self._attr_extra_state_attributes = flow_attributes(flow)
         self._show((self._attr_native_value, self._attr_extra_state_attributes))
 
 
