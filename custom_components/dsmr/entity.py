@@ -70,10 +70,15 @@ class DsmrEntity(CoordinatorEntity[DsmrCoordinator]):
 
 
 class RefreshingEntity(DsmrEntity):
-    """Shows the coordinator's `Health`: on pushes and every REFRESH, when it changed."""
+    """Shows the coordinator's `Health`: on pushes and every REFRESH, when it changed.
+
+    With `_every_push` off, a push refreshes only the first value and an outage: the timer
+    does the rest (a number that changes with every telegram is not written that often).
+    """
 
     _last: Any = None
     _known = False
+    _every_push = True
 
     async def async_added_to_hass(self) -> None:
         """Also refresh on a timer."""
@@ -86,8 +91,19 @@ class RefreshingEntity(DsmrEntity):
         return True
 
     @callback
+    def _handle_coordinator_update(self) -> None:
+        coordinator = self.coordinator
+        if (
+            self._every_push
+            or not self._known
+            or coordinator.data is None
+            or not coordinator.last_update_success
+        ):
+            super()._handle_coordinator_update()
+
+    @callback
     def _refresh(self, _now: datetime) -> None:
-        self._handle_coordinator_update()
+        super()._handle_coordinator_update()
 
     def _current(self) -> Any:
         raise NotImplementedError

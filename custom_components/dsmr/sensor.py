@@ -286,19 +286,10 @@ class HealthSensor(RefreshingEntity, SensorEntity):
     """A number about the connection, refreshed on its timer (not on every telegram)."""
 
     entity_description: HealthSensorEntityDescription
+    _every_push = False
 
     def _current(self) -> Any:
         return self.entity_description.value_fn(self.coordinator.health())
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        coordinator = self.coordinator
-        if not self._known or coordinator.data is None or not coordinator.last_update_success:
-            super()._handle_coordinator_update()  # first value, and disconnects, at once
-
-    @callback
-    def _refresh(self, _now: Any) -> None:
-        DsmrEntity._handle_coordinator_update(self)
 
     @property
     def native_value(self) -> Any:
