@@ -216,10 +216,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
         if self._channel is None:
             return self.entity_description.value_fn(snapshot)
-        found = snapshot.mbus_reading(self._channel, self._mbus_id)
-        if found is None or not found.has_reading or found.value is None:
-            return None
-        return Reading(found.value, found.unit)
+        return snapshot.mbus_value(self._channel, self._mbus_id)
 
     def _update(self) -> None:
         if self._upgrade.pending:

@@ -120,6 +120,13 @@ class Snapshot:
                 return found
         return None
 
+    def mbus_value(self, channel: int, identifier: str | None) -> Reading | None:
+        """That M-Bus channel's reading, as a field's (None: no channel, or no reading)."""
+        found = self.mbus_reading(channel, identifier)
+        if found is None or not found.has_reading or found.value is None:
+            return None
+        return Reading(found.value, found.unit)
+
 
 def number(raw: Any, precision: int | None = None) -> Any:
     """A Decimal as a float (rounded to `precision` if given); None if not finite."""
