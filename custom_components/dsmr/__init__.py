@@ -15,7 +15,6 @@ from .const import (
     CONF_DSMR_VERSION,
     CONF_MBUS_DEVICES,
     CONF_PEAK_THRESHOLD,
-    CONF_PRECISION,
     CONF_RECONNECT_INTERVAL,
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
@@ -37,7 +36,7 @@ from .ports import CannotConnect, InvalidPort
 from .reader import DsmrReader, equipment_identifier
 from .sharing import sharing_for
 from .snapshot import Field, SnapshotBuilder
-from .yaml_import import async_import_yaml
+from .yaml_import import async_import_yaml, user_precision
 
 __all__ = ["DsmrConfigEntry"]
 
@@ -101,7 +100,6 @@ def snapshot_builder(
     """
     version = data[CONF_DSMR_VERSION]
     threshold = (options or {}).get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
-    precision = data.get(CONF_PRECISION)
     return SnapshotBuilder(
         [
             Field(
@@ -113,7 +111,7 @@ def snapshot_builder(
             )
             for d in version_sensors(version)
         ],
-        precision=None if precision is None else int(precision),
+        precision=user_precision(data),
         identify=partial(equipment_identifier, dsmr_version=version),
         deriver=Deriver(demand=has_demand(version), threshold_kw=float(threshold)),
     )

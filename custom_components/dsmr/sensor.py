@@ -23,14 +23,11 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity_platform import (
-    AddConfigEntryEntitiesCallback,
-    AddEntitiesCallback,
-)
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
-from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
-from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS
+from . import yaml_import
+from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .derived import MAIN_GAS_KEY, MAIN_GAS_READINGS
 from .derived_descriptions import (
@@ -58,9 +55,10 @@ from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
 from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
-from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
-PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
+# A `sensor: - platform: dsmr` block in YAML: validated, then imported as an entry.
+PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA
+async_setup_platform = yaml_import.async_setup_platform
 PARALLEL_UPDATES = 0  # push: entities never poll
 
 
@@ -119,15 +117,6 @@ async def async_setup_entry(
         manager.update()  # a telegram may have come while setup opened the port
 
 
-async def async_setup_platform(
-    hass: HomeAssistant,
-    config: ConfigType,
-    async_add_entities: AddEntitiesCallback,
-    discovery_info: DiscoveryInfoType | None = None,
-) -> None:
-    """Accept a validated `sensor: - platform: dsmr` block (made an entry by `async_setup`)."""
-
-
 class DsmrSensor(LineUnitEntity, RestoreSensor):
     """One value of a meter; writes its state only when that value changed."""
 
@@ -154,8 +143,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         super().__init__(entry, description, device_info, serial, unit)
         self._version: str = entry.data[CONF_DSMR_VERSION]
         # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
-        precision = entry.data.get(CONF_PRECISION)
-        self._precision: int | None = None if precision is None else int(precision)
+        self._precision = yaml_import.user_precision(entry.data)
         self._channel = channel
         self._mbus_id = mbus_id
         register = description.state_class is SensorStateClass.TOTAL_INCREASING
