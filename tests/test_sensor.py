@@ -95,6 +95,16 @@ def test_version_sensors() -> None:
         assert [d for d in SENSORS if d in version_sensors(version)] == version_sensors(version)
 
 
+def test_enabled_in() -> None:
+    """Totals are enabled where meters send them; what is off by default stays off."""
+    by_key = {d.key: d for d in SENSORS}
+    total = by_key["electricity_imported_total"]
+    assert total.enabled_in("5L")
+    assert not total.enabled_in("5")
+    assert by_key["electricity_used_tariff_1"].enabled_in("5")
+    assert not by_key["belgium_max_power_per_phase"].enabled_in("5B")  # a diagnostic
+
+
 @pytest.mark.parametrize("tcp_server", VERSIONS, indirect=True)
 async def test_entities_over_tcp(
     hass: HomeAssistant, tcp_server: TcpServer, snapshot: SnapshotAssertion

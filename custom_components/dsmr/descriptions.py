@@ -157,6 +157,11 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
         if by_key is None:
             object.__setattr__(self, "value_fn", partial(_by_key, self.key))
 
+    def enabled_in(self, version: str) -> bool:
+        """Whether the entity is enabled by default on a meter of `version`."""
+        versions = self.enabled_versions
+        return self.entity_registry_enabled_default and (versions is None or version in versions)
+
 
 def _by_key(key: str, snapshot: Snapshot) -> Reading | None:
     return snapshot.readings.get(key)

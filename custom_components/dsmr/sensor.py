@@ -141,7 +141,6 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         if channel is None:
             serial = f"{serial}_{description.key}"
         super().__init__(entry, description, device_info, serial, unit)
-        self._version: str = entry.data[CONF_DSMR_VERSION]
         # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
         self._precision = yaml_import.user_precision(entry.data)
         self._channel = channel
@@ -152,9 +151,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             per_period=bool(self.coordinator.window) and channel is None,
         )
         self._last_reading: Reading | None = None
-        enabled = description.entity_registry_enabled_default
-        if description.enabled_versions is not None:
-            enabled = enabled and self._version in description.enabled_versions
+        enabled = description.enabled_in(entry.data[CONF_DSMR_VERSION])
         self._attr_entity_registry_enabled_default = enabled
 
     async def async_added_to_hass(self) -> None:
