@@ -19,6 +19,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.dsmr.const import CONF_GENERIC_OBIS
 from custom_components.dsmr.generic import (
     line_value,
+    obis_description,
     parse_value,
     restored_value,
     state_class_of,
@@ -81,6 +82,14 @@ def test_parse_value() -> None:
     assert parse_value("()") is None
     assert parse_value("(1.2.3)") == "1.2.3"
     assert parse_value("(" + "x" * 300 + ")") == "x" * 255
+
+
+def test_obis_description() -> None:
+    description = obis_description("1-0:3.8.0")
+    assert description.key == "obis_1_0_3_8_0"
+    assert description.translation_key == "generic_obis"
+    assert description.translation_placeholders == {"code": "1-0:3.8.0"}
+    assert description.entity_registry_enabled_default is False  # a user enables the ones wanted
 
 
 def test_line_value() -> None:

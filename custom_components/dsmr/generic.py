@@ -29,7 +29,11 @@ from decimal import Decimal
 import re
 from typing import Any, Final
 
-from homeassistant.components.sensor import SensorEntity, SensorStateClass
+from homeassistant.components.sensor import (
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
 from homeassistant.const import (
     UnitOfApparentPower,
     UnitOfElectricCurrent,
@@ -73,6 +77,16 @@ type Parsed = tuple[Decimal, str | None] | str | None
 def obis_key(code: str) -> str:
     """The entity key (unique id suffix) of an OBIS code: 1-0:3.8.0 -> obis_1_0_3_8_0."""
     return "obis_" + re.sub(r"[^0-9A-Za-z]", "_", code)
+
+
+def obis_description(code: str) -> SensorEntityDescription:
+    """The sensor of an OBIS code: named after the code, disabled until a user enables it."""
+    return SensorEntityDescription(
+        key=obis_key(code),
+        translation_key=TRANSLATION_KEY,
+        translation_placeholders={"code": code},
+        entity_registry_enabled_default=False,
+    )
 
 
 def parse_value(value: str) -> Parsed:

@@ -42,10 +42,9 @@ from .descriptions import DsmrSensorEntityDescription, has_demand, version_senso
 from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
 from .flow import FlowState
 from .generic import (
-    TRANSLATION_KEY,
     GenericObisEntities,
     line_value,
-    obis_key,
+    obis_description,
     restored_value,
     state_class_of,
 )
@@ -282,8 +281,6 @@ class HealthSensor(RefreshingEntity, SensorEntity):
 class GenericObisSensor(DsmrEntity, RestoreSensor):
     """One OBIS line that no specification names, as the meter sends it (see generic.py)."""
 
-    _attr_translation_key = TRANSLATION_KEY
-    _attr_entity_registry_enabled_default = False
     _unrecorded_attributes = frozenset({"raw"})
 
     def __init__(
@@ -295,15 +292,11 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         serial: str,
     ) -> None:
         """Initialize the sensor for an OBIS code, with the unit it was last seen with."""
-        super().__init__(
-            manager.coordinator,
-            SensorEntityDescription(key=obis_key(code), translation_key=TRANSLATION_KEY),
-            device_info,
-            f"{serial}_{obis_key(code)}",
-        )
+        description = obis_description(code)
+        unique_id = f"{serial}_{description.key}"
+        super().__init__(manager.coordinator, description, device_info, unique_id)
         self.code = code
         self._manager = manager
-        self._attr_translation_placeholders = {"code": code}
         self._attr_extra_state_attributes = {"obis_code": code}
         self._unit: str | None = None
         self._set_unit(unit)
