@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from custom_components.dsmr.policy import (
@@ -11,6 +12,7 @@ from custom_components.dsmr.policy import (
     RegisterPolicy,
     Verdict,
 )
+from custom_components.dsmr.snapshot import SnapshotBuilder
 
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -106,9 +108,9 @@ def test_decide_takes_only_a_number_as_what_is_shown() -> None:
 
 def test_decide_compares_with_the_state_at_the_users_precision() -> None:
     """A state shown with more decimals than the user now asks for is no decrease."""
+    policy = RegisterPolicy(register=True, per_period=False, precision=2)
+    assert policy.decide(1.23456, 1.23, now=T0) == Judgement(1.23, Verdict.SHOW, 1.23, 1.23)
     policy = RegisterPolicy(register=True, per_period=False)
-    judged = policy.decide(1.23456, 1.23, precision=2, now=T0)
-    assert judged == Judgement(1.23, Verdict.SHOW, 1.23, 1.23)
     assert policy.decide(1.23456, 1.23, now=T0).verdict is Verdict.HOLD
 
 
@@ -119,3 +121,23 @@ def test_decide_passes_everything_else_as_it_is() -> None:
     assert register.decide(6.0, "low") == Judgement("low", reading="low")
     assert register.decide(6.0, None) == Judgement(None)
     assert not register.holding
+
+
+def test_write_now_notes_the_period_of_what_it_lets_through() -> None:
+    """`hold_for_period` and `wrote` for a published snapshot; before one, nothing waits."""
+    policy = RegisterPolicy(register=True, per_period=True)
+
+    class Telegram:
+        pass
+
+    published = SnapshotBuilder(()).build([Telegram()], None, 3_000.0)
+    in_period_10 = dataclasses.replace(published, period=10, closes_period=False)
+    assert policy.write_now(1.0, 2.0, in_period_10)  # first write of period 10
+    assert policy.written_period == 10
+    assert not policy.write_now(2.0, 3.0, in_period_10)  # grown inside it: waits
+    assert policy.write_now(2.0, 1.0, in_period_10)  # a decrease: at once
+    last_window = dataclasses.replace(in_period_10, closes_period=True)
+    assert policy.write_now(2.0, 3.0, last_window)
+    assert policy.written_period == 11  # stands for period 11's start too
+    assert policy.write_now(3.0, 4.0, None)  # no telegram yet
+    assert policy.written_period == 11

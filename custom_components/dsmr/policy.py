@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, auto
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 # A lower reading that lasts this long is a new cycle, not a glitch. Meters that restart send
 # zeros for seconds to minutes; an hour is far beyond that, and short enough that a genuine
@@ -87,13 +90,15 @@ class RegisterPolicy:
 
     `register`: the value only grows (a total_increasing register); `per_period`: a grown
     register may wait for its period's last window (not M-Bus readings, which change every
-    5 minutes anyway, and not when every telegram is published).
+    5 minutes anyway, and not when every telegram is published); `precision`: the decimals
+    the user has numbers rounded to (None: the meter's own).
     """
 
-    def __init__(self, *, register: bool, per_period: bool) -> None:
+    def __init__(self, *, register: bool, per_period: bool, precision: int | None = None) -> None:
         """Rules for a value of that kind."""
         self.register = register
         self.per_period = per_period and register
+        self.precision = precision
         self.decrease = DecreaseHold()
         self.written_period = 0
         self.seen = False
@@ -123,7 +128,6 @@ class RegisterPolicy:
         state: object,
         reading: Any,
         *,
-        precision: int | None = None,
         replaced: bool = False,
         now: datetime | None = None,
     ) -> Judgement:
@@ -135,8 +139,8 @@ class RegisterPolicy:
         if not isinstance(reading, float) or not self.register:
             return Judgement(reading, reading=reading)
         shown = state if isinstance(state, float) else None
-        if shown is not None and precision is not None:
-            shown = round(shown, precision)
+        if shown is not None and self.precision is not None:
+            shown = round(shown, self.precision)
         starts = not self.holding
         value, verdict = self.judge(shown, reading, replaced=replaced, now=now)
         return Judgement(value, verdict, shown, reading, starts and verdict is Verdict.HOLD)
@@ -161,6 +165,19 @@ class RegisterPolicy:
     def wrote(self, period: int, closes_period: bool) -> None:
         """A value was written in `period` (in its last window: also for the next one's start)."""
         self.written_period = period + closes_period
+
+    def write_now(self, written: object, value: object, snapshot: Snapshot | None) -> bool:
+        """Whether `value` is written now (noted for the snapshot's period), or waits.
+
+        `written` is the value last written (None: none, or unavailable); without a snapshot
+        (no telegram yet) nothing waits.
+        """
+        if snapshot is None:
+            return True
+        if self.hold_for_period(written, value, snapshot.period, snapshot.closes_period):
+            return False
+        self.wrote(snapshot.period, snapshot.closes_period)
+        return True
 
     def present(self) -> None:
         """The meter sent the value."""

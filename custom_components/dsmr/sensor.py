@@ -140,14 +140,13 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         if channel is None:
             serial = f"{serial}_{description.key}"
         super().__init__(entry, description, device_info, serial, unit)
-        # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
-        self._precision = yaml_import.user_precision(entry.data)
         self._channel = channel
         self._mbus_id = mbus_id
         register = description.state_class is SensorStateClass.TOTAL_INCREASING
         self._policy = RegisterPolicy(
             register=register,
             per_period=bool(self.coordinator.window) and channel is None,
+            precision=yaml_import.user_precision(entry.data),
         )
         self._last_reading: Reading | None = None
         enabled = description.enabled_in(entry.data[CONF_DSMR_VERSION])
@@ -236,10 +235,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                     }
                 else:
                     judgement = policy.decide(
-                        self._attr_native_value,
-                        reading.value,
-                        precision=self._precision,
-                        replaced=coordinator.meter_replaced,
+                        self._attr_native_value, reading.value, replaced=coordinator.meter_replaced
                     )
                     shown_unit = self._attr_native_unit_of_measurement
                     coordinator.async_explain(self.entity_id, judgement, shown_unit)
@@ -247,19 +243,13 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                     if reading.obj is not None and description.attributes_fn is not None:
                         attributes = description.attributes_fn(reading.obj) or {}
                         self._attr_extra_state_attributes = attributes
-        written = (available, value, self._attr_native_unit_of_measurement)
-        if self._written == written:
+        before = self._written
+        if before == (available, value, self._attr_native_unit_of_measurement):
             return
-        if snapshot is not None and policy.hold_for_period(
-            self._written[1] if self._written is not None and self._written[0] else None,
-            value,
-            snapshot.period,
-            snapshot.closes_period,
-        ):
+        shown = before[1] if before is not None and before[0] else None  # while available
+        if not policy.write_now(shown, value, snapshot):
             self._last_reading = None  # look again on the next push, changed or not
             return
-        if snapshot is not None:
-            policy.wrote(snapshot.period, snapshot.closes_period)
         self._write(available, value)
 
 
