@@ -137,6 +137,11 @@ def test_window_mean_min_max_at_the_meters_precision(parser: CachingTelegramPars
     assert snap.samples == 3
 
 
+def test_a_spreads_attributes_are_all_but_the_mean() -> None:
+    spread = Spread(mean=1.167, min=0.5, max=2.001, samples=3)
+    assert spread.attributes() == {"min": 0.5, "max": 2.001, "samples": 3}
+
+
 def test_unchanged_lines_reuse_the_previous_reading(parser: CachingTelegramParser) -> None:
     builder = SnapshotBuilder(FIELDS)
     first = build(builder, [parser.parse(telegram(stamp="240115120000W"))])

@@ -228,11 +228,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                 self._last_reading = reading
                 if spread is not None:
                     value = spread.mean
-                    self._attr_extra_state_attributes = {
-                        "min": spread.min,
-                        "max": spread.max,
-                        "samples": spread.samples,
-                    }
+                    self._attr_extra_state_attributes = spread.attributes()
                 else:
                     judgement = policy.decide(
                         self._attr_native_value, reading.value, replaced=coordinator.meter_replaced

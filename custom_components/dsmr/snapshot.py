@@ -72,6 +72,10 @@ class Spread:
     max: float
     samples: int
 
+    def attributes(self) -> dict[str, float | int]:
+        """What an entity that shows the mean tells beside it: min, max, samples."""
+        return {"min": self.min, "max": self.max, "samples": self.samples}
+
 
 @dataclass(frozen=True, slots=True)
 class MbusReading:
