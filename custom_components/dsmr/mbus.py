@@ -79,20 +79,19 @@ class MbusEntities:
 
     def __init__(
         self,
-        hass: HomeAssistant,
         entry: DsmrConfigEntry,
         async_add_entities: AddConfigEntryEntitiesCallback,
         create: SensorFactory,
         create_flow: FlowFactory,
     ) -> None:
         """Initialize for one entry; `create` makes a reading's sensor, `create_flow` a flow's."""
-        self.hass = hass
         self.entry = entry
         self.async_add_entities = async_add_entities
         self.create = create
         self.create_flow = create_flow
         self.unique_ids: set[str] = set()
         self.coordinator = entry.runtime_data.coordinator
+        self.hass: HomeAssistant = self.coordinator.hass
         # Channel -> (identifier, has a reading) as last seen: looked at again when it changes.
         self._known_channels: dict[int, tuple[str | None, bool]] = {}
 

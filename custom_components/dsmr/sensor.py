@@ -94,11 +94,7 @@ async def async_setup_entry(
             if d.obis_name in MAIN_GAS_READINGS
         )
     mbus = MbusEntities(
-        hass,
-        entry,
-        async_add_entities,
-        partial(DsmrSensor, entry),
-        partial(FlowSensor, coordinator),
+        entry, async_add_entities, partial(DsmrSensor, entry), partial(FlowSensor, coordinator)
     )
     entities.extend(mbus.restore())
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
