@@ -14,13 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from homeassistant.components.sensor import (
-    RestoreSensor,
-    SensorEntity,
-    SensorEntityDescription,
-    SensorStateClass,
-)
-from homeassistant.const import EntityCategory
+from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorStateClass
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -52,6 +46,7 @@ from .health import HEALTH_SENSORS, HealthSensorEntityDescription
 from .mbus import MbusEntities
 from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
+from .sharing import CLIENTS
 from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
 
@@ -380,12 +375,7 @@ class RebroadcastClientsSensor(SensorEntity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
-    entity_description = SensorEntityDescription(
-        key="rebroadcast_clients",
-        translation_key="rebroadcast_clients",
-        state_class=SensorStateClass.MEASUREMENT,
-        entity_category=EntityCategory.DIAGNOSTIC,
-    )
+    entity_description = CLIENTS
 
     def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, serial: str) -> None:
         """Count the clients of `server`, on the meter's device."""
