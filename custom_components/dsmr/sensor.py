@@ -1,12 +1,13 @@
 """Sensors for every value a DSMR telegram carries, and for the connection's health.
 
-One table (`SENSORS`) describes the electricity meter's values by dsmr_parser value name; a
-second (`MBUS_SENSORS`) describes the sub-meters (gas, water, heat, cooling) on M-Bus channels.
-Entities for the configured version exist from setup on and restore their last state; M-Bus
-entities are added whenever a channel first shows up and remembered for the next start (mbus.py),
-and so are OBIS lines no specification names (generic.py). Every entity shows the coordinator's
-snapshot: a value is the meter's number in the unit its line carries (see `units`); what a
-register shows and when it is written is its `RegisterPolicy`'s decision (policy.py).
+What each value becomes is described elsewhere: the meter's values in descriptions.py
+(`SENSORS`; `MBUS_SENSORS` for the gas, water, heat and cooling sub-meters on M-Bus channels),
+the forecast and the flows in derived_descriptions.py. Entities for the configured version exist
+from setup on and restore their last state; M-Bus entities are added whenever a channel first
+shows up and remembered for the next start (mbus.py), and so are OBIS lines no specification
+names (generic.py). Every entity shows the coordinator's snapshot: a value is the meter's number
+in the unit its line carries (`LineUnitEntity`, entity.py); what a register shows and when it is
+written is its `RegisterPolicy`'s decision (policy.py).
 """
 
 from __future__ import annotations
