@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ from custom_components.dsmr.parser import CachingTelegramParser
 from custom_components.dsmr.snapshot import (
     STATISTICS_PERIOD,
     Field,
+    MbusReading,
     Reading,
     Snapshot,
     SnapshotBuilder,
@@ -198,25 +200,22 @@ def test_mbus_readings_per_channel(parser: CachingTelegramParser) -> None:
     assert snap.mbus_reading(2, None) is water
 
 
-def test_mbus_values(parser: CachingTelegramParser) -> None:
+def test_mbus_values() -> None:
     """A sub-meter's reading as an entity reads it: none for a channel without one."""
-    text = telegram(
-        "000123.456*kWh",
-        "01.193*kW",
-        "240115120000W",
-        "0-1:24.1.0(003)",
-        f"0-1:96.1.0({GAS})",
-        "0-1:24.2.1(240115115500W)(00012.345*m3)",
-        "0-2:24.1.0(007)",
-        "0-3:24.1.0(003)",
-        "0-3:24.2.1(240115115500W)(Infinity*m3)",
-    )
-    snap = build(SnapshotBuilder(()), [parser.parse(text)])
+
+    class Tg:
+        pass
+
+    gas = MbusReading(1, 3, GAS, 12.345, "m3", None, has_reading=True)
+    water = MbusReading(2, 7, None, None, None, None, has_reading=False)  # type only
+    unreadable = MbusReading(3, 3, None, None, "m3", None, has_reading=True)  # no number
+    published = SnapshotBuilder(()).build([Tg()], None, 0.0)
+    snap = dataclasses.replace(published, mbus=(gas, water, unreadable))
     assert snap.mbus_value(1, GAS) == Reading(12.345, "m3")
     assert snap.mbus_value(9, GAS) == Reading(12.345, "m3")  # by its identifier
     assert snap.mbus_value(1, None) == Reading(12.345, "m3")  # by its channel
-    assert snap.mbus_value(2, None) is None  # type only, no reading line
-    assert snap.mbus_value(3, None) is None  # a reading that is no number
+    assert snap.mbus_value(2, None) is None
+    assert snap.mbus_value(3, None) is None
     assert snap.mbus_value(4, None) is None  # no such channel
 
 
