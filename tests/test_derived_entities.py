@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from dsmr_parser.parsers import TelegramParser
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     async_mock_restore_state_shutdown_restart,
@@ -18,8 +19,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.dsmr import derived_descriptions
 from custom_components.dsmr.derived import Deriver, flow_key
-from custom_components.dsmr.flow import FlowState
+from custom_components.dsmr.derived_descriptions import flow_attributes
+from custom_components.dsmr.flow import Capture, FlowState
 from dsmr_sim import Meter
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
@@ -53,6 +56,17 @@ async def serve(servers: list[BaseServer], meter: Meter, step: float) -> TcpServ
 
 def number(entity_id: str, hass: HomeAssistant) -> float:
     return float(hass.states.get(entity_id).state)
+
+
+def test_a_flow_in_its_descriptions_unit_with_its_interval_and_reading_time() -> None:
+    at = datetime(2024, 1, 15, 16, tzinfo=UTC)
+    flow = FlowState(Capture(at, Decimal("1.5")), m3h=0.6, interval_s=3600.0)
+    assert derived_descriptions.GAS_FLOW.value_fn(flow) == 0.6
+    assert derived_descriptions.WATER_FLOW.value_fn(flow) == pytest.approx(10.0)  # L/min
+    assert derived_descriptions.WATER_FLOW.value_fn(FlowState()) is None
+    local = dt_util.as_local(at).isoformat()
+    assert flow_attributes(flow) == {"interval": 3600.0, "reading_at": local}
+    assert flow_attributes(FlowState()) == {"interval": None, "reading_at": None}
 
 
 async def test_demand_entities(

@@ -212,6 +212,25 @@ async def test_a_hundred_reloads_leak_nothing(hass: HomeAssistant) -> None:
     await server.stop()
 
 
+async def test_health_numbers_are_written_on_their_timer_not_on_every_push(
+    hass: HomeAssistant,
+) -> None:
+    per_minute = "sensor.electricity_meter_telegrams_per_minute"
+    server = TcpServer(Meter("5", seed=18))
+    await server.start()
+    entry = await setup_meter(hass, server, OPTIONS)
+    er.async_get(hass).async_update_entity(per_minute, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server, 3)
+    assert hass.states.get(per_minute).state == "1"  # the first push's value, at once
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
+    await hass.async_block_till_done()
+    assert hass.states.get(per_minute).state == "3"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await server.stop()
+
+
 async def test_health_entities_follow_the_faults(hass: HomeAssistant) -> None:
     server = TcpServer(Meter("5", seed=18))
     await server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from homeassistant.components.sensor import SensorStateClass
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
@@ -16,7 +17,13 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.const import CONF_GENERIC_OBIS
-from custom_components.dsmr.generic import parse_value
+from custom_components.dsmr.generic import (
+    line_value,
+    obis_description,
+    parse_value,
+    restored_value,
+    state_class_of,
+)
 from dsmr_sim.meter import Meter
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
@@ -75,6 +82,44 @@ def test_parse_value() -> None:
     assert parse_value("()") is None
     assert parse_value("(1.2.3)") == "1.2.3"
     assert parse_value("(" + "x" * 300 + ")") == "x" * 255
+
+
+def test_obis_description() -> None:
+    description = obis_description("1-0:3.8.0")
+    assert description.key == "obis_1_0_3_8_0"
+    assert description.translation_key == "generic_obis"
+    assert description.translation_placeholders == {"code": "1-0:3.8.0"}
+    assert description.entity_registry_enabled_default is False  # a user enables the ones wanted
+
+
+def test_line_value() -> None:
+    """A number brings its unit; text is a value only on a line without one."""
+    assert line_value("(000123.456*kvarh)", "kvarh") == (Decimal("123.456"), "kvarh")
+    assert line_value("(1.5*kW)", "W") == (Decimal("1.5"), "kW")  # the meter's unit changed
+    assert line_value("(1)", "kW") == (Decimal(1), None)  # so did this one: now no unit
+    assert line_value("(Xemex)", None) == ("Xemex", None)
+    assert line_value("(Xemex)", "kW") == (None, "kW")  # text where a number in kW belongs
+    assert line_value("()", None) == (None, None)
+
+
+def test_state_class_of() -> None:
+    """Only instantaneous units get long-term statistics; registers and text do not."""
+    assert state_class_of("kvar") is SensorStateClass.MEASUREMENT
+    assert state_class_of("V") is SensorStateClass.MEASUREMENT
+    assert state_class_of("kvarh") is None
+    assert state_class_of("m³") is None
+    assert state_class_of(None) is None
+
+
+def test_restored_value() -> None:
+    assert restored_value(123.456, "kvarh") == Decimal("123.456")
+    assert str(restored_value(123.456, "kvarh")) == "123.456"  # no float digits added
+    assert restored_value(Decimal("0.381"), "kvar") == Decimal("0.381")
+    assert restored_value(7, None) == Decimal(7)
+    assert restored_value("Xemex", None) == "Xemex"
+    assert restored_value("Xemex", "kW") is None  # text only where no unit is expected
+    assert restored_value(True, None) is None
+    assert restored_value(None, None) is None
 
 
 async def test_generic_entities(

@@ -26,7 +26,12 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.coordinator import DsmrCoordinator
-from custom_components.dsmr.descriptions import NOT_ENTITIES, SENSORS, spec_value_names
+from custom_components.dsmr.descriptions import (
+    NOT_ENTITIES,
+    SENSORS,
+    spec_value_names,
+    version_sensors,
+)
 from custom_components.dsmr.health import Health
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -71,6 +76,33 @@ async def tcp_server(request: pytest.FixtureRequest) -> AsyncIterator[TcpServer]
 def test_every_value_has_an_entity_or_a_reason(version: str) -> None:
     covered = {d.obis_name for d in SENSORS} | set(NOT_ENTITIES)
     assert spec_value_names(version) - covered == set()
+
+
+def test_version_sensors() -> None:
+    """A version's values; a value name keyed per version only under that version's key."""
+    belgian = {d.key for d in version_sensors("5B")}
+    hungarian = {d.key for d in version_sensors("5EONHU")}
+    assert {"belgium_max_power_per_phase", "belgium_max_current_per_phase"} <= belgian
+    assert {"actual_threshold_electricity", "fuse_threshold_l1"}.isdisjoint(belgian)
+    assert {"actual_threshold_electricity", "fuse_threshold_l1"} <= hungarian
+    assert "belgium_max_power_per_phase" not in hungarian
+    assert "fuse_threshold_l1" not in {d.key for d in version_sensors("5")}  # not sent
+    assert "hourly_gas_meter_reading" in {d.key for d in version_sensors("4")}
+    assert "hourly_gas_meter_reading" not in {d.key for d in version_sensors("5")}  # M-Bus
+    for version in VERSIONS:
+        names = spec_value_names(version)
+        assert all(d.obis_name in names for d in version_sensors(version))
+        assert [d for d in SENSORS if d in version_sensors(version)] == version_sensors(version)
+
+
+def test_enabled_in() -> None:
+    """Totals are enabled where meters send them; what is off by default stays off."""
+    by_key = {d.key: d for d in SENSORS}
+    total = by_key["electricity_imported_total"]
+    assert total.enabled_in("5L")
+    assert not total.enabled_in("5")
+    assert by_key["electricity_used_tariff_1"].enabled_in("5")
+    assert not by_key["belgium_max_power_per_phase"].enabled_in("5B")  # a diagnostic
 
 
 @pytest.mark.parametrize("tcp_server", VERSIONS, indirect=True)

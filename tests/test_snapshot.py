@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +18,8 @@ from custom_components.dsmr.parser import CachingTelegramParser
 from custom_components.dsmr.snapshot import (
     STATISTICS_PERIOD,
     Field,
+    MbusReading,
+    Reading,
     Snapshot,
     SnapshotBuilder,
     Spread,
@@ -136,6 +139,11 @@ def test_window_mean_min_max_at_the_meters_precision(parser: CachingTelegramPars
     assert snap.samples == 3
 
 
+def test_a_spreads_attributes_are_all_but_the_mean() -> None:
+    spread = Spread(mean=1.167, min=0.5, max=2.001, samples=3)
+    assert spread.attributes() == {"min": 0.5, "max": 2.001, "samples": 3}
+
+
 def test_unchanged_lines_reuse_the_previous_reading(parser: CachingTelegramParser) -> None:
     builder = SnapshotBuilder(FIELDS)
     first = build(builder, [parser.parse(telegram(stamp="240115120000W"))])
@@ -190,6 +198,25 @@ def test_mbus_readings_per_channel(parser: CachingTelegramParser) -> None:
     assert water.value is None
     assert snap.mbus_reading(9, GAS) is gas
     assert snap.mbus_reading(2, None) is water
+
+
+def test_mbus_values() -> None:
+    """A sub-meter's reading as an entity reads it: none for a channel without one."""
+
+    class Tg:
+        pass
+
+    gas = MbusReading(1, 3, GAS, 12.345, "m3", None, has_reading=True)
+    water = MbusReading(2, 7, None, None, None, None, has_reading=False)  # type only
+    unreadable = MbusReading(3, 3, None, None, "m3", None, has_reading=True)  # no number
+    published = SnapshotBuilder(()).build([Tg()], None, 0.0)
+    snap = dataclasses.replace(published, mbus=(gas, water, unreadable))
+    assert snap.mbus_value(1, GAS) == Reading(12.345, "m3")
+    assert snap.mbus_value(9, GAS) == Reading(12.345, "m3")  # by its identifier
+    assert snap.mbus_value(1, None) == Reading(12.345, "m3")  # by its channel
+    assert snap.mbus_value(2, None) is None
+    assert snap.mbus_value(3, None) is None
+    assert snap.mbus_value(4, None) is None  # no such channel
 
 
 def test_unknown_obis_lines(parser: CachingTelegramParser) -> None:

@@ -28,7 +28,8 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 
 from custom_components.dsmr import upgrade
-from custom_components.dsmr.upgrade import Recorded, mislabelled
+from custom_components.dsmr.const import DOMAIN
+from custom_components.dsmr.upgrade import Recorded, UnitUpgrade, mislabelled
 from dsmr_sim.crc import with_crc
 from dsmr_sim.tcp import TcpServer
 
@@ -62,6 +63,51 @@ def test_mislabelled(
     recorded: Recorded, label: str, line_unit: str, value: float, expected: bool
 ) -> None:
     assert mislabelled(recorded, label, line_unit, value) is expected
+
+
+class _Shown:
+    """An entity's side of a `UnitUpgrade`: what it was told to show, and when it was done."""
+
+    def __init__(self, hass: HomeAssistant, label: str | None, has_statistics: bool) -> None:
+        self.entry = MockConfigEntry(domain=DOMAIN)
+        self.entry.add_to_hass(hass)
+        self.calls: list[object] = []
+        self.upgrade = UnitUpgrade(
+            label,
+            has_statistics,
+            self.entry,
+            show=lambda unit, relabel: self.calls.append((unit, relabel, self.upgrade.pending)),
+            done=lambda: self.calls.append(("done", self.upgrade.pending)),
+        )
+
+
+async def test_no_upgrade_without_the_recorder(hass: HomeAssistant) -> None:
+    shown = _Shown(hass, "kWh", True)
+    assert not shown.upgrade.needed(hass, "Wh")
+    assert not shown.upgrade.pending
+
+
+async def test_the_upgrade_is_needed_once_and_runs_as_a_task_of_the_entry(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    """No statistics recorded: the unit is shown while values wait, nothing to relabel."""
+    shown = _Shown(hass, "kWh", True)
+    assert not shown.upgrade.needed(hass, "kWh")  # the label's unit: nothing to upgrade
+    assert shown.upgrade.needed(hass, "Wh")
+    assert shown.upgrade.pending  # values wait from now on
+    shown.upgrade.start(hass, TOTAL, "Wh", 326650.0)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert shown.calls == [("Wh", False, True), ("done", False)]
+    assert not shown.upgrade.needed(hass, "MWh")  # checked once per start
+
+
+@pytest.mark.parametrize(("label", "has_statistics"), [(None, True), ("kWh", False)])
+async def test_nothing_to_upgrade(
+    recorder_mock: Recorder, hass: HomeAssistant, label: str | None, has_statistics: bool
+) -> None:
+    """A value without a specification's unit, or without statistics, shows any unit at once."""
+    shown = _Shown(hass, label, has_statistics)
+    assert not shown.upgrade.needed(hass, "Wh")
 
 
 def austrian(total_wh: int) -> str:

@@ -18,8 +18,14 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.dsmr import sensor
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.yaml_import import PLATFORM_SCHEMA, async_import_yaml
+from custom_components.dsmr.yaml_import import (
+    PLATFORM_SCHEMA,
+    async_import_yaml,
+    async_setup_platform,
+    user_precision,
+)
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.server import BaseServer
@@ -189,6 +195,19 @@ async def test_every_key_is_honoured(hass: HomeAssistant, servers: list[BaseServ
     assert float(state.state) == round(float(raw), 1)
     assert len(state.state.partition(".")[2]) <= 1
     assert float(state.state) != pytest.approx(float(raw), abs=1e-4)  # really rounded
+
+
+def test_user_precision() -> None:
+    assert user_precision({"precision": 1}) == 1
+    assert user_precision({"precision": "3"}) == 3  # as an old entry may hold it
+    assert user_precision({"precision": 0}) == 0  # no decimals is a precision
+    assert user_precision({}) is None  # the meter's own
+
+
+def test_the_sensor_platform_takes_the_yaml_block() -> None:
+    """Home Assistant validates the block with the sensor platform's schema, then calls it."""
+    assert sensor.PLATFORM_SCHEMA is PLATFORM_SCHEMA
+    assert sensor.async_setup_platform is async_setup_platform
 
 
 def test_defaults() -> None:

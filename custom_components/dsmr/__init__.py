@@ -15,7 +15,6 @@ from .const import (
     CONF_DSMR_VERSION,
     CONF_MBUS_DEVICES,
     CONF_PEAK_THRESHOLD,
-    CONF_PRECISION,
     CONF_RECONNECT_INTERVAL,
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
@@ -31,13 +30,13 @@ from .coordinator import DsmrConfigEntry, DsmrCoordinator, DsmrRuntimeData
 from .counters import ReaderStats
 from .demand import DEFAULT_THRESHOLD_KW
 from .derived import Deriver
-from .descriptions import SENSORS, has_demand, spec_value_names
+from .descriptions import has_demand, version_sensors
 from .migration import async_migrate_entity_unique_ids
 from .ports import CannotConnect, InvalidPort
 from .reader import DsmrReader, equipment_identifier
 from .sharing import sharing_for
 from .snapshot import Field, SnapshotBuilder
-from .yaml_import import async_import_yaml
+from .yaml_import import async_import_yaml, user_precision
 
 __all__ = ["DsmrConfigEntry"]
 
@@ -101,8 +100,6 @@ def snapshot_builder(
     """
     version = data[CONF_DSMR_VERSION]
     threshold = (options or {}).get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
-    names = spec_value_names(version)
-    precision = data.get(CONF_PRECISION)
     return SnapshotBuilder(
         [
             Field(
@@ -112,10 +109,9 @@ def snapshot_builder(
                 derive=d.telegram_fn,
                 average=d.average,
             )
-            for d in SENSORS
-            if d.obis_name in names and (d.versions is None or version in d.versions)
+            for d in version_sensors(version)
         ],
-        precision=None if precision is None else int(precision),
+        precision=user_precision(data),
         identify=partial(equipment_identifier, dsmr_version=version),
         deriver=Deriver(demand=has_demand(version), threshold_kw=float(threshold)),
     )

@@ -28,8 +28,10 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
 from .counters import ReaderStats
+from .flow import FlowState
 from .health import Health
-from .issues import async_connection_changed, async_meter_replaced
+from .issues import async_connection_changed, async_meter_replaced, async_register_new_cycle
+from .policy import Judgement, Verdict
 from .ports import redact_port
 from .reader import ConnectionState
 from .rebroadcast import RebroadcastServer
@@ -211,9 +213,48 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             meter_clock_offset=offset,
         )
 
+    def flow(self, key: str) -> FlowState | None:
+        """The flow `key` (derived.py's `flow_key`) as the latest snapshot has it."""
+        return None if self.data is None else self.data.derived.flows.get(key)
+
+    def restore_flow(self, key: str, state: FlowState) -> FlowState | None:
+        """Start the flow `key` from its stored `state` (returned) unless it runs already.
+
+        A state without a capture starts nothing; neither does a builder without flows.
+        """
+        deriver = self.builder.deriver
+        if self.flow(key) is not None or state.last is None or not deriver:
+            return None
+        deriver.restored[key] = state
+        return state
+
     def report(self, kind: str, message: str, *args: object) -> None:
         """Log an entity's fault (rate-limited per kind) and keep it as the last error."""
         self.counters.fault(kind, message, *args)
+
+    @callback
+    def async_explain(self, entity_id: str, judgement: Judgement, unit: str | None) -> None:
+        """Tell why a register shows what it shows (policy.py's `Judgement`).
+
+        A lower reading held back is logged when the hold starts; one shown as a new cycle
+        raises a repair issue.
+        """
+        shown, reading = judgement.shown, judgement.reading
+        if judgement.hold_starts:
+            self.report(
+                "decrease",
+                "%s went down from %s to %s; showing %s until the lower value lasts an hour"
+                " or the meter reports another equipment identifier",
+                entity_id,
+                shown,
+                reading,
+                shown,
+            )
+        elif judgement.verdict is Verdict.NEW_CYCLE and self.config_entry is not None:
+            unit = unit or ""
+            async_register_new_cycle(
+                self.hass, self.config_entry, entity_id, f"{shown} {unit}", f"{reading} {unit}"
+            )
 
     def failed(self, err: Exception, who: str) -> None:
         """Count and log (rate-limited) a telegram that failed somewhere; the rest goes on."""

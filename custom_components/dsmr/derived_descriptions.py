@@ -31,7 +31,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import MBUS_TYPE_GAS, MBUS_TYPE_WARM_WATER, MBUS_TYPE_WATER
 from .derived import Derived
-from .flow import FlowState
+from .flow import FlowState, liters_per_minute
 from .units import ha_unit
 
 type Attributes = dict[str, Any]
@@ -115,29 +115,52 @@ NEW_MONTHLY_PEAK_AHEAD = BinarySensorEntityDescription(
 )
 
 
-def _flow(key: str, unit: str, precision: int) -> SensorEntityDescription:
-    return SensorEntityDescription(
+@dataclass(frozen=True, kw_only=True)
+class FlowSensorEntityDescription(SensorEntityDescription):
+    """A sub-meter's flow: its `FlowState` (m³/h) in the description's unit."""
+
+    value_fn: Callable[[FlowState], float | None]
+
+
+def flow_attributes(flow: FlowState) -> Attributes:
+    """The interval the flow is the mean of, and the time of its last reading."""
+    return {
+        "interval": flow.interval_s,
+        "reading_at": None if flow.last is None else local_time(flow.last.at),
+    }
+
+
+def _flow(
+    key: str, unit: str, precision: int, value_fn: Callable[[FlowState], float | None]
+) -> FlowSensorEntityDescription:
+    return FlowSensorEntityDescription(
         key=key,
         translation_key=key,
         device_class=SensorDeviceClass.VOLUME_FLOW_RATE,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=unit,
         suggested_display_precision=precision,
+        value_fn=value_fn,
     )
 
 
-GAS_FLOW = _flow("gas_flow", UnitOfVolumeFlowRate.CUBIC_METERS_PER_HOUR, 3)
-WATER_FLOW = _flow("water_flow", UnitOfVolumeFlowRate.LITERS_PER_MINUTE, 1)
+GAS_FLOW = _flow("gas_flow", UnitOfVolumeFlowRate.CUBIC_METERS_PER_HOUR, 3, lambda f: f.m3h)
+WATER_FLOW = _flow(
+    "water_flow",
+    UnitOfVolumeFlowRate.LITERS_PER_MINUTE,
+    1,
+    lambda f: liters_per_minute(f.m3h),
+)
 
 # EN 13757-3 device type -> its flow (derived.py computes flows for exactly these types).
-FLOW_SENSORS: Mapping[int, SensorEntityDescription] = {
+FLOW_SENSORS: Mapping[int, FlowSensorEntityDescription] = {
     MBUS_TYPE_GAS: GAS_FLOW,
     MBUS_TYPE_WARM_WATER: WATER_FLOW,
     MBUS_TYPE_WATER: WATER_FLOW,
 }
 
 
-def mbus_flow(device_type: int, unit: str | None) -> SensorEntityDescription | None:
+def mbus_flow(device_type: int, unit: str | None) -> FlowSensorEntityDescription | None:
     """The flow of an M-Bus gas or water meter whose reading is in m³ (else None)."""
     description = FLOW_SENSORS.get(device_type)
     if description is None or ha_unit(unit) != UnitOfVolume.CUBIC_METERS:

@@ -157,6 +157,11 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
         if by_key is None:
             object.__setattr__(self, "value_fn", partial(_by_key, self.key))
 
+    def enabled_in(self, version: str) -> bool:
+        """Whether the entity is enabled by default on a meter of `version`."""
+        versions = self.enabled_versions
+        return self.entity_registry_enabled_default and (versions is None or version in versions)
+
 
 def _by_key(key: str, snapshot: Snapshot) -> Reading | None:
     return snapshot.readings.get(key)
@@ -574,6 +579,14 @@ MBUS_SENSORS: dict[int, tuple[DsmrSensorEntityDescription, str]] = {
 def spec_value_names(version: str) -> frozenset[str]:
     """Value names in dsmr_parser's telegram specification for a version token."""
     return frozenset(obj["value_name"] for obj in version_setup(version)[0]["objects"])
+
+
+def version_sensors(version: str) -> list[DsmrSensorEntityDescription]:
+    """The sensors of `version`'s values (the DSMR 2.2/4 gas meter's ones among them)."""
+    names = spec_value_names(version)
+    return [
+        d for d in SENSORS if d.obis_name in names and (d.versions is None or version in d.versions)
+    ]
 
 
 def has_demand(version: str) -> bool:

@@ -24,7 +24,8 @@ from .const import (
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .derived import Derived
 from .health import REFRESH
-from .units import device_class_for
+from .units import device_class_for, ha_unit
+from .upgrade import UnitUpgrade
 
 
 class DsmrEntity(CoordinatorEntity[DsmrCoordinator]):
@@ -69,10 +70,15 @@ class DsmrEntity(CoordinatorEntity[DsmrCoordinator]):
 
 
 class RefreshingEntity(DsmrEntity):
-    """Shows the coordinator's `Health`: on pushes and every REFRESH, when it changed."""
+    """Shows the coordinator's `Health`: on pushes and every REFRESH, when it changed.
+
+    With `_every_push` off, a push refreshes only the first value and an outage: the timer
+    does the rest (a number that changes with every telegram is not written that often).
+    """
 
     _last: Any = None
     _known = False
+    _every_push = True
 
     async def async_added_to_hass(self) -> None:
         """Also refresh on a timer."""
@@ -85,8 +91,19 @@ class RefreshingEntity(DsmrEntity):
         return True
 
     @callback
+    def _handle_coordinator_update(self) -> None:
+        coordinator = self.coordinator
+        if (
+            self._every_push
+            or not self._known
+            or coordinator.data is None
+            or not coordinator.last_update_success
+        ):
+            super()._handle_coordinator_update()
+
+    @callback
     def _refresh(self, _now: datetime) -> None:
-        self._handle_coordinator_update()
+        super()._handle_coordinator_update()
 
     def _current(self) -> Any:
         raise NotImplementedError
@@ -100,10 +117,34 @@ class RefreshingEntity(DsmrEntity):
 
 
 class LineUnitEntity(DsmrEntity, SensorEntity):
-    """Shows values in the unit their line carries, with the device class that unit implies."""
+    """Shows values in the unit their line carries, with the device class that unit implies.
+
+    Statistics an earlier release recorded under the specification's unit may need relabelling
+    before values in the line's unit are shown: the entity's `UnitUpgrade` decides when.
+    """
 
     entity_description: SensorEntityDescription
     _registry_unit: tuple[str | None, str | None] | None = None
+    _written: tuple[bool, Any, str | None] | None = None  # (available, value, unit) written
+
+    def __init__(
+        self,
+        entry: DsmrConfigEntry,
+        description: SensorEntityDescription,
+        device_info: DeviceInfo,
+        unique_id: str,
+        unit: str | None,
+    ) -> None:
+        """Initialize in `unit`, the meter's as sent if known (else the specification's)."""
+        super().__init__(entry.runtime_data.coordinator, description, device_info, unique_id)
+        self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
+        self._upgrade = UnitUpgrade(
+            description.native_unit_of_measurement,
+            description.state_class is not None,
+            entry,
+            show=self._show_unit,
+            done=self._handle_coordinator_update,
+        )
 
     def _set_unit(self, unit: str | None) -> None:
         """Show values in `unit`, with the device class that unit implies."""
@@ -112,6 +153,36 @@ class LineUnitEntity(DsmrEntity, SensorEntity):
         self._attr_device_class = device_class_for(
             unit, description.device_class, description.state_class
         )
+
+    def _restore_unit(self, unit: str | None) -> None:
+        """Show the unit of the restored state (the registry's too), until a line says another."""
+        if unit is not None:
+            self._set_unit(unit)
+            self._sync_registry()
+
+    def _follow_unit(self, sent: str | None, value: Any) -> bool:
+        """Show the unit a line `sent` with `value`; False while an upgrade decides when."""
+        if (unit := ha_unit(sent)) is None:
+            return True
+        if self._upgrade.needed(self.hass, unit):
+            self._upgrade.start(self.hass, self.entity_id, unit, value)
+            return False
+        if unit != self._attr_native_unit_of_measurement:
+            self._set_unit(unit)
+        return True
+
+    def _show_unit(self, unit: str, relabel: bool) -> None:
+        """Show `unit`; unknown while relabelled statistics are compiled (upgrade.py)."""
+        self._set_unit(unit)
+        if relabel:  # no value in the old label may meet the relabelled statistics
+            self._write(True, None)
+
+    def _write(self, available: bool, value: Any) -> None:
+        """Write `value` in the unit shown, and give the registry that unit."""
+        self._written = (available, value, self._attr_native_unit_of_measurement)
+        self._attr_native_value = value
+        self.async_write_ha_state()
+        self._sync_registry()
 
     def _sync_registry(self) -> None:
         """Give the registry the unit and class shown (it describes the entity while unloaded).

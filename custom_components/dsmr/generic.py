@@ -7,10 +7,11 @@ away: created the first time a published telegram carries the code, disabled by 
 enables the ones they want), and remembered in the entry's data (`CONF_GENERIC_OBIS`) so that after
 a restart it exists before the first telegram and restores its last state.
 
-What the integration cannot know, it does not guess (`GenericObisSensor` in sensor.py). The
-state is a number only when the line is a single group "(number)" or "(number*unit)"; the unit
-is the one sent (HA's constant where one is exactly that unit, else the text). Any other line is
-text: its groups' contents joined by spaces (at most 255 characters). The unit is the entity's
+What the integration cannot know, it does not guess (`line_value`, `state_class_of`; the entity
+is `GenericObisSensor` in sensor.py). The state is a number only when the line is a single
+group "(number)" or "(number*unit)"; the unit is the one sent (HA's constant where one is
+exactly that unit, else the text). Any other line is text: its groups' contents joined by
+spaces (at most 255 characters). The unit is the entity's
 from its creation on; a number in another unit changes it (and the entry remembers the new one),
 while text on a line that had a unit shows as unknown. No device class is guessed, and only
 instantaneous units (power, voltage, current) get `state_class: measurement`: for those,
@@ -28,7 +29,11 @@ from decimal import Decimal
 import re
 from typing import Any, Final
 
-from homeassistant.components.sensor import SensorEntity
+from homeassistant.components.sensor import (
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
 from homeassistant.const import (
     UnitOfApparentPower,
     UnitOfElectricCurrent,
@@ -74,6 +79,16 @@ def obis_key(code: str) -> str:
     return "obis_" + re.sub(r"[^0-9A-Za-z]", "_", code)
 
 
+def obis_description(code: str) -> SensorEntityDescription:
+    """The sensor of an OBIS code: named after the code, disabled until a user enables it."""
+    return SensorEntityDescription(
+        key=obis_key(code),
+        translation_key=TRANSLATION_KEY,
+        translation_placeholders={"code": code},
+        entity_registry_enabled_default=False,
+    )
+
+
 def parse_value(value: str) -> Parsed:
     """A line's value: (number, unit as sent) for one numeric group, else its text (or None).
 
@@ -86,6 +101,29 @@ def parse_value(value: str) -> Parsed:
     text = " ".join(groups) if groups else value
     text = "".join(ch for ch in text if ch.isprintable()).strip()
     return text[:MAX_STATE_LENGTH] or None
+
+
+def line_value(line: str, unit: str | None) -> tuple[Decimal | str | None, str | None]:
+    """A line's value for an entity in `unit` (as sent), and the entity's unit from now on.
+
+    A number brings its own unit; text on a line with a unit is no value in it (None).
+    """
+    parsed = parse_value(line)
+    if isinstance(parsed, tuple):
+        return parsed
+    return (None if unit is not None else parsed), unit
+
+
+def state_class_of(unit: str | None) -> SensorStateClass | None:
+    """`measurement` for an instantaneous unit (Home Assistant's), else no state class."""
+    return SensorStateClass.MEASUREMENT if unit in MEASUREMENT_UNITS else None
+
+
+def restored_value(state: Any, unit: str | None) -> Decimal | str | None:
+    """A restored state shown again: a number as it was; text only where no unit is expected."""
+    if isinstance(state, (Decimal, int, float)) and not isinstance(state, bool):
+        return Decimal(str(state))
+    return state if isinstance(state, str) and unit is None else None
 
 
 def _unit_of(parsed: Parsed) -> str | None:
@@ -157,6 +195,11 @@ class GenericObisEntities:
         LOGGER.debug("New OBIS lines without a specification: %s", ", ".join(records))
         self.remember(records)
         self.async_add_entities([self.create(code, unit) for code, unit in records.items()])
+
+    def unit_changed(self, entity_id: str, code: str, unit: str | None, was: str | None) -> None:
+        """The meter now sends `code` in `unit` (its entity showed `was`): logged, remembered."""
+        LOGGER.info("%s: the meter now sends %s in %s (was %s)", entity_id, code, unit, was)
+        self.remember({code: unit})
 
     def remember(self, records: Mapping[str, str | None]) -> None:
         """Store codes (and the unit their entity has) in the entry's data, for the next start."""

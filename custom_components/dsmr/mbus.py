@@ -15,7 +15,6 @@ from typing import Any, Protocol
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
-    SensorEntityDescription,
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -34,7 +33,7 @@ from .const import (
 )
 from .coordinator import DsmrConfigEntry
 from .derived import flow_key
-from .derived_descriptions import mbus_flow
+from .derived_descriptions import FlowSensorEntityDescription, mbus_flow
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
 from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
@@ -72,7 +71,7 @@ class SensorFactory(Protocol):
 
 
 # Makes a flow sensor: (description, device, unique id, flow key), see derived.py's `flow_key`.
-type FlowFactory = Callable[[SensorEntityDescription, DeviceInfo, str, str], SensorEntity]
+type FlowFactory = Callable[[FlowSensorEntityDescription, DeviceInfo, str, str], SensorEntity]
 
 
 class MbusEntities:
@@ -80,20 +79,19 @@ class MbusEntities:
 
     def __init__(
         self,
-        hass: HomeAssistant,
         entry: DsmrConfigEntry,
         async_add_entities: AddConfigEntryEntitiesCallback,
         create: SensorFactory,
         create_flow: FlowFactory,
     ) -> None:
         """Initialize for one entry; `create` makes a reading's sensor, `create_flow` a flow's."""
-        self.hass = hass
         self.entry = entry
         self.async_add_entities = async_add_entities
         self.create = create
         self.create_flow = create_flow
         self.unique_ids: set[str] = set()
         self.coordinator = entry.runtime_data.coordinator
+        self.hass: HomeAssistant = self.coordinator.hass
         # Channel -> (identifier, has a reading) as last seen: looked at again when it changes.
         self._known_channels: dict[int, tuple[str | None, bool]] = {}
 

@@ -16,14 +16,19 @@ statistics as a write every window, with a tenth of the writes.
 A value the meter has never sent in `ABSENT_TELEGRAMS_BEFORE_DISABLE` telegrams in a row is one
 to disable (`absent`); the coordinator does it.
 
-Pure: no Home Assistant here; the entity supplies what it shows and the snapshot's period.
+Pure: no Home Assistant here; the entity supplies what it shows and the snapshot's period, and
+the coordinator tells the user of a held-back reading and of a new cycle (`Judgement`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, auto
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 # A lower reading that lasts this long is a new cycle, not a glitch. Meters that restart send
 # zeros for seconds to minutes; an hour is far beyond that, and short enough that a genuine
@@ -39,6 +44,17 @@ class Verdict(Enum):
     SHOW = auto()  # not lower, or the meter was replaced: show it
     HOLD = auto()  # lower: keep showing the last value
     NEW_CYCLE = auto()  # lower for NEW_CYCLE_AFTER: show it, and say why
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A reading judged: what the value shows, why, and what the reading was compared with."""
+
+    value: Any  # what to show: the reading, or (held back) the value shown before
+    verdict: Verdict = Verdict.SHOW
+    shown: float | None = None  # the value shown before, as compared (None: none)
+    reading: Any = None  # the reading judged
+    hold_starts: bool = False  # held back, and the hold begins with this reading
 
 
 class DecreaseHold:
@@ -74,13 +90,15 @@ class RegisterPolicy:
 
     `register`: the value only grows (a total_increasing register); `per_period`: a grown
     register may wait for its period's last window (not M-Bus readings, which change every
-    5 minutes anyway, and not when every telegram is published).
+    5 minutes anyway, and not when every telegram is published); `precision`: the decimals
+    the user has numbers rounded to (None: the meter's own).
     """
 
-    def __init__(self, *, register: bool, per_period: bool) -> None:
+    def __init__(self, *, register: bool, per_period: bool, precision: int | None = None) -> None:
         """Rules for a value of that kind."""
         self.register = register
         self.per_period = per_period and register
+        self.precision = precision
         self.decrease = DecreaseHold()
         self.written_period = 0
         self.seen = False
@@ -105,6 +123,28 @@ class RegisterPolicy:
         verdict = self.decrease.verdict(shown, reading, now, replaced=replaced)
         return (shown if verdict is Verdict.HOLD else reading), verdict
 
+    def decide(
+        self,
+        state: object,
+        reading: Any,
+        *,
+        replaced: bool = False,
+        now: datetime | None = None,
+    ) -> Judgement:
+        """What the value shows for `reading` while its entity's state is `state` (any type).
+
+        Only a register's number is judged, against the state if that is a number (rounded to
+        the user's `precision` if one is set: a lowered precision is no decrease).
+        """
+        if not isinstance(reading, float) or not self.register:
+            return Judgement(reading, reading=reading)
+        shown = state if isinstance(state, float) else None
+        if shown is not None and self.precision is not None:
+            shown = round(shown, self.precision)
+        starts = not self.holding
+        value, verdict = self.judge(shown, reading, replaced=replaced, now=now)
+        return Judgement(value, verdict, shown, reading, starts and verdict is Verdict.HOLD)
+
     def hold_for_period(
         self, written: object, value: object, period: int, closes_period: bool
     ) -> bool:
@@ -125,6 +165,19 @@ class RegisterPolicy:
     def wrote(self, period: int, closes_period: bool) -> None:
         """A value was written in `period` (in its last window: also for the next one's start)."""
         self.written_period = period + closes_period
+
+    def write_now(self, written: object, value: object, snapshot: Snapshot | None) -> bool:
+        """Whether `value` is written now (noted for the snapshot's period), or waits.
+
+        `written` is the value last written (None: none, or unavailable); without a snapshot
+        (no telegram yet) nothing waits.
+        """
+        if snapshot is None:
+            return True
+        if self.hold_for_period(written, value, snapshot.period, snapshot.closes_period):
+            return False
+        self.wrote(snapshot.period, snapshot.closes_period)
+        return True
 
     def present(self) -> None:
         """The meter sent the value."""

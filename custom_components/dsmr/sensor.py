@@ -1,39 +1,28 @@
 """Sensors for every value a DSMR telegram carries, and for the connection's health.
 
-One table (`SENSORS`) describes the electricity meter's values by dsmr_parser value name; a
-second (`MBUS_SENSORS`) describes the sub-meters (gas, water, heat, cooling) on M-Bus channels.
-Entities for the configured version exist from setup on and restore their last state; M-Bus
-entities are added whenever a channel first shows up and remembered for the next start (mbus.py),
-and so are OBIS lines no specification names (generic.py). Every entity shows the coordinator's
-snapshot: a value is the meter's number in the unit its line carries (see `units`); what a
-register shows and when it is written is its `RegisterPolicy`'s decision (policy.py).
+What each value becomes is described elsewhere: the meter's values in descriptions.py
+(`SENSORS`; `MBUS_SENSORS` for the gas, water, heat and cooling sub-meters on M-Bus channels),
+the forecast and the flows in derived_descriptions.py. Entities for the configured version exist
+from setup on and restore their last state; M-Bus entities are added whenever a channel first
+shows up and remembered for the next start (mbus.py), and so are OBIS lines no specification
+names (generic.py). Every entity shows the coordinator's snapshot: a value is the meter's number
+in the unit its line carries (`LineUnitEntity`, entity.py); what a register shows and when it is
+written is its `RegisterPolicy`'s decision (policy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
-from homeassistant.components.sensor import (
-    RestoreSensor,
-    SensorEntity,
-    SensorEntityDescription,
-    SensorStateClass,
-)
-from homeassistant.const import EntityCategory
+from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorStateClass
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity_platform import (
-    AddConfigEntryEntitiesCallback,
-    AddEntitiesCallback,
-)
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
-from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
-from .const import CONF_DSMR_VERSION, CONF_PRECISION, CONF_SERIAL_ID_GAS, LOGGER
+from . import yaml_import
+from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .derived import MAIN_GAS_KEY, MAIN_GAS_READINGS
 from .derived_descriptions import (
@@ -41,25 +30,31 @@ from .derived_descriptions import (
     GAS_FLOW,
     DemandSensorEntityDescription,
     FlowRestoreData,
-    local_time,
+    FlowSensorEntityDescription,
+    flow_attributes,
 )
-from .descriptions import SENSORS, DsmrSensorEntityDescription, has_demand, spec_value_names
+from .descriptions import DsmrSensorEntityDescription, has_demand, version_sensors
 from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
-from .flow import FlowState, liters_per_minute
-from .generic import MEASUREMENT_UNITS, TRANSLATION_KEY, GenericObisEntities, obis_key, parse_value
+from .flow import FlowState
+from .generic import (
+    GenericObisEntities,
+    line_value,
+    obis_description,
+    restored_value,
+    state_class_of,
+)
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
-from .issues import async_register_new_cycle
 from .mbus import MbusEntities
-from .policy import RegisterPolicy, Verdict
+from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
+from .sharing import CLIENTS
 from .snapshot import Reading, Snapshot, Spread
 from .units import ha_unit
-from .upgrade import UnitUpgrade
-from .yaml_import import PLATFORM_SCHEMA as YAML_PLATFORM_SCHEMA
 
-PLATFORM_SCHEMA = YAML_PLATFORM_SCHEMA
+# A `sensor: - platform: dsmr` block in YAML: validated, then imported as an entry.
+PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA
+async_setup_platform = yaml_import.async_setup_platform
 PARALLEL_UPDATES = 0  # push: entities never poll
-_NO_FLOWS: Mapping[str, FlowState] = MappingProxyType({})
 
 
 async def async_setup_entry(
@@ -70,14 +65,13 @@ async def async_setup_entry(
     """Create the meter's entities now, and M-Bus and OBIS-line entities as they appear."""
     coordinator = entry.runtime_data.coordinator
     version = entry.data[CONF_DSMR_VERSION]
-    names = spec_value_names(version)
+    descriptions = version_sensors(version)
+    gas = CONF_SERIAL_ID_GAS in entry.data  # a DSMR 2.2/4 gas meter on the main telegram
     device, serial = main_device(entry)
     entities: list[SensorEntity] = [
-        DsmrSensor(entry, description, *main_device(entry, gas=description.is_gas))
-        for description in SENSORS
-        if description.obis_name in names
-        and (description.versions is None or version in description.versions)
-        and (not description.is_gas or CONF_SERIAL_ID_GAS in entry.data)
+        DsmrSensor(entry, d, *main_device(entry, gas=d.is_gas))
+        for d in descriptions
+        if gas or not d.is_gas
     ]
     entities.extend(
         HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS
@@ -86,21 +80,17 @@ async def async_setup_entry(
         entities.extend(
             DemandSensor(coordinator, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS
         )
-    if CONF_SERIAL_ID_GAS in entry.data:
+    if gas:
         gas_device, gas_serial = main_device(entry, gas=True)
         entities.extend(
             FlowSensor(
                 coordinator, GAS_FLOW, gas_device, f"{gas_serial}_{d.key}_flow", MAIN_GAS_KEY
             )
-            for d in SENSORS
-            if d.obis_name in MAIN_GAS_READINGS and d.obis_name in names
+            for d in descriptions
+            if d.obis_name in MAIN_GAS_READINGS
         )
     mbus = MbusEntities(
-        hass,
-        entry,
-        async_add_entities,
-        partial(DsmrSensor, entry),
-        partial(FlowSensor, coordinator),
+        entry, async_add_entities, partial(DsmrSensor, entry), partial(FlowSensor, coordinator)
     )
     entities.extend(mbus.restore())
     # OBIS lines no specification names: remembered ones now, new ones as they appear.
@@ -116,15 +106,6 @@ async def async_setup_entry(
     for manager in (mbus, generic):
         entry.async_on_unload(coordinator.async_add_listener(manager.update))
         manager.update()  # a telegram may have come while setup opened the port
-
-
-async def async_setup_platform(
-    hass: HomeAssistant,
-    config: ConfigType,
-    async_add_entities: AddEntitiesCallback,
-    discovery_info: DiscoveryInfoType | None = None,
-) -> None:
-    """Accept a validated `sensor: - platform: dsmr` block (made an entry by `async_setup`)."""
 
 
 class DsmrSensor(LineUnitEntity, RestoreSensor):
@@ -150,29 +131,17 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         """
         if channel is None:
             serial = f"{serial}_{description.key}"
-        super().__init__(entry.runtime_data.coordinator, description, device_info, serial)
-        self._entry = entry
-        self._version: str = entry.data[CONF_DSMR_VERSION]
-        # Decimals to round to when the user asked for it (YAML `precision`); else the meter's own.
-        precision = entry.data.get(CONF_PRECISION)
-        self._precision: int | None = None if precision is None else int(precision)
+        super().__init__(entry, description, device_info, serial, unit)
         self._channel = channel
         self._mbus_id = mbus_id
         register = description.state_class is SensorStateClass.TOTAL_INCREASING
         self._policy = RegisterPolicy(
             register=register,
             per_period=bool(self.coordinator.window) and channel is None,
+            precision=yaml_import.user_precision(entry.data),
         )
         self._last_reading: Reading | None = None
-        self._written: tuple[bool, Any, str | None] | None = None
-        self._set_unit(ha_unit(unit) or description.native_unit_of_measurement)
-        # Decides when the meter's unit may be shown, if an earlier release mislabelled it.
-        self._upgrade = UnitUpgrade(
-            description.native_unit_of_measurement, description.state_class is not None
-        )
-        enabled = description.entity_registry_enabled_default
-        if description.enabled_versions is not None:
-            enabled = enabled and self._version in description.enabled_versions
+        enabled = description.enabled_in(entry.data[CONF_DSMR_VERSION])
         self._attr_entity_registry_enabled_default = enabled
 
     async def async_added_to_hass(self) -> None:
@@ -183,9 +152,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             self._attr_native_value = last.native_value
             if last.native_value is not None:
                 self._policy.present()
-            if last.native_unit_of_measurement is not None:
-                self._set_unit(last.native_unit_of_measurement)
-                self._sync_registry()
+            self._restore_unit(last.native_unit_of_measurement)
         await super().async_added_to_hass()
 
     @callback
@@ -224,10 +191,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
         if self._channel is None:
             return self.entity_description.value_fn(snapshot)
-        found = snapshot.mbus_reading(self._channel, self._mbus_id)
-        if found is None or not found.has_reading or found.value is None:
-            return None
-        return Reading(found.value, found.unit)
+        return snapshot.mbus_value(self._channel, self._mbus_id)
 
     def _update(self) -> None:
         if self._upgrade.pending:
@@ -243,121 +207,48 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             spread = self._spread(snapshot)
             if self._shown_already(reading, spread):
                 return
-            self._last_reading = reading
             if reading is None:
+                self._last_reading = None
                 if self._channel is None and policy.absent() and self.entity_id:
                     coordinator.async_auto_disable(self.entity_id, str(self.unique_id))
             else:
                 policy.present()
-                if (unit := ha_unit(reading.unit)) is not None:
-                    if self._upgrading_unit(unit, reading.value):
-                        return  # shown once the statistics upgrade allows it
-                    if unit != self._attr_native_unit_of_measurement:
-                        self._set_unit(unit)
+                # Remembered after: an upgrade that ends at once shows this reading itself.
+                if not self._follow_unit(reading.unit, reading.value):
+                    self._last_reading = None  # shown once the statistics upgrade allows it
+                    return
+                self._last_reading = reading
                 if spread is not None:
                     value = spread.mean
-                    self._attr_extra_state_attributes = {
-                        "min": spread.min,
-                        "max": spread.max,
-                        "samples": spread.samples,
-                    }
+                    self._attr_extra_state_attributes = spread.attributes()
                 else:
-                    value = self._value(reading.value)
+                    judgement = policy.decide(
+                        self._attr_native_value, reading.value, replaced=coordinator.meter_replaced
+                    )
+                    shown_unit = self._attr_native_unit_of_measurement
+                    coordinator.async_explain(self.entity_id, judgement, shown_unit)
+                    value = judgement.value
                     if reading.obj is not None and description.attributes_fn is not None:
                         attributes = description.attributes_fn(reading.obj) or {}
                         self._attr_extra_state_attributes = attributes
-        written = (available, value, self._attr_native_unit_of_measurement)
-        if self._written == written:
+        before = self._written
+        if before == (available, value, self._attr_native_unit_of_measurement):
             return
-        if snapshot is not None and policy.hold_for_period(
-            self._written[1] if self._written is not None and self._written[0] else None,
-            value,
-            snapshot.period,
-            snapshot.closes_period,
-        ):
+        shown = before[1] if before is not None and before[0] else None  # while available
+        if not policy.write_now(shown, value, snapshot):
             self._last_reading = None  # look again on the next push, changed or not
             return
-        self._written = written
-        if snapshot is not None:
-            policy.wrote(snapshot.period, snapshot.closes_period)
-        self._attr_native_value = value
-        self.async_write_ha_state()
-        self._sync_registry()
-
-    def _value(self, value: Any) -> Any:
-        """What a register shows for its reading (held back, or a new cycle, see policy.py)."""
-        if not isinstance(value, float) or not self._policy.register:
-            return value
-        shown = self._attr_native_value
-        if not isinstance(shown, float):
-            shown = None
-        elif self._precision is not None:
-            shown = round(shown, self._precision)  # a lowered precision is no decrease
-        first = not self._policy.holding
-        coordinator = self.coordinator
-        result, verdict = self._policy.judge(shown, value, replaced=coordinator.meter_replaced)
-        if verdict is Verdict.HOLD and first:
-            coordinator.report(
-                "decrease",
-                "%s went down from %s to %s; showing %s until the lower value lasts an hour"
-                " or the meter reports another equipment identifier",
-                self.entity_id,
-                shown,
-                value,
-                shown,
-            )
-        elif verdict is Verdict.NEW_CYCLE:
-            unit = self._attr_native_unit_of_measurement or ""
-            async_register_new_cycle(
-                self.hass, self._entry, self.entity_id, f"{shown} {unit}", f"{value} {unit}"
-            )
-        return result
-
-    def _upgrading_unit(self, unit: str, value: Any) -> bool:
-        """Whether a statistics upgrade decides when values in the line's `unit` are shown."""
-        if not self._upgrade.starts(self.hass, unit):
-            return False
-        self._last_reading = None
-        self._entry.async_create_background_task(
-            self.hass,
-            self._async_upgrade_unit(unit, float(value)),
-            f"dsmr unit of {self.entity_id}",
-        )
-        return True
-
-    async def _async_upgrade_unit(self, unit: str, value: float) -> None:
-        await self._upgrade.async_run(
-            self.hass, self.entity_id, unit, value, partial(self._show_unit, unit)
-        )
-        self._handle_coordinator_update()
-
-    def _show_unit(self, unit: str, relabel: bool) -> None:
-        """Show `unit`; unknown while relabelled statistics are compiled (upgrade.py)."""
-        self._set_unit(unit)
-        if relabel:  # no value in the old label may meet the relabelled statistics
-            self._attr_native_value = None
-            self._written = (True, None, unit)
-            self.async_write_ha_state()
-            self._sync_registry()
+        self._write(available, value)
 
 
 class HealthSensor(RefreshingEntity, SensorEntity):
     """A number about the connection, refreshed on its timer (not on every telegram)."""
 
     entity_description: HealthSensorEntityDescription
+    _every_push = False
 
     def _current(self) -> Any:
         return self.entity_description.value_fn(self.coordinator.health())
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        coordinator = self.coordinator
-        if not self._known or coordinator.data is None or not coordinator.last_update_success:
-            super()._handle_coordinator_update()  # first value, and disconnects, at once
-
-    @callback
-    def _refresh(self, _now: Any) -> None:
-        DsmrEntity._handle_coordinator_update(self)
 
     @property
     def native_value(self) -> Any:
@@ -368,8 +259,6 @@ class HealthSensor(RefreshingEntity, SensorEntity):
 class GenericObisSensor(DsmrEntity, RestoreSensor):
     """One OBIS line that no specification names, as the meter sends it (see generic.py)."""
 
-    _attr_translation_key = TRANSLATION_KEY
-    _attr_entity_registry_enabled_default = False
     _unrecorded_attributes = frozenset({"raw"})
 
     def __init__(
@@ -381,15 +270,11 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         serial: str,
     ) -> None:
         """Initialize the sensor for an OBIS code, with the unit it was last seen with."""
-        super().__init__(
-            manager.coordinator,
-            SensorEntityDescription(key=obis_key(code), translation_key=TRANSLATION_KEY),
-            device_info,
-            f"{serial}_{obis_key(code)}",
-        )
+        description = obis_description(code)
+        unique_id = f"{serial}_{description.key}"
+        super().__init__(manager.coordinator, description, device_info, unique_id)
         self.code = code
         self._manager = manager
-        self._attr_translation_placeholders = {"code": code}
         self._attr_extra_state_attributes = {"obis_code": code}
         self._unit: str | None = None
         self._set_unit(unit)
@@ -400,18 +285,12 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         self._unit = unit
         native = ha_unit(unit)
         self._attr_native_unit_of_measurement = native
-        self._attr_state_class = (
-            SensorStateClass.MEASUREMENT if native in MEASUREMENT_UNITS else None
-        )
+        self._attr_state_class = state_class_of(native)
 
     async def async_added_to_hass(self) -> None:
         """Restore the last value before the first telegram arrives."""
         if (last := await self.async_get_last_sensor_data()) is not None:
-            value = last.native_value
-            if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
-                self._attr_native_value = Decimal(str(value))
-            elif isinstance(value, str) and self._unit is None:
-                self._attr_native_value = value  # text only where no unit is expected
+            self._attr_native_value = restored_value(last.native_value, self._unit)
         await super().async_added_to_hass()
 
     def _update(self) -> None:
@@ -423,7 +302,10 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
             line = snapshot.unknown_lines.get(self.code)
             if line is not None and line != self._line:  # a missing line keeps the last value
                 self._line = line
-                value = self._value(line)
+                value, unit = line_value(line, self._unit)
+                if unit != self._unit:
+                    self._manager.unit_changed(self.entity_id, self.code, unit, self._unit)
+                    self._set_unit(unit)
                 self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
         written = (available, value, self._unit)
         if written == self._written:
@@ -431,25 +313,6 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         self._written = written
         self._attr_native_value = value
         self.async_write_ha_state()
-
-    def _value(self, line: str) -> Decimal | str | None:
-        parsed = parse_value(line)
-        if isinstance(parsed, tuple):
-            number, unit = parsed
-            if unit != self._unit:
-                LOGGER.info(
-                    "%s: the meter now sends %s in %s (was %s)",
-                    self.entity_id,
-                    self.code,
-                    unit,
-                    self._unit,
-                )
-                self._set_unit(unit)
-                self._manager.remember({self.code: unit})
-            return number
-        if self._unit is not None:
-            return None  # text on a line with a unit: not a number in that unit
-        return parsed
 
 
 class DemandSensor(DerivedEntity, SensorEntity):
@@ -468,10 +331,12 @@ class DemandSensor(DerivedEntity, SensorEntity):
 class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
     """Gas (m³/h) or water (L/min) flow of one sub-meter; its state survives restarts."""
 
+    entity_description: FlowSensorEntityDescription
+
     def __init__(
         self,
         coordinator: DsmrCoordinator,
-        description: SensorEntityDescription,
+        description: FlowSensorEntityDescription,
         device_info: DeviceInfo,
         unique_id: str,
         key: str,
@@ -481,35 +346,24 @@ class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
         self._key = key
         self._restored: FlowState | None = None
 
-    def _flows(self) -> Mapping[str, FlowState]:
-        data = self.coordinator.data
-        return _NO_FLOWS if data is None else data.derived.flows
-
     async def async_added_to_hass(self) -> None:
         """Give the stored flow state to the snapshot builder, then subscribe."""
-        extra = await self.async_get_last_extra_data()
-        if extra is not None and self._key not in self._flows():
+        if (extra := await self.async_get_last_extra_data()) is not None:
             state = FlowState.from_dict(extra.as_dict())
-            if state.last is not None and (deriver := self.coordinator.builder.deriver):
-                self._restored = deriver.restored[self._key] = state
+            self._restored = self.coordinator.restore_flow(self._key, state)
         await super().async_added_to_hass()
 
     @property
     def extra_restore_state_data(self) -> FlowRestoreData | None:
         """The flow's state (the last capture and its time) for the next start."""
-        state = self._flows().get(self._key) or self._restored
+        state = self.coordinator.flow(self._key) or self._restored
         return None if state is None else FlowRestoreData(state)
 
     def _update(self) -> None:
         derived = self._derived()
         if derived is not None and (flow := derived.flows.get(self._key)) is not None:
-            m3h = flow.m3h
-            gas = self.entity_description.key == GAS_FLOW.key
-            self._attr_native_value = m3h if gas else liters_per_minute(m3h)
-            self._attr_extra_state_attributes = {
-                "interval": flow.interval_s,
-                "reading_at": None if flow.last is None else local_time(flow.last.at),
-            }
+            self._attr_native_value = self.entity_description.value_fn(flow)
+            self._attr_extra_state_attributes = flow_attributes(flow)
         self._show((self._attr_native_value, self._attr_extra_state_attributes))
 
 
@@ -522,12 +376,7 @@ class RebroadcastClientsSensor(SensorEntity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
-    entity_description = SensorEntityDescription(
-        key="rebroadcast_clients",
-        translation_key="rebroadcast_clients",
-        state_class=SensorStateClass.MEASUREMENT,
-        entity_category=EntityCategory.DIAGNOSTIC,
-    )
+    entity_description = CLIENTS
 
     def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, serial: str) -> None:
         """Count the clients of `server`, on the meter's device."""

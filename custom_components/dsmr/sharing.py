@@ -8,6 +8,7 @@ long as the entry is loaded, not as long as the meter's connection. A start fail
 the entry (the meter must still be read): one warning line and the repair issue
 `rebroadcast_cannot_listen`, gone when the port opens, on unload and when sharing is turned off.
 `async_trial_listen` lets the options form say at once why an address cannot be used.
+`CLIENTS` describes the diagnostic sensor that counts the server's clients (sensor.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from homeassistant.components.sensor import SensorEntityDescription, SensorStateClass
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
@@ -46,6 +49,12 @@ from .rebroadcast import (
 
 # Start attempts 1, 2, 4 ... s apart, at most this far apart.
 MAX_RETRY_DELAY: Final = 60.0
+CLIENTS: Final = SensorEntityDescription(
+    key="rebroadcast_clients",
+    translation_key="rebroadcast_clients",
+    state_class=SensorStateClass.MEASUREMENT,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,10 @@ class Spread:
     max: float
     samples: int
 
+    def attributes(self) -> dict[str, float | int]:
+        """What an entity that shows the mean tells beside it: min, max, samples."""
+        return {"min": self.min, "max": self.max, "samples": self.samples}
+
 
 @dataclass(frozen=True, slots=True)
 class MbusReading:
@@ -119,6 +123,13 @@ class Snapshot:
             ):
                 return found
         return None
+
+    def mbus_value(self, channel: int, identifier: str | None) -> Reading | None:
+        """That M-Bus channel's reading, as a field's (None: no channel, or no reading)."""
+        found = self.mbus_reading(channel, identifier)
+        if found is None or not found.has_reading or found.value is None:
+            return None
+        return Reading(found.value, found.unit)
 
 
 def number(raw: Any, precision: int | None = None) -> Any:

@@ -30,6 +30,7 @@ from typing import Any, Final
 from homeassistant.components.recorder import statistics
 from homeassistant.components.recorder.db_schema import StatisticsRuns
 from homeassistant.components.recorder.models import process_timestamp
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.recorder import get_instance, session_scope
@@ -181,31 +182,45 @@ class UnitUpgrade:
 
     Statistics recorded by an earlier release under the specification's unit (`label`) may need
     relabelling first: checked once per start, for the first line in another unit (also when
-    the restored unit is already the meter's: a restart may have cut an upgrade short).
+    the restored unit is already the meter's: a restart may have cut an upgrade short). The
+    check runs as a task of the entity's entry; it calls the entity's `show(unit, relabel)` once
+    the statistics are checked, and `done()` once the upgrade no longer decides what is shown.
     """
 
-    def __init__(self, label: str | None, has_statistics: bool) -> None:
-        """For an entity whose description says `label`, with statistics or not."""
+    def __init__(
+        self,
+        label: str | None,
+        has_statistics: bool,
+        entry: ConfigEntry,
+        *,
+        show: Callable[[str, bool], None],
+        done: Callable[[], None],
+    ) -> None:
+        """For an entity of `entry` whose description says `label`, with statistics or not."""
         self.label = label
         self.checked = label is None or not has_statistics
         self.pending = False  # while the upgrade decides
+        self._entry = entry
+        self._show = show
+        self._done = done
 
-    def starts(self, hass: HomeAssistant, unit: str) -> bool:
-        """Whether values in `unit` wait for an upgrade (then run `async_run`)."""
+    def needed(self, hass: HomeAssistant, unit: str) -> bool:
+        """Whether values in `unit` wait for an upgrade (then `start` it)."""
         if self.checked or unit == self.label or not recorder_running(hass):
             return False
         self.checked = self.pending = True
         return True
 
-    async def async_run(
-        self,
-        hass: HomeAssistant,
-        entity_id: str,
-        unit: str,
-        value: float,
-        show: Callable[[bool], None],
+    def start(self, hass: HomeAssistant, entity_id: str, unit: str, value: Any) -> None:
+        """Run the upgrade `needed` for `value` in `unit` (a task of the entry: may end at once)."""
+        self._entry.async_create_background_task(
+            hass, self._async_run(hass, entity_id, unit, float(value)), f"dsmr unit of {entity_id}"
+        )
+
+    async def _async_run(
+        self, hass: HomeAssistant, entity_id: str, unit: str, value: float
     ) -> None:
-        """Check the statistics, `show(relabel)` the unit, relabel when compiled if needed."""
+        """Check the statistics, show the unit, relabel when compiled if needed; then done."""
         assert self.label is not None
         try:
             relabel = await async_statistics_mislabelled(hass, entity_id, self.label, unit, value)
@@ -216,8 +231,9 @@ class UnitUpgrade:
                 self.label,
                 relabel,
             )
-            show(relabel)
+            self._show(unit, relabel)
             if relabel:
                 await async_relabel_when_compiled(hass, entity_id, unit)
         finally:
             self.pending = False
+        self._done()

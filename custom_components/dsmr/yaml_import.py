@@ -8,6 +8,7 @@ that core's YAML import created years ago carry no mark and are never touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.components.sensor import PLATFORM_SCHEMA as SENSOR_PLATFORM_SCHEMA
@@ -15,7 +16,8 @@ from homeassistant.config_entries import SOURCE_IMPORT
 from homeassistant.const import CONF_HOST, CONF_PLATFORM, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.typing import ConfigType
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 import probatio as vol
 
 from .const import (
@@ -64,6 +66,24 @@ PLATFORM_SCHEMA = vol.All(
     ),
     _tcp_port_with_host,
 )
+
+
+async def async_setup_platform(
+    hass: HomeAssistant,
+    config: ConfigType,
+    async_add_entities: AddEntitiesCallback,
+    discovery_info: DiscoveryInfoType | None = None,
+) -> None:
+    """Accept a validated `sensor: - platform: dsmr` block (made an entry by `async_setup`).
+
+    The sensor platform's hook for the block (sensor.py re-exports it with `PLATFORM_SCHEMA`).
+    """
+
+
+def user_precision(data: Mapping[str, Any]) -> int | None:
+    """The decimals an entry's numbers are rounded to (YAML `precision`); None: the meter's."""
+    precision = data.get(CONF_PRECISION)
+    return None if precision is None else int(precision)
 
 
 def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
