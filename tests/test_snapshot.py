@@ -261,9 +261,12 @@ def test_unchanged_mbus_lines_reuse_the_previous_readings(parser: CachingTelegra
     first = build(builder, [parser.parse(with_gas("00012.345", "240115120000W"))])
     same = build(builder, [parser.parse(with_gas("00012.345", "240115120001W"))], first)
     assert same.mbus is first.mbus
+    # One reading object while unchanged: a sub-meter's entity skips such a push at a glance.
+    assert same.mbus_value(1, GAS) is first.mbus_value(1, GAS)
     moved = build(builder, [parser.parse(with_gas("00012.346", "240115120002W"))], same)
     assert moved.mbus is not same.mbus
     assert moved.mbus[0].value == 12.346
+    assert moved.mbus_value(1, GAS) == Reading(12.346, "m3")
 
 
 def test_select_reads_only_the_fields_shown(parser: CachingTelegramParser) -> None:

@@ -158,15 +158,13 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
     @callback
     def _handle_coordinator_update(self) -> None:
         """Take a push; the usual one (the reading written last, nothing held) costs no more."""
-        if self._last_reading is not None and self._channel is None:
+        if self._last_reading is not None:
             coordinator = self.coordinator
             snapshot = coordinator.data
             if (
                 snapshot is not None
                 and coordinator.last_update_success
-                and self._shown_already(
-                    self.entity_description.value_fn(snapshot), self._spread(snapshot)
-                )
+                and self._shown_already(self._reading(snapshot), self._spread(snapshot))
             ):
                 return  # before the wrapper's calls: `_update` would return here too
         super()._handle_coordinator_update()
@@ -345,6 +343,7 @@ class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
         super().__init__(coordinator, description, device_info, unique_id)
         self._key = key
         self._restored: FlowState | None = None
+        self._flow: FlowState | None = None  # the state shown last
 
     async def async_added_to_hass(self) -> None:
         """Give the stored flow state to the snapshot builder, then subscribe."""
@@ -361,7 +360,9 @@ class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
 
     def _update(self) -> None:
         derived = self._derived()
-        if derived is not None and (flow := derived.flows.get(self._key)) is not None:
+        flow = None if derived is None else derived.flows.get(self._key)
+        if flow is not None and flow is not self._flow:  # the same state: shown already
+            self._flow = flow
             self._attr_native_value = self.entity_description.value_fn(flow)
             self._attr_extra_state_attributes = flow_attributes(flow)
         self._show((self._attr_native_value, self._attr_extra_state_attributes))

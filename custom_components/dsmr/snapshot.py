@@ -90,6 +90,15 @@ class MbusReading:
     has_reading: bool  # whether the channel carries a reading line at all
     # The telegram's M-Bus line objects this was read from (all channels'): reused when same.
     lines: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
+    # The reading as a field's (None: no reading): one object for as long as this is reused,
+    # so an entity sees at a glance that a push brought nothing new (see `Snapshot.mbus_value`).
+    reading: Reading | None = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        reading = None
+        if self.has_reading and self.value is not None:
+            reading = Reading(self.value, self.unit)
+        object.__setattr__(self, "reading", reading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +136,7 @@ class Snapshot:
     def mbus_value(self, channel: int, identifier: str | None) -> Reading | None:
         """That M-Bus channel's reading, as a field's (None: no channel, or no reading)."""
         found = self.mbus_reading(channel, identifier)
-        if found is None or not found.has_reading or found.value is None:
-            return None
-        return Reading(found.value, found.unit)
+        return None if found is None else found.reading
 
 
 def number(raw: Any, precision: int | None = None) -> Any:
