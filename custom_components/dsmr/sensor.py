@@ -202,9 +202,7 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
         if available and snapshot is not None:
             description = self.entity_description
             reading = self._reading(snapshot)
-            spread = self._spread(snapshot)
-            if self._shown_already(reading, spread):
-                return
+            spread = self._spread(snapshot)  # not shown already: the push's look said so
             if reading is None:
                 self._last_reading = None
                 if self._channel is None and policy.absent() and self.entity_id:
@@ -219,16 +217,22 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                 if spread is not None:
                     value = spread.mean
                     self._attr_extra_state_attributes = spread.attributes()
-                else:
+                elif policy.register:  # judged against what it shows (policy.py)
                     judgement = policy.decide(
                         self._attr_native_value, reading.value, replaced=coordinator.meter_replaced
                     )
                     shown_unit = self._attr_native_unit_of_measurement
                     coordinator.async_explain(self.entity_id, judgement, shown_unit)
                     value = judgement.value
-                    if reading.obj is not None and description.attributes_fn is not None:
-                        attributes = description.attributes_fn(reading.obj) or {}
-                        self._attr_extra_state_attributes = attributes
+                else:
+                    value = reading.value
+                if (
+                    spread is None
+                    and reading.obj is not None
+                    and description.attributes_fn is not None
+                ):
+                    attributes = description.attributes_fn(reading.obj) or {}
+                    self._attr_extra_state_attributes = attributes
         before = self._written
         if before == (available, value, self._attr_native_unit_of_measurement):
             return
