@@ -8,9 +8,12 @@ import socket
 from typing import Any
 
 from dsmr_parser.clients.protocol import _create_dsmr_protocol
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+)
 
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.identify import async_validated
@@ -199,3 +202,35 @@ def entity_snapshot(hass: HomeAssistant, entry: MockConfigEntry) -> list[dict[st
             }
         )
     return rows
+
+
+RESTORED_POWER = "sensor.electricity_meter_power_consumption"
+
+
+def restored_power_entry(hass: HomeAssistant, where: dict[str, Any]) -> MockConfigEntry:
+    """A DSMR 5 entry (not set up) whose power sensor has a restored state of 1.234 kW.
+
+    `where`: the port, or host and port, the entry reads.
+    """
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(RESTORED_POWER, "1.234"),
+                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
+            )
+        ],
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={**where, "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
+    )
+    entry.add_to_hass(hass)
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1234_current_electricity_usage",
+        suggested_object_id="electricity_meter_power_consumption",
+        config_entry=entry,
+    )
+    return entry

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, State
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
-    mock_restore_cache_with_extra_data,
 )
 
 from custom_components.dsmr.const import DOMAIN
@@ -26,7 +25,7 @@ from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .helpers import send, setup_meter, wait_for
+from .helpers import restored_power_entry, send, setup_meter, wait_for
 
 POWER = "sensor.electricity_meter_power_consumption"
 
@@ -98,28 +97,8 @@ async def test_missing_port_is_not_ready_until_it_appears(
     hass: HomeAssistant, tmp_path: Path
 ) -> None:
     """Setup opens the port first: not there, Home Assistant retries; then restored states."""
-    mock_restore_cache_with_extra_data(
-        hass,
-        [
-            (
-                State(POWER, "1.234"),
-                {"native_value": 1.234, "native_unit_of_measurement": "kW"},
-            )
-        ],
-    )
     link = tmp_path / "ttyP1"
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={"port": str(link), "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
-    )
-    entry.add_to_hass(hass)
-    er.async_get(hass).async_get_or_create(
-        "sensor",
-        DOMAIN,
-        "1234_current_electricity_usage",
-        suggested_object_id="electricity_meter_power_consumption",
-        config_entry=entry,
-    )
+    entry = restored_power_entry(hass, {"port": str(link)})
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason == (

@@ -10,21 +10,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 from unittest.mock import patch
 
 from homeassistant.const import STATE_UNAVAILABLE, Platform
-from homeassistant.core import HomeAssistant, State
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    mock_restore_cache_with_extra_data,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.coordinator import DsmrCoordinator
 from custom_components.dsmr.descriptions import (
     NOT_ENTITIES,
@@ -37,7 +33,7 @@ from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .helpers import entity_snapshot, send, setup_meter, wait_for
+from .helpers import entity_snapshot, restored_power_entry, send, setup_meter, wait_for
 
 POWER = "sensor.electricity_meter_power_consumption"
 
@@ -188,33 +184,13 @@ async def test_sensor_platform(
         await server.stop()
 
 
-async def _entry_with_restored_power(hass: HomeAssistant, where: dict[str, Any]) -> MockConfigEntry:
-    """Set up a DSMR 5 entry whose power sensor has a restored state (1.234 kW) to show."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={**where, "dsmr_version": "5", "serial_id": "1234", "serial_id_gas": None},
-    )
-    entry.add_to_hass(hass)
-    er.async_get(hass).async_get_or_create(
-        "sensor",
-        DOMAIN,
-        "1234_current_electricity_usage",
-        suggested_object_id="electricity_meter_power_consumption",
-        config_entry=entry,
-    )
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
 async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> None:
-    mock_restore_cache_with_extra_data(
-        hass, [(State(POWER, "1.234"), {"native_value": 1.234, "native_unit_of_measurement": "kW"})]
-    )
     server = TcpServer(Meter("5", seed=1))
     await server.start()
     try:
-        entry = await _entry_with_restored_power(hass, {"host": "127.0.0.1", "port": server.port})
+        entry = restored_power_entry(hass, {"host": "127.0.0.1", "port": server.port})
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
         assert hass.states.get(POWER).state == "1.234"
         await wait_for(lambda: entry.runtime_data.reader.connected)
         await send(entry, server)
