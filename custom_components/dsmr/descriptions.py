@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, partial
-from statistics import fmean
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -34,6 +33,7 @@ from homeassistant.const import (
 )
 from homeassistant.helpers.typing import StateType
 
+from . import line_values as lv
 from .const import (
     DEVICE_NAME_COOLING,
     DEVICE_NAME_GAS,
@@ -47,87 +47,11 @@ from .const import (
     MBUS_TYPE_HEAT_INLET,
     MBUS_TYPE_WARM_WATER,
     MBUS_TYPE_WATER,
-    SWAPPED_TARIFF_VERSIONS,
 )
 from .dsmr_library import version_setup
 from .snapshot import Reading, Snapshot
 
 type Value = StateType | datetime | Decimal
-
-
-def _tariff(obj: Any, version: str) -> str | None:
-    """Tariff code 0001/0002 as low/normal; Belgium and E.ON Hungary swap the two."""
-    code = {"0001": "low", "0002": "normal"}.get(str(obj.value))
-    if code is not None and version in SWAPPED_TARIFF_VERSIONS:
-        return "normal" if code == "low" else "low"
-    return code
-
-
-def _text(obj: Any, version: str) -> str | None:
-    """Text messages are hex-encoded ASCII on most meters; show the text."""
-    raw = obj.value
-    if raw is None:
-        return None
-    text = str(raw)
-    try:
-        decoded = bytes.fromhex(text).decode("ascii")
-    except ValueError:
-        decoded = text
-    decoded = "".join(ch for ch in decoded if ch.isprintable()).strip()
-    return decoded[:255]
-
-
-def _monthly_peaks(obj: Any) -> list[Any]:
-    """The valid entries of the Belgian 13-month peak history (unused slots are skipped)."""
-    peaks = obj if isinstance(obj, list) else []
-    # Unused slots carry an invalid timestamp (e.g. 632525252525W), parsed as None: skip them.
-    return [p for p in peaks if p.value is not None and p.datetime and p.occurred]
-
-
-def _average_peak(obj: Any, version: str) -> Decimal | None:
-    """Average of the last 12 monthly peaks: what the Flemish capacity tariff is billed on."""
-    peaks = _monthly_peaks(obj)[-12:]
-    return Decimal(str(round(fmean(float(p.value) for p in peaks), 3))) if peaks else None
-
-
-def _count(obj: Any, version: str) -> int:
-    return int(obj.buffer_length)
-
-
-def _net_power(telegram: Any) -> Decimal | None:
-    """Import minus export (kW): positive while taking from the grid, negative while feeding in."""
-    usage = getattr(telegram, "CURRENT_ELECTRICITY_USAGE", None)
-    delivery = getattr(telegram, "CURRENT_ELECTRICITY_DELIVERY", None)
-    if usage is None or delivery is None:
-        return None
-    value: Decimal = usage.value - delivery.value
-    return value
-
-
-def _peak_time(obj: Any) -> dict[str, Any] | None:
-    return {"occurred": obj.datetime.isoformat()} if obj.datetime else None
-
-
-def _peak_history(obj: Any) -> dict[str, Any] | None:
-    return {
-        "history": [
-            {
-                "month": p.datetime.isoformat(),
-                "occurred": p.occurred.isoformat(),
-                "value": float(p.value),
-            }
-            for p in _monthly_peaks(obj)
-        ]
-    }
-
-
-def _failures(obj: Any) -> dict[str, Any] | None:
-    return {
-        "events": [
-            {"end": e.datetime.isoformat() if e.datetime else None, "duration": int(e.value)}
-            for e in obj.buffer
-        ]
-    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +181,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.POWER,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.KILO_WATT,
-        telegram_fn=_net_power,
+        telegram_fn=lv.net_power,
         average=True,
         # Off by default: it would add a state write per window to every installation.
         entity_registry_enabled_default=False,
@@ -268,7 +192,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         translation_key="electricity_active_tariff",
         device_class=SensorDeviceClass.ENUM,
         options=["low", "normal"],
-        convert_fn=_tariff,
+        convert_fn=lv.tariff,
     ),
     *(
         _energy(f"electricity_used_tariff_{n}", f"ELECTRICITY_USED_TARIFF_{n}")
@@ -305,7 +229,10 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
     _counter("short_power_failure_count", "SHORT_POWER_FAILURE_COUNT"),
     _counter("long_power_failure_count", "LONG_POWER_FAILURE_COUNT"),
     _diagnostic(
-        "power_failure_log", "POWER_EVENT_FAILURE_LOG", convert_fn=_count, attributes_fn=_failures
+        "power_failure_log",
+        "POWER_EVENT_FAILURE_LOG",
+        convert_fn=lv.event_count,
+        attributes_fn=lv.failures,
     ),
     *(_counter(f"voltage_sag_l{n}_count", f"VOLTAGE_SAG_L{n}_COUNT") for n in PHASES),
     *(_counter(f"voltage_swell_l{n}_count", f"VOLTAGE_SWELL_L{n}_COUNT") for n in PHASES),
@@ -385,7 +312,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "maximum_demand_current_month",
         enabled=True,
-        attributes_fn=_peak_time,
+        attributes_fn=lv.peak_time,
         average=False,
     ),
     _measure(
@@ -395,8 +322,8 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "maximum_demand_average_12_months",
         enabled=True,
-        convert_fn=_average_peak,
-        attributes_fn=_peak_history,
+        convert_fn=lv.average_peak,
+        attributes_fn=lv.peak_history,
         average=False,
     ),
     # DSMR 2.2 and 4: the gas meter's reading on the main telegram (a separate device, as core).
@@ -506,10 +433,10 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         UnitOfApparentPower.KILO_VOLT_AMPERE,
     ),
     # Texts, switches and versions.
-    _diagnostic("text_message", "TEXT_MESSAGE", convert_fn=_text),
-    _diagnostic("text_message_code", "TEXT_MESSAGE_CODE", convert_fn=_text),
+    _diagnostic("text_message", "TEXT_MESSAGE", convert_fn=lv.text),
+    _diagnostic("text_message_code", "TEXT_MESSAGE_CODE", convert_fn=lv.text),
     *(
-        _diagnostic(f"text_message_{n}", f"MSN_TEXT_MESSAGE_{n}", convert_fn=_text)
+        _diagnostic(f"text_message_{n}", f"MSN_TEXT_MESSAGE_{n}", convert_fn=lv.text)
         for n in (2, 3, 4, 5)
     ),
     _diagnostic("actual_switch_position", "ACTUAL_SWITCH_POSITION"),
