@@ -17,12 +17,9 @@ from typing import Any
 from dsmr_parser.parsers import TelegramParser
 import pytest
 
+from custom_components.dsmr.checksum import crc16, validate_checksum
 from custom_components.dsmr.dsmr_library import caching_parser
-from custom_components.dsmr.parser import (
-    crc16,
-    unknown_lines,
-    validate_checksum,
-)
+from custom_components.dsmr.parser import unknown_lines
 from dsmr_sim.crc import crc16 as reference_crc16
 
 from .field_corpus import CORPUS, FIELD, Recording

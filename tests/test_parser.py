@@ -32,9 +32,7 @@ from custom_components.dsmr.parser import (
     MAX_KEYS,
     UNKNOWN_LINES,
     CachingTelegramParser,
-    crc16,
     unknown_lines,
-    validate_checksum,
 )
 from custom_components.dsmr.protocol import P1Protocol
 from custom_components.dsmr.values import parse_cosem, parse_timestamp
@@ -361,28 +359,6 @@ def test_key_cache_is_bounded() -> None:
     for number in range(MAX_KEYS * 2):
         caching.parse(f"/X\r\n\r\n1-0:{number}.8.1(1)\r\n1-0:1.8.1(000001.000*kWh)\r\n!\r\n")
     assert len(caching._keys) <= MAX_KEYS
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(max_codepoint=0x2FF), max_size=300))
-def test_crc16_matches_dsmr_parser(text: str) -> None:
-    """The table CRC is dsmr_parser's CRC-16, for any text (non-ASCII falls back)."""
-    assert crc16(text) == TelegramParser.crc16(text)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="/!\r\n0123456789ABCDEFZa(", max_size=60))
-def test_validate_checksum_matches_dsmr_parser(text: str) -> None:
-    """Same acceptance, same exception and message as `TelegramParser.validate_checksum`."""
-
-    def run(check: Any) -> tuple[str, str]:
-        try:
-            check(text)
-        except Exception as err:  # the exception is the outcome
-            return type(err).__name__, str(err)
-        return "ok", ""
-
-    assert run(validate_checksum) == run(TelegramParser.validate_checksum)
 
 
 def test_reader_protocol_uses_caching_parser() -> None:

@@ -40,8 +40,9 @@ from dsmr_parser.clients.telegram_buffer import EncryptedTelegramBuffer
 from dsmr_parser.objects import Telegram
 from dsmr_parser.parsers import TelegramParser
 
+from .checksum import crc16
 from .const import LOGGER
-from .parser import EXPRESSION_FLAGS, CachingTelegramParser, crc16
+from .parser import EXPRESSION_FLAGS, CachingTelegramParser
 from .values import ZONE
 
 __all__ = [
