@@ -84,10 +84,10 @@ async def test_a_window_telegram_that_the_builder_cannot_read_is_counted(
     """A snapshot that fails to build: counted in update_errors, the next one is published."""
 
     class Broken(SnapshotBuilder):
-        def build(self, telegrams: Any, previous: Any, received_at: float) -> Any:
+        def build(self, telegrams: Any, previous: Any, received_at: float, **kw: Any) -> Any:
             if any(t is bad for t in telegrams):
                 raise ValueError("cannot")
-            return super().build(telegrams, previous, received_at)
+            return super().build(telegrams, previous, received_at, **kw)
 
     coordinator = DsmrCoordinator(hass, None, Broken(()), 0)
     pushed: list[object] = []

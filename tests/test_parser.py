@@ -30,7 +30,7 @@ from custom_components.dsmr.counters import ReaderStats
 from custom_components.dsmr.dsmr_library import caching_parser
 from custom_components.dsmr.parser import (
     MAX_KEYS,
-    UNKNOWN_LINES,
+    PARSER_ATTRIBUTES,
     CachingTelegramParser,
     unknown_lines,
 )
@@ -111,7 +111,7 @@ def snapshot(value: Any) -> Any:
             {
                 name: snapshot(item)
                 for name, item in vars(value).items()
-                if name != UNKNOWN_LINES  # ours only: see test_unknown_lines
+                if name not in PARSER_ATTRIBUTES  # ours only: see test_unknown_lines
             },
         )
     if isinstance(value, MbusDevice | DSMRObject):

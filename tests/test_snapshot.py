@@ -13,9 +13,11 @@ from typing import Any
 from dsmr_parser import telegram_specifications
 import pytest
 
+from custom_components.dsmr import snapshot_builder
 from custom_components.dsmr.dsmr_library import caching_parser
-from custom_components.dsmr.parser import CachingTelegramParser
+from custom_components.dsmr.parser import CachingTelegramParser, changed_since
 from custom_components.dsmr.snapshot import (
+    MBUS_CHANGED,
     STATISTICS_PERIOD,
     Field,
     MbusReading,
@@ -26,6 +28,7 @@ from custom_components.dsmr.snapshot import (
     number,
 )
 from dsmr_sim.crc import with_crc
+from dsmr_sim.meter import Meter
 
 IDENT = "4530303435303031363238353137313135"
 GAS = "4730303339303031363532303530323136"
@@ -281,3 +284,68 @@ def test_select_reads_only_the_fields_shown(parser: CachingTelegramParser) -> No
         "text",
         "net",
     }
+
+
+@pytest.mark.parametrize(
+    ("version", "mbus"),
+    [("5", ("gas", "water")), ("5B", ("gas",)), ("4", ()), ("5L", ("gas",))],
+)
+def test_a_snapshot_from_the_lines_that_moved_is_the_full_one(
+    version: str, mbus: tuple[str, ...]
+) -> None:
+    """Built from the previous snapshot and the lines that moved, a snapshot is what reading
+    every field gives: the same readings, M-Bus readings, derived values and changed keys."""
+    meter = Meter(
+        version,
+        seed=7,
+        start=datetime(2024, 1, 15, 11, 58, tzinfo=UTC),
+        mbus=mbus,
+        mbus_interval=60,
+        appliances=True,
+    )
+    parser = caching_parser(meter.telegram_specification())
+    quick, full = (
+        snapshot_builder({"dsmr_version": version}),
+        snapshot_builder({"dsmr_version": version}),
+    )
+    quick_snap = full_snap = None
+    incremental = 0
+    for second in range(400):
+        meter.step(1.0)
+        parsed = parser.parse(meter.telegram())
+        if quick_snap is not None and changed_since(parsed, quick_snap.telegram) is not None:
+            incremental += 1
+        full.select(None)  # the next build reads every field
+        quick_snap = quick.build([parsed], quick_snap, second, fresh=False)
+        full_snap = full.build([parsed], full_snap, second, fresh=False)
+        for name in ("readings", "mbus", "derived", "changed", "period", "equipment_id"):
+            assert getattr(quick_snap, name) == getattr(full_snap, name), (second, name)
+        assert quick_snap.number == full_snap.number == second + 1
+    assert incremental > 350  # nearly every telegram took the short way
+
+
+def test_changed_keys_name_what_is_not_the_previous_snapshots(
+    parser: CachingTelegramParser,
+) -> None:
+    builder = SnapshotBuilder(FIELDS)
+    first = build(builder, [parser.parse(telegram())])
+    assert first.changed == {"used", "power", "text", "net", MBUS_CHANGED}
+    second = build(builder, [parser.parse(telegram(power="01.200*kW"))], first)
+    assert second.changed == {"power", "net"}
+    assert second.readings["used"] is first.readings["used"]
+    third = build(
+        builder, [parser.parse(telegram(power="01.200*kW", used="000124.000*kWh"))], second
+    )
+    assert third.changed == {"used"}
+    assert third.number == 3
+
+
+def test_the_meter_is_identified_on_a_fresh_publish_only(parser: CachingTelegramParser) -> None:
+    seen: list[Any] = []
+    builder = SnapshotBuilder(FIELDS, identify=lambda t: seen.append(t) or "meter")
+    first = builder.build([parser.parse(telegram())], None, 0.0, fresh=False)
+    second = builder.build([parser.parse(telegram(power="00.001*kW"))], first, 1.0, fresh=False)
+    assert second.equipment_id == "meter"
+    assert seen == [first.telegram]
+    builder.build([parser.parse(telegram())], second, 2.0, fresh=True)
+    assert len(seen) == 2

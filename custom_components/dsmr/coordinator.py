@@ -168,7 +168,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         if not telegrams:
             return
         try:
-            snapshot = self.builder.build(telegrams, self.data, time.time())
+            snapshot = self.builder.build(telegrams, self.data, time.time(), fresh=self._fresh)
         except Exception as err:  # a telegram the builder cannot read: counted, skipped
             self.failed(err, "the snapshot")
             return

@@ -18,7 +18,7 @@ the telegrams into them:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -119,15 +119,48 @@ class Deriver:
         #: Flow states restored at startup (by the flow entities), by key.
         self.restored: dict[str, FlowState] = {}
 
-    def derive(self, telegrams: Sequence[Any], previous: Derived | None) -> Derived:
-        """The next `Derived` after `previous`, from a window's telegrams (latest last)."""
+    def derive(
+        self,
+        telegrams: Sequence[Any],
+        previous: Derived | None,
+        moved: Collection[str] | None = None,
+    ) -> Derived:
+        """The next `Derived` after `previous`, from a window's telegrams (latest last).
+
+        `moved`: if known, the names of the values that moved since the telegram `previous`
+        was derived from (one telegram ago); the others are that telegram's very objects.
+        """
         previous = previous or Derived(threshold_kw=self.threshold_kw)
         quarter, last, alarm = None, previous.last_quarter, previous.alarm
         if self.demand and telegrams:
             quarter = forecast_quarter(demand_reading(telegrams[-1]), last)
             last = quarter or last
             alarm = peak_ahead(quarter, alarm, self.threshold_kw)
-        return Derived(quarter, last, alarm, self.threshold_kw, self._flows(telegrams, previous))
+        if moved is not None and not any(name in moved for name in MAIN_GAS_READINGS):
+            flows = self._timed_out(telegrams[-1], previous.flows)  # the same captures
+        else:
+            flows = self._flows(telegrams, previous)
+        if (quarter, last, alarm, flows) == (
+            previous.quarter,
+            previous.last_quarter,
+            previous.alarm,
+            previous.flows,
+        ) and previous.threshold_kw == self.threshold_kw:
+            return previous
+        return Derived(quarter, last, alarm, self.threshold_kw, flows)
+
+    @staticmethod
+    def _timed_out(telegram: Any, flows: Mapping[str, FlowState]) -> Mapping[str, FlowState]:
+        """The flows after a telegram with the captures they last saw: only timeouts move."""
+        if not flows:
+            return flows
+        now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
+        changed: dict[str, FlowState] | None = None
+        for key, state in flows.items():
+            if (after := update_flow(state, None, None, now)) is not state:
+                changed = changed if changed is not None else dict(flows)
+                changed[key] = after
+        return flows if changed is None else MappingProxyType(changed)
 
     def _flows(self, telegrams: Sequence[Any], previous: Derived) -> Mapping[str, FlowState]:
         flows = previous.flows

@@ -15,14 +15,20 @@ returns the next one:
 - the meter's timestamp, its equipment identifier, and the statistics-period facts: which
   5-minute period the publish belongs to (meter's clock, else the receiving time) and whether
   the next publish, as far apart as the last two, falls in the next period (`closes_period`).
+- `number` (1 for the first) and `changed`: the keys whose reading is not the previous
+  snapshot's (`MBUS_CHANGED` among them when the M-Bus readings are not), so that an entity
+  that showed the previous snapshot needs one look to know a publish brings it nothing.
 
-Cheap at one publish per telegram: the parser hands out the same object for a line that did
-not change, and a reading whose object is the previous snapshot's is reused as it is.
+Cheap at one publish per telegram: a reading is reused as it is while its line's object is
+the previous snapshot's (the parser hands out the same object for a line that did not
+change), and a telegram the parser built from the previous one says which values moved
+(`changed_since`): only those are read again. The meter is identified on a connection's first
+publish (`fresh`); later ones carry that identifier on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +37,14 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .derived import NOTHING_DERIVED, Derived, Deriver
-from .parser import unknown_lines
+from .parser import changed_since, unknown_lines
 
 # Home Assistant's short-term statistics period, in seconds: long-term statistics take a
 # register's last state of each such period.
 STATISTICS_PERIOD: Final = 300
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+#: In `Snapshot.changed`: the M-Bus readings are not the previous snapshot's.
+MBUS_CHANGED: Final = "<mbus>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,8 @@ class Snapshot:
     closes_period: bool
     at: float  # the time the period was placed by (meter's clock or reception)
     samples: int  # telegrams in the window
+    number: int  # publishes so far, this one included
+    changed: frozenset[str]  # see the module docstring
     # The quarter-hour forecast, the new-peak decision and the flows (derived.py).
     derived: Derived = NOTHING_DERIVED
 
@@ -184,6 +194,10 @@ class SnapshotBuilder:
         self.identify = identify
         self.deriver = deriver
         self._selected = self.fields  # the fields read: all, unless `select`ed
+        self._by_name: dict[str, tuple[Field, ...]] = {}  # of those, the ones read from a line
+        self._derived: tuple[Field, ...] = ()  # of those, the ones computed from the telegram
+        self._reselected = False  # the previous snapshot may lack a field now read
+        self.select(None)
 
     def select(self, keys: Collection[str] | None) -> None:
         """Read only the fields of these keys from now on (None: all of them).
@@ -191,34 +205,49 @@ class SnapshotBuilder:
         Their readings are what some entity shows; reading all 33 fields of a DSMR 5 telegram
         when nine are shown would triple the build's cost.
         """
-        self._selected = (
-            self.fields if keys is None else tuple(f for f in self.fields if f.key in keys)
-        )
+        selected = self.fields if keys is None else tuple(f for f in self.fields if f.key in keys)
+        by_name: dict[str, tuple[Field, ...]] = {}
+        for field in selected:
+            if field.derive is None:
+                by_name[field.name] = (*by_name.get(field.name, ()), field)
+        self._selected, self._by_name = selected, by_name
+        self._derived = tuple(field for field in selected if field.derive is not None)
+        self._reselected = True
 
     def build(
-        self, telegrams: Sequence[Any], previous: Snapshot | None, received_at: float
+        self,
+        telegrams: Sequence[Any],
+        previous: Snapshot | None,
+        received_at: float,
+        *,
+        fresh: bool = True,
     ) -> Snapshot:
-        """The snapshot of a window (latest telegram last), following `previous`."""
+        """The snapshot of a window (latest telegram last), following `previous`.
+
+        `fresh`: the window starts a connection, so the meter is identified again.
+        """
         telegram = telegrams[-1]
+        moved = None
+        if previous is not None and len(telegrams) == 1 and not self._reselected:
+            moved = changed_since(telegram, previous.telegram)
+        self._reselected = False
         before = previous.readings if previous is not None else _EMPTY
-        readings: dict[str, Reading] = {}
+        if moved is None:  # every field, against the previous readings
+            readings: dict[str, Reading] = {}
+            changed = self._read_fields(self._selected, telegrams, before, readings)
+            changed.update(before.keys() - readings.keys())
+        else:  # the previous readings, and the fields whose line moved
+            readings = dict(before)
+            by_name = self._by_name
+            fields = [field for name in moved for field in by_name.get(name, ())]
+            changed = self._read_fields((*fields, *self._derived), telegrams, before, readings)
         spreads: dict[str, Spread] = {}
-        precision = self.precision
-        window = len(telegrams) > 1
-        for field in self._selected:
-            key = field.key
-            obj = getattr(telegram, field.name, None)
-            if obj is None:
-                continue
-            old = before.get(key)
-            if old is not None and old.obj is obj and field.derive is None:
-                readings[key] = old  # the parser's object for an unchanged line: read already
-            elif (reading := self._read(field, telegram, obj, old, precision)) is not None:
-                readings[key] = reading
-            else:
-                continue
-            if window and field.average and (spread := self._spread(field, telegrams)):
-                spreads[key] = spread
+        if len(telegrams) > 1:
+            for field in self._selected:
+                spread = self._spread(field, telegrams) if field.key in readings else None
+                if spread is not None:
+                    spreads[field.key] = spread
+                    changed.add(field.key)
         stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
         if not isinstance(stamp, datetime):
             stamp = None
@@ -227,15 +256,23 @@ class SnapshotBuilder:
         if previous is not None and previous.at < at:
             step = at - previous.at
         period = int(at // STATISTICS_PERIOD)
-        ident = None if self.identify is None else self.identify(telegram)
+        ident = previous.equipment_id if previous is not None else None
+        if (fresh or previous is None) and self.identify is not None:
+            ident = self.identify(telegram)
         derived = NOTHING_DERIVED
         if self.deriver is not None:
-            derived = self.deriver.derive(telegrams, previous.derived if previous else None)
+            derived = self.deriver.derive(telegrams, previous.derived if previous else None, moved)
+        if moved is not None and previous is not None:
+            mbus = previous.mbus  # M-Bus lines that move take the parser's long way
+        else:
+            mbus = self._mbus(telegram, previous, self.precision)
+            if previous is None or mbus is not previous.mbus:
+                changed.add(MBUS_CHANGED)
         return Snapshot(
             telegram=telegram,
             readings=MappingProxyType(readings),
             spreads=MappingProxyType(spreads) if spreads else _EMPTY,
-            mbus=self._mbus(telegram, previous, precision),
+            mbus=mbus,
             unknown_lines=unknown_lines(telegram),
             timestamp=stamp,
             equipment_id=ident,
@@ -243,8 +280,44 @@ class SnapshotBuilder:
             closes_period=int((at + step) // STATISTICS_PERIOD) != period,
             at=at,
             samples=len(telegrams),
+            number=previous.number + 1 if previous is not None else 1,
+            changed=frozenset(changed),
             derived=derived,
         )
+
+    def _read_fields(
+        self,
+        fields: Iterable[Field],
+        telegrams: Sequence[Any],
+        before: Mapping[str, Reading],
+        readings: dict[str, Reading],
+    ) -> set[str]:
+        """Read `fields` of the window's latest telegram into `readings`; the keys that changed.
+
+        A field whose line's object is the one `before` read keeps that reading.
+        """
+        telegram = telegrams[-1]
+        precision = self.precision
+        changed: set[str] = set()
+        for field in fields:
+            key = field.key
+            old = before.get(key)
+            obj = getattr(telegram, field.name, None)
+            if obj is None:
+                reading = None
+            elif old is not None and old.obj is obj and field.derive is None:
+                reading = old  # the parser's object for an unchanged line: read already
+            else:
+                reading = self._read(field, telegram, obj, old, precision)
+            if reading is None:
+                readings.pop(key, None)
+                if old is not None:
+                    changed.add(key)
+                continue
+            readings[key] = reading
+            if reading is not old:
+                changed.add(key)
+        return changed
 
     @staticmethod
     def _read(
@@ -264,6 +337,8 @@ class SnapshotBuilder:
         return Reading(value, _unit(obj) if isinstance(raw, Decimal) else None, obj)
 
     def _spread(self, field: Field, telegrams: Sequence[Any]) -> Spread | None:
+        if not field.average:
+            return None
         raws: list[Decimal] = []
         for telegram in telegrams:
             if field.derive is not None:
