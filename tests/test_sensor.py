@@ -29,6 +29,7 @@ from custom_components.dsmr.descriptions import (
     version_sensors,
 )
 from custom_components.dsmr.health import Health
+from custom_components.dsmr.sensor import DsmrSensor
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
@@ -389,6 +390,39 @@ async def test_lowering_precision_is_not_a_decrease(hass: HomeAssistant) -> None
             ("dsmr", entry.data["serial_id"]), entry.entry_id
         )
         assert device.serial_number == server.meter.equipment_id  # readable, not hex
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_a_push_that_brings_an_entity_nothing_costs_it_one_look(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entity that shows its reading looks no further while the snapshot does not change it
+    (`Snapshot.changed`); one whose reading changed is updated on every push."""
+    looked: dict[str, int] = {}
+    update = DsmrSensor._update
+
+    def counting(self: DsmrSensor) -> None:
+        looked[self.entity_id] = looked.get(self.entity_id, 0) + 1
+        update(self)
+
+    monkeypatch.setattr(DsmrSensor, "_update", counting)
+    server = TcpServer(Meter("5", seed=4, mbus=("gas",)))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        await send(entry, server)
+        looked.clear()
+        gas = "sensor.gas_meter_gas_consumption"
+        before = hass.states.get(gas)
+        await send(entry, server, 4)
+        await hass.async_block_till_done()
+        assert looked.get(POWER) == 4  # the meter's power moves every telegram
+        assert gas not in looked  # the hourly gas reading did not move
+        assert hass.states.get(gas).last_updated == before.last_updated
+        rendered = server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
+        assert hass.states.get(POWER).state == str(float(rendered))
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

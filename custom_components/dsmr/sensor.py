@@ -48,7 +48,7 @@ from .mbus import MbusEntities
 from .policy import RegisterPolicy
 from .rebroadcast import RebroadcastServer
 from .sharing import CLIENTS
-from .snapshot import Reading, Snapshot, Spread
+from .snapshot import MBUS_CHANGED, Reading, Snapshot, Spread
 from .units import ha_unit
 
 # A `sensor: - platform: dsmr` block in YAML: validated, then imported as an entry.
@@ -141,6 +141,10 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
             precision=yaml_import.user_precision(entry.data),
         )
         self._last_reading: Reading | None = None
+        # The snapshot (number) whose reading this entity shows with nothing held back: the
+        # next one needs no look unless it changed that reading (`Snapshot.changed`).
+        self._quiet = -1
+        self._changed_key = description.key if channel is None else MBUS_CHANGED
         enabled = description.enabled_in(entry.data[CONF_DSMR_VERSION])
         self._attr_entity_registry_enabled_default = enabled
 
@@ -157,33 +161,27 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        """Take a push; the usual one (the reading written last, nothing held) costs no more."""
-        if self._last_reading is not None:
-            coordinator = self.coordinator
-            snapshot = coordinator.data
-            if (
-                snapshot is not None
-                and coordinator.last_update_success
-                and self._shown_already(self._reading(snapshot), self._spread(snapshot))
-            ):
-                return  # before the wrapper's calls: `_update` would return here too
+        """Take a push; the usual one (nothing new for this entity) costs one look."""
+        coordinator = self.coordinator
+        snapshot = coordinator.data
+        if (
+            snapshot is not None
+            and snapshot.number == self._quiet + 1
+            and self._changed_key not in snapshot.changed
+            and coordinator.last_update_success
+        ):
+            self._quiet = snapshot.number  # its reading is the one shown: nothing to do
+            return
+        self._quiet = -1
         super()._handle_coordinator_update()
+        written = self._written
+        if snapshot and self._last_reading and written and written[0] and not self._policy.holding:
+            self._quiet = snapshot.number  # shown, nothing held back: the next push may skip
 
     def _spread(self, snapshot: Snapshot) -> Spread | None:
         """The window's spread of an averaged value (None: not averaged, or one telegram)."""
-        description = self.entity_description
-        return snapshot.spreads.get(description.key) if description.average else None
-
-    def _shown_already(self, reading: Reading | None, spread: Spread | None) -> bool:
-        """The same line as last time, shown already, nothing held back: nothing to do."""
-        return (
-            reading is not None
-            and reading is self._last_reading
-            and spread is None
-            and not self._policy.holding
-            and self._written is not None
-            and self._written[0]
-        )
+        average = self.entity_description.average
+        return snapshot.spreads.get(self.entity_description.key) if average else None
 
     def _reading(self, snapshot: Snapshot) -> Reading | None:
         """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
