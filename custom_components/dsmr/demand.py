@@ -248,11 +248,17 @@ def peak_ahead(
         since = previous.since if previous.on and previous.since is not None else at
         return PeakAlarm(True, limit, since, at, forecast.quarter_start)
     if not previous.on:
-        return replace(OFF, limit_kw=limit)
+        return _off(previous, limit)
     if value > limit - margin_kw:
         return replace(previous, limit_kw=limit, near=at)  # near the limit: stays on
     near = previous.near if previous.near is not None and previous.near <= at else at
     ended = forecast.quarter_start != previous.quarter_start
     if not ended and at - near < off_after:
         return replace(previous, limit_kw=limit, near=near)
-    return replace(OFF, limit_kw=limit)
+    return _off(previous, limit)
+
+
+def _off(previous: PeakAlarm, limit: float) -> PeakAlarm:
+    """Off at `limit`: `previous` itself when it says just that (most telegrams)."""
+    off = PeakAlarm(False, limit)
+    return previous if previous == off else off

@@ -140,13 +140,14 @@ class Deriver:
             flows = self._timed_out(telegrams[-1], previous.flows)  # the same captures
         else:
             flows = self._flows(telegrams, previous)
-        if (quarter, last, alarm, flows) == (
-            previous.quarter,
-            previous.last_quarter,
-            previous.alarm,
-            previous.flows,
-        ) and previous.threshold_kw == self.threshold_kw:
-            return previous
+        if (
+            quarter is previous.quarter
+            and last is previous.last_quarter
+            and alarm is previous.alarm
+            and flows is previous.flows
+            and previous.threshold_kw == self.threshold_kw
+        ):
+            return previous  # nothing moved (a meter without demand lines, the same flows)
         return Derived(quarter, last, alarm, self.threshold_kw, flows)
 
     @staticmethod
