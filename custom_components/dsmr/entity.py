@@ -126,6 +126,7 @@ class LineUnitEntity(DsmrEntity, SensorEntity):
     entity_description: SensorEntityDescription
     _registry_unit: tuple[str | None, str | None] | None = None
     _written: tuple[bool, Any, str | None] | None = None  # (available, value, unit) written
+    _followed: str | None = None  # the unit last sent, shown as it is (see `_follow_unit`)
 
     def __init__(
         self,
@@ -149,6 +150,7 @@ class LineUnitEntity(DsmrEntity, SensorEntity):
     def _set_unit(self, unit: str | None) -> None:
         """Show values in `unit`, with the device class that unit implies."""
         description = self.entity_description
+        self._followed = None
         self._attr_native_unit_of_measurement = unit
         self._attr_device_class = device_class_for(
             unit, description.device_class, description.state_class
@@ -162,13 +164,18 @@ class LineUnitEntity(DsmrEntity, SensorEntity):
 
     def _follow_unit(self, sent: str | None, value: Any) -> bool:
         """Show the unit a line `sent` with `value`; False while an upgrade decides when."""
+        if sent is not None and sent == self._followed:
+            return True  # the unit shown, and no upgrade can wait for it any more
         if (unit := ha_unit(sent)) is None:
             return True
-        if self._upgrade.needed(self.hass, unit):
-            self._upgrade.start(self.hass, self.entity_id, unit, value)
+        upgrade = self._upgrade
+        if upgrade.needed(self.hass, unit):
+            upgrade.start(self.hass, self.entity_id, unit, value)
             return False
         if unit != self._attr_native_unit_of_measurement:
             self._set_unit(unit)
+        if upgrade.checked or unit == upgrade.label:
+            self._followed = sent
         return True
 
     def _show_unit(self, unit: str, relabel: bool) -> None:

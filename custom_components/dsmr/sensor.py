@@ -45,7 +45,7 @@ from .generic import (
 )
 from .health import HEALTH_SENSORS, HealthSensorEntityDescription
 from .mbus import MbusEntities
-from .policy import RegisterPolicy
+from .policy import RegisterPolicy, Verdict
 from .rebroadcast import RebroadcastServer
 from .sharing import CLIENTS
 from .snapshot import MBUS_CHANGED, Reading, Snapshot, Spread
@@ -219,8 +219,9 @@ class DsmrSensor(LineUnitEntity, RestoreSensor):
                     judgement = policy.decide(
                         self._attr_native_value, reading.value, replaced=coordinator.meter_replaced
                     )
-                    shown_unit = self._attr_native_unit_of_measurement
-                    coordinator.async_explain(self.entity_id, judgement, shown_unit)
+                    if judgement.verdict is not Verdict.SHOW:  # held back, or a new cycle
+                        shown_unit = self._attr_native_unit_of_measurement
+                        coordinator.async_explain(self.entity_id, judgement, shown_unit)
                     value = judgement.value
                 else:
                     value = reading.value
