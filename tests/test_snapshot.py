@@ -199,8 +199,8 @@ def test_mbus_readings_per_channel(parser: CachingTelegramParser) -> None:
     assert gas.at == datetime(2024, 1, 15, 10, 55, tzinfo=UTC)
     assert (water.channel, water.device_type, water.has_reading) == (2, 7, False)
     assert water.value is None
-    assert snap.mbus_reading(9, GAS) is gas
-    assert snap.mbus_reading(2, None) is water
+    assert snap.mbus_value(9, GAS) is gas.reading  # by identifier, on whatever channel
+    assert snap.mbus_value(2, None) is water.reading is None  # type only: no reading
 
 
 def test_mbus_values() -> None:

@@ -16,14 +16,12 @@ returns the next one:
   5-minute period the publish belongs to (meter's clock, else the receiving time) and whether
   the next publish, as far apart as the last two, falls in the next period (`closes_period`).
 - `number` (1 for the first) and `changed`: the keys whose reading is not the previous
-  snapshot's (`MBUS_CHANGED` among them when the M-Bus readings are not), so that an entity
-  that showed the previous snapshot needs one look to know a publish brings it nothing.
+  snapshot's (`MBUS_CHANGED`: the M-Bus readings), so an entity that showed the previous
+  snapshot needs one look to know that a publish brings it nothing.
 
-Cheap at one publish per telegram: a reading is reused as it is while its line's object is
-the previous snapshot's (the parser hands out the same object for a line that did not
-change), and a telegram the parser built from the previous one says which values moved
-(`changed_since`): only those are read again. The meter is identified on a connection's first
-publish (`fresh`); later ones carry that identifier on.
+Cheap at one publish per telegram: a reading whose line's object is the previous snapshot's
+is reused, and of a telegram the parser built from the previous one (`changed_since`) only
+the values that moved are read. The meter is identified on a connection's first publish.
 """
 
 from __future__ import annotations
@@ -134,19 +132,15 @@ class Snapshot:
         reading = self.readings.get(key)
         return None if reading is None else reading.value
 
-    def mbus_reading(self, channel: int, identifier: str | None) -> MbusReading | None:
-        """The M-Bus channel with this identifier (or, without one, on this channel)."""
-        for found in self.mbus:
-            if (identifier and found.identifier == identifier) or (
-                not identifier and found.channel == channel
-            ):
-                return found
-        return None
-
     def mbus_value(self, channel: int, identifier: str | None) -> Reading | None:
-        """That M-Bus channel's reading, as a field's (None: no channel, or no reading)."""
-        found = self.mbus_reading(channel, identifier)
-        return None if found is None else found.reading
+        """The reading of the M-Bus device with this identifier (without one: on this channel).
+
+        As a field's reading; None: no such device, or no reading.
+        """
+        for found in self.mbus:
+            if found.identifier == identifier if identifier else found.channel == channel:
+                return found.reading
+        return None
 
 
 def number(raw: Any, precision: int | None = None) -> Any:
@@ -200,10 +194,9 @@ class SnapshotBuilder:
         self.select(None)
 
     def select(self, keys: Collection[str] | None) -> None:
-        """Read only the fields of these keys from now on (None: all of them).
+        """Read only the fields of these keys from now on (None: all of them): what entities show.
 
-        Their readings are what some entity shows; reading all 33 fields of a DSMR 5 telegram
-        when nine are shown would triple the build's cost.
+        Reading all 33 fields of a DSMR 5 telegram when nine are shown would triple the cost.
         """
         selected = self.fields if keys is None else tuple(f for f in self.fields if f.key in keys)
         by_name: dict[str, tuple[Field, ...]] = {}
@@ -244,17 +237,14 @@ class SnapshotBuilder:
         spreads: dict[str, Spread] = {}
         if len(telegrams) > 1:
             for field in self._selected:
-                spread = self._spread(field, telegrams) if field.key in readings else None
-                if spread is not None:
+                if field.key in readings and (spread := self._spread(field, telegrams)):
                     spreads[field.key] = spread
                     changed.add(field.key)
         stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
         if not isinstance(stamp, datetime):
             stamp = None
         at = stamp.timestamp() if stamp is not None else received_at
-        step = 0.0
-        if previous is not None and previous.at < at:
-            step = at - previous.at
+        step = at - previous.at if previous is not None and previous.at < at else 0.0
         period = int(at // STATISTICS_PERIOD)
         ident = previous.equipment_id if previous is not None else None
         if (fresh or previous is None) and self.identify is not None:
@@ -307,6 +297,15 @@ class SnapshotBuilder:
                 reading = None
             elif old is not None and old.obj is obj and field.derive is None:
                 reading = old  # the parser's object for an unchanged line: read already
+            elif field.convert is None and field.derive is None:  # the line's value as it is
+                raw = obj.value
+                if type(raw) is not Decimal:
+                    reading = Reading(raw, None, obj)
+                elif raw.is_finite():
+                    value = float(raw) if precision is None else round(float(raw), precision)
+                    reading = Reading(value, _unit(obj), obj)
+                else:
+                    reading = None  # not finite: unreadable
             else:
                 reading = self._read(field, telegram, obj, old, precision)
             if reading is None:
@@ -323,6 +322,7 @@ class SnapshotBuilder:
     def _read(
         field: Field, telegram: Any, obj: Any, before: Reading | None, precision: int | None
     ) -> Reading | None:
+        """A computed field's reading, or a converted one's."""
         if field.derive is not None:
             value = number(field.derive(telegram), precision)
             if value is None:
