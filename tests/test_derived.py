@@ -6,7 +6,7 @@ Telegrams are the simulator's, parsed by dsmr_parser as the reader does.
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -236,7 +236,7 @@ def test_the_snapshot_builder_derives_once_per_publish_from_the_last() -> None:
             self,
             telegrams: Sequence[Any],
             previous: Derived | None,
-            moved: Collection[str] | None = None,
+            moved: frozenset[str] | None = None,
         ) -> Derived:
             self.calls.append((len(telegrams), previous))
             return super().derive(telegrams, previous, moved)

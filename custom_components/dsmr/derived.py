@@ -18,7 +18,7 @@ the telegrams into them:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -34,7 +34,7 @@ from .demand import (
     forecast_quarter,
     peak_ahead,
 )
-from .flow import FlowState, update_flow
+from .flow import FlowState, timed_out, update_flow
 
 __all__ = ["MAIN_GAS_KEY", "MAIN_GAS_READINGS", "Derived", "Deriver", "demand_reading", "flow_key"]
 
@@ -123,7 +123,7 @@ class Deriver:
         self,
         telegrams: Sequence[Any],
         previous: Derived | None,
-        moved: Collection[str] | None = None,
+        moved: frozenset[str] | None = None,
     ) -> Derived:
         """The next `Derived` after `previous`, from a window's telegrams (latest last).
 
@@ -136,7 +136,7 @@ class Deriver:
             quarter = forecast_quarter(demand_reading(telegrams[-1]), last)
             last = quarter or last
             alarm = peak_ahead(quarter, alarm, self.threshold_kw)
-        if moved is not None and not any(name in moved for name in MAIN_GAS_READINGS):
+        if moved is not None and moved.isdisjoint(MAIN_GAS_READINGS):
             flows = self._timed_out(telegrams[-1], previous.flows)  # the same captures
         else:
             flows = self._flows(telegrams, previous)
@@ -158,7 +158,7 @@ class Deriver:
         now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
         changed: dict[str, FlowState] | None = None
         for key, state in flows.items():
-            if (after := update_flow(state, None, None, now)) is not state:
+            if (after := timed_out(state, now)) is not state:
                 changed = changed if changed is not None else dict(flows)
                 changed[key] = after
         return flows if changed is None else MappingProxyType(changed)

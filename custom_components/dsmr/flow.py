@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["Capture", "FlowState", "liters_per_minute", "update_flow"]
+__all__ = ["Capture", "FlowState", "liters_per_minute", "timed_out", "update_flow"]
 
 _HOUR_S = 3600
 _SLACK_S = 60  # beyond twice the usual interval: a gap (or a silent sub-meter)
@@ -151,7 +151,7 @@ def update_flow(
     if at is None or value is None or (last is not None and at == last.at):
         if last is not None and at == last.at and value is not None and value != last.value:
             return FlowState(Capture(at, value, now), cadence_s=state.cadence_s)  # re-stamped
-        return _timed_out(state, now)
+        return timed_out(state, now)
     if last is None:  # the first capture: watched from its arrival only if it is fresh
         return FlowState(Capture(at, value, None), cadence_s=state.cadence_s)
     capture = Capture(at, value, now)
@@ -168,7 +168,7 @@ def update_flow(
     return FlowState(capture, float(moved * _HOUR_S / Decimal(span)), span, cadence)
 
 
-def _timed_out(state: FlowState, now: datetime | None) -> FlowState:
+def timed_out(state: FlowState, now: datetime | None) -> FlowState:
     """The state, with the flow unknown once the next capture is long overdue."""
     last = state.last
     if last is None or now is None or state.m3h is None:
