@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -48,8 +50,14 @@ class ConnectionSensor(RefreshingEntity, BinarySensorEntity):
 class NewPeakAheadSensor(DerivedEntity, BinarySensorEntity):
     """On while the running quarter-hour heads for a new billed monthly peak."""
 
+    _read: tuple[Any, ...] | None = None  # the alarm and quarter last read
+
     def _update(self) -> None:
         if (derived := self._derived()) is not None:
-            self._attr_is_on = derived.alarm.on
-            self._attr_extra_state_attributes = new_peak_attributes(derived)
+            quarter = derived.quarter
+            read = (derived.alarm, None if quarter is None else quarter.quarter_start)
+            if read != self._read:  # the usual push: the same alarm, the same quarter
+                self._read = read
+                self._attr_is_on = derived.alarm.on
+                self._attr_extra_state_attributes = new_peak_attributes(derived)
         self._show((self._attr_is_on, self._attr_extra_state_attributes))
