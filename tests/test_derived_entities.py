@@ -114,6 +114,30 @@ async def test_only_meters_that_send_the_quarter_hour_demand_get_demand_entities
     assert not ids & {FORECAST, HEADROOM, PEAK_AHEAD}
 
 
+async def test_the_forecast_is_derived_only_while_an_entity_shows_it(
+    hass: HomeAssistant, servers: list[BaseServer]
+) -> None:
+    server = await serve(servers, Meter("5B", seed=5, start=JANUARY), 10)
+    entry = await setup_meter(hass, server)
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.data.derived.quarter is not None
+    registry = er.async_get(hass)
+    for entity_id in (FORECAST, HEADROOM, PEAK_AHEAD):
+        registry.async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server, 2)
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.data.derived.quarter is None  # nobody shows it: not derived
+    assert coordinator.data.value("current_electricity_usage") is not None
+    registry.async_update_entity(HEADROOM, disabled_by=None)  # one comes back
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await send(entry, server, 2)
+    assert entry.runtime_data.coordinator.data.derived.quarter is not None
+    assert number(HEADROOM, hass) is not None
+
+
 async def test_the_threshold_option_sets_the_limit(
     hass: HomeAssistant, servers: list[BaseServer]
 ) -> None:

@@ -10,6 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_DSMR_VERSION
 from .coordinator import DsmrConfigEntry
+from .derived import FORECAST
 from .derived_descriptions import NEW_MONTHLY_PEAK_AHEAD, new_peak_attributes
 from .descriptions import has_demand
 from .entity import DerivedEntity, RefreshingEntity, main_device
@@ -49,6 +50,8 @@ class ConnectionSensor(RefreshingEntity, BinarySensorEntity):
 
 class NewPeakAheadSensor(DerivedEntity, BinarySensorEntity):
     """On while the running quarter-hour heads for a new billed monthly peak."""
+
+    _needs = FORECAST
 
     _read: tuple[Any, ...] | None = None  # the alarm and quarter last read
 

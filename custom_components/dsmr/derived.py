@@ -43,6 +43,8 @@ FLOW_DEVICE_TYPES: Final = frozenset({3, 6, 7})
 # The DSMR 2.2/4 gas reading on the main telegram (no M-Bus channel): its flow's key.
 MAIN_GAS_KEY: Final = "gas"
 MAIN_GAS_READINGS: Final = ("HOURLY_GAS_METER_READING", "GAS_METER_READING")
+#: The key an entity that shows the forecast is counted under (`DsmrCoordinator.async_show`).
+FORECAST: Final = "<forecast>"
 _EMPTY: Final[Mapping[str, FlowState]] = MappingProxyType({})
 
 
@@ -118,6 +120,8 @@ class Deriver:
         self.threshold_kw = threshold_kw
         #: Flow states restored at startup (by the flow entities), by key.
         self.restored: dict[str, FlowState] = {}
+        #: Whether the forecast is derived (off while no entity shows it: the coordinator says).
+        self.forecasting = True
 
     def derive(
         self,
@@ -132,7 +136,7 @@ class Deriver:
         """
         previous = previous or Derived(threshold_kw=self.threshold_kw)
         quarter, last, alarm = None, previous.last_quarter, previous.alarm
-        if self.demand and telegrams:
+        if self.demand and self.forecasting and telegrams:
             quarter = forecast_quarter(demand_reading(telegrams[-1]), last)
             last = quarter or last
             alarm = peak_ahead(quarter, alarm, self.threshold_kw)

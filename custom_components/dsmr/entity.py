@@ -216,6 +216,13 @@ class DerivedEntity(DsmrEntity):
     """Shows the snapshot's derived values; writes only when they (or availability) changed."""
 
     _shown: Any = None
+    _needs: str | None = None  # what it shows, for the coordinator (e.g. FORECAST)
+
+    async def async_added_to_hass(self) -> None:
+        """Tell the coordinator what is shown: only what is shown is derived."""
+        if self._needs is not None:
+            self.async_on_remove(self.coordinator.async_show(self._needs))
+        await super().async_added_to_hass()
 
     def _derived(self) -> Derived | None:
         """The snapshot's derived values; None while the meter is unavailable or silent."""

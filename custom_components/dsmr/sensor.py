@@ -24,7 +24,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from . import yaml_import
 from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
-from .derived import MAIN_GAS_KEY, MAIN_GAS_READINGS
+from .derived import FORECAST, MAIN_GAS_KEY, MAIN_GAS_READINGS
 from .derived_descriptions import (
     DEMAND_SENSORS,
     GAS_FLOW,
@@ -320,6 +320,7 @@ class DemandSensor(DerivedEntity, SensorEntity):
     """Quarter-hour forecast or peak headroom (kW)."""
 
     entity_description: DemandSensorEntityDescription
+    _needs = FORECAST
 
     def _update(self) -> None:
         if (derived := self._derived()) is not None:
