@@ -28,7 +28,6 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
 from .counters import ReaderStats
-from .derived import FORECAST
 from .flow import FlowState
 from .health import Health
 from .issues import async_connection_changed, async_meter_replaced, async_register_new_cycle
@@ -135,7 +134,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         """An added entity shows the field `key` (or `FORECAST`); returns its removal callback."""
         self._shown[key] = self._shown.get(key, 0) + 1
         if self._selecting and self._shown[key] == 1:
-            self._select()
+            self.builder.select(self._shown)
 
         @callback
         def hide() -> None:
@@ -149,13 +148,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     def select_shown(self) -> None:
         """Once the entities are added: build only the fields they show (and any added later)."""
         self._selecting = True
-        self._select()
-
-    def _select(self) -> None:
-        """The builder reads the fields shown, and derives the forecast only if it is shown."""
         self.builder.select(self._shown)
-        if (deriver := self.builder.deriver) is not None:
-            deriver.forecasting = FORECAST in self._shown
 
     def _set_unavailable(self, err: Exception) -> None:
         """`async_set_update_error` without its error log line.

@@ -120,7 +120,7 @@ class Deriver:
         self.threshold_kw = threshold_kw
         #: Flow states restored at startup (by the flow entities), by key.
         self.restored: dict[str, FlowState] = {}
-        #: Whether the forecast is derived (off while no entity shows it: the coordinator says).
+        #: Whether the forecast is derived (off while no entity shows it: `SnapshotBuilder.select`).
         self.forecasting = True
 
     def derive(

@@ -34,7 +34,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
-from .derived import NOTHING_DERIVED, Derived, Deriver
+from .derived import FORECAST, NOTHING_DERIVED, Derived, Deriver
 from .parser import changed_since, unknown_lines
 
 # Home Assistant's short-term statistics period, in seconds: long-term statistics take a
@@ -187,10 +187,8 @@ class SnapshotBuilder:
         self.precision = precision
         self.identify = identify
         self.deriver = deriver
-        self._selected = self.fields  # the fields read: all, unless `select`ed
         self._by_name: dict[str, tuple[Field, ...]] = {}  # of those, the ones read from a line
         self._derived: tuple[Field, ...] = ()  # of those, the ones computed from the telegram
-        self._reselected = False  # the previous snapshot may lack a field now read
         self.select(None)
 
     def select(self, keys: Collection[str] | None) -> None:
@@ -205,7 +203,9 @@ class SnapshotBuilder:
                 by_name[field.name] = (*by_name.get(field.name, ()), field)
         self._selected, self._by_name = selected, by_name
         self._derived = tuple(field for field in selected if field.derive is not None)
-        self._reselected = True
+        self._reselected = True  # the previous snapshot may lack a field now read
+        if self.deriver is not None:  # the forecast too: only while an entity shows it
+            self.deriver.forecasting = keys is None or FORECAST in keys
 
     def build(
         self,
