@@ -185,6 +185,11 @@ async def test_flow_entities(
         assert state.attributes["interval"] == 300
         at = datetime.fromisoformat(state.attributes["reading_at"])
         assert at == device.MBUS_METER_READING.datetime
+        # Shown, not recorded: it moves with every reading (a new attributes row each time).
+        assert state.state_info is not None
+        unrecorded = state.state_info["unrecorded_attributes"]
+        assert "reading_at" in unrecorded
+        assert "interval" not in unrecorded
     # What a shutdown stores for each flow: its state, as the snapshot builder holds it.
     stored = (await async_mock_restore_state_shutdown_restart(hass)).last_states
     flows = entry.runtime_data.coordinator.data.derived.flows

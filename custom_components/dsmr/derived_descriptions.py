@@ -123,7 +123,11 @@ class FlowSensorEntityDescription(SensorEntityDescription):
 
 
 def flow_attributes(flow: FlowState) -> Attributes:
-    """The interval the flow is the mean of, and the time of its last reading."""
+    """The interval the flow is the mean of, and the time of its last reading.
+
+    The time is not recorded (`FlowSensor`): it moves with every reading, and each new set of
+    attributes is a row of the recorder's; the state's own time says when the reading came.
+    """
     return {
         "interval": flow.interval_s,
         "reading_at": None if flow.last is None else local_time(flow.last.at),

@@ -334,6 +334,7 @@ class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
     """Gas (m³/h) or water (L/min) flow of one sub-meter; its state survives restarts."""
 
     entity_description: FlowSensorEntityDescription
+    _unrecorded_attributes = frozenset({"reading_at"})
 
     def __init__(
         self,
