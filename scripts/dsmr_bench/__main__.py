@@ -91,11 +91,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _header() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    # Runs compare only when their meters sent the same telegrams (see `cpu.fingerprint`).
+    fingerprints = ", ".join(f"{v} {cpu.fingerprint(v)}" for v in ("5", "5B"))
     return (
         f"dsmr bench, {time.strftime('%Y-%m-%d %H:%M')}: {os.cpu_count()} CPUs "
         f"({platform.machine()}), load {load}; Python {platform.python_version()}, "
         f"homeassistant {package_version('homeassistant')}, "
         f"dsmr-parser {package_version('dsmr-parser')}\n"
+        f"Simulated meters: {fingerprints}\n"
         "CPU is process CPU time (all threads) of the Home Assistant process under test, idle "
         "CPU subtracted for per-telegram figures; 'core' = homeassistant.components.dsmr."
     )
