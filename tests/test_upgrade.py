@@ -7,6 +7,7 @@ sockets and the event loop keep going), telegrams go over real TCP.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import logging
 from typing import Any
@@ -184,6 +185,15 @@ async def _run_on(
     await compile_periods(hass, T0 + timedelta(minutes=35), T0 + timedelta(minutes=45))
 
 
+def _upgrade_tasks() -> list[asyncio.Task[Any]]:
+    """The unit upgrades still running (`UnitUpgrade.start` names their tasks)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith("dsmr unit of") and not task.done()
+    ]
+
+
 async def _austrian_meter(servers: list[TcpServer]) -> tuple[TcpServer, ReplayMeter]:
     meter = ReplayMeter("SAGEMCOM_T210_D_R", austrian(326641), key=KEY)
     server = TcpServer(meter)
@@ -292,7 +302,9 @@ async def test_a_restart_during_the_upgrade_finishes_it(
     entry = await _earlier_release(hass, freezer, server, [326600.0, 326620.0, 326641.0])
     await _upgrade(hass, freezer, server, meter, entry)
     assert hass.states.get(TOTAL).state == "unknown"
+    assert _upgrade_tasks()  # waiting for the recorder to compile the period
     assert await hass.config_entries.async_unload(entry.entry_id)
+    assert not _upgrade_tasks()  # a task of the entry: cancelled with it
     freezer.move_to(T0 + timedelta(minutes=33))
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(lambda: entry.runtime_data.reader.connected)
