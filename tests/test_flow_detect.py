@@ -236,6 +236,32 @@ async def test_reconfigure_keeps_entities_and_refuses_another_meter(hass: HomeAs
         await other.stop()
 
 
+async def test_reconfigure_refuses_the_port_of_another_entry(
+    hass: HomeAssistant, tcp: Servers
+) -> None:
+    """Swedish meters send no identifier: their port is all that tells two entries apart."""
+    first = await tcp("5S", seed=48)
+    second = await tcp("5S", seed=49)
+    entries = [await setup_meter(hass, server) for server in (first, second)]
+    assert [entry.unique_id for entry in entries] == [None, None]
+    result = await entries[1].start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "port": first.port}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entries[1].data["port"] == second.port
+    # Its own port again is no conflict.
+    result = await entries[1].start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "port": second.port}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    for entry in entries:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_yaml_auto_detects(hass: HomeAssistant, tcp: Servers) -> None:
     server = await tcp("5B", seed=47)
     assert await async_setup_component(

@@ -200,14 +200,15 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         self._data = data
         return await self.async_step_detected()
 
-    def _abort_if_port_configured(self, data: dict[str, Any]) -> None:
+    def _abort_if_port_configured(self, data: dict[str, Any], other_than: str = "") -> None:
         """One entry per port, or host and TCP port in whichever spelling (raises AbortFlow).
 
         A meter without an equipment identifier (Sweden, Austria) is known by nothing else.
+        `other_than`: the entry being reconfigured, which may keep its own port.
         """
         url = port_url(data)
         for entry in self._async_current_entries(include_ignore=False):
-            if port_url(entry.data) == url:
+            if entry.entry_id != other_than and port_url(entry.data) == url:
                 raise AbortFlow("already_configured")
 
     async def _async_abort_if_known(self, data: dict[str, Any]) -> None:
@@ -310,6 +311,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data, errors = reconfigured(dict(entry.data), user_input, network, encrypted)
             if not errors:
+                self._abort_if_port_configured(data, entry.entry_id)
                 try:
                     data = await async_validated(data)
                 except (CannotConnect, CannotCommunicate, InvalidKey) as err:
