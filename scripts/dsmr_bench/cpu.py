@@ -5,6 +5,10 @@ at a time, `pace` seconds apart (far more than either side needs, so each telegr
 on its own), with `time_between_update = 0` so that every telegram is published. A worker's
 CPU over a window of telegrams, less its idle CPU over the same time, divided by the number
 of telegrams, is the cost of one telegram. Ours and core take turns, window by window.
+
+Idle CPU is a few ms/s, but over a window it weighs as much as tens of us per telegram, and a
+single reading of it swings with the machine: it is read before the first round and after
+each round (both workers at once), and the median of those readings is subtracted.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dsmr_sim.tcp import TcpServer
 from .driver import Cpu, Meters, Worker, entry_data, send_paced
 
 IMPLS = ("ours", "core")
+IDLE_SETTLE = 0.5  # seconds after a window before idle is read (its last writes, callbacks)
 MODES = ("default", "all")
 
 
@@ -39,7 +44,7 @@ class Slot:
     server: TcpServer
     entry_id: str
     entities: dict[str, int] = field(default_factory=dict)
-    samples: list[float] = field(default_factory=list)  # CPU seconds per telegram
+    windows: list[Cpu] = field(default_factory=list)  # CPU and time of each measured window
 
 
 async def prime(worker: Worker, server: TcpServer, count: int) -> None:
@@ -76,12 +81,24 @@ async def idle_rate(worker: Worker, seconds: float) -> float:
     return spent.cpu / spent.t
 
 
-async def window(slot: Slot, count: int, pace: float, idle: float) -> float:
-    """CPU seconds per telegram over `count` telegrams."""
+async def idle_rates(workers: dict[str, Worker], seconds: float) -> dict[str, float]:
+    """`idle_rate` of every worker, read at the same time, once the last window's work is done."""
+    await asyncio.sleep(IDLE_SETTLE)
+    rates = await asyncio.gather(*(idle_rate(worker, seconds) for worker in workers.values()))
+    return dict(zip(workers, rates, strict=True))
+
+
+async def window(slot: Slot, count: int, pace: float) -> Cpu:
+    """The worker's CPU and time over `count` telegrams."""
     before = await slot.worker.cpu()
     await send_paced([slot.server], count, pace)
     await slot.worker.call("wait", count=before.handled + count, limit=60)
     spent: Cpu = await slot.worker.cpu() - before
+    return spent
+
+
+def per_telegram(spent: Cpu, count: int, idle: float) -> float:
+    """CPU seconds per telegram of a window, less `idle` CPU seconds per second."""
     return (spent.cpu - idle * spent.t) / count
 
 
@@ -98,9 +115,9 @@ async def end_to_end(
                 slots[version, mode, impl] = await add_slot(
                     workers[impl], meters, version, mode, seed
                 )
-        idle = {impl: await idle_rate(worker, 2.0) for impl, worker in workers.items()}
         for slot in slots.values():  # warm up: caches, first-time code paths
-            await window(slot, 20, pace, idle[slot.worker.impl])
+            await window(slot, 20, pace)
+        idles = {impl: [rate] for impl, rate in (await idle_rates(workers, 2.0)).items()}
         if profile_dir:
             for worker in workers.values():
                 await worker.call("profile")
@@ -110,21 +127,28 @@ async def end_to_end(
                     order = IMPLS if round_ % 2 == 0 else IMPLS[::-1]
                     for impl in order:
                         slot = slots[version, mode, impl]
-                        slot.samples.append(await window(slot, count, pace, idle[impl]))
+                        slot.windows.append(await window(slot, count, pace))
+            for impl, rate in (await idle_rates(workers, 1.0)).items():
+                idles[impl].append(rate)
         if profile_dir:
             for impl, worker in workers.items():
                 await worker.call("profile", path=f"{profile_dir}/e2e-{impl}.prof")
-        return {
+        idle = {impl: statistics.median(rates) for impl, rates in idles.items()}
+        result: dict[str, Any] = {
             "idle_ms_per_s": {impl: rate * 1e3 for impl, rate in idle.items()},
-            "slots": {
-                "/".join(key): {
-                    "us": statistics.median(slot.samples) * 1e6,
-                    "samples_us": [s * 1e6 for s in slot.samples],
-                    "entities": slot.entities,
-                }
-                for key, slot in slots.items()
+            "idle_samples_ms_per_s": {
+                impl: [rate * 1e3 for rate in rates] for impl, rates in idles.items()
             },
+            "slots": {},
         }
+        for key, slot in slots.items():
+            samples = [per_telegram(spent, count, idle[slot.worker.impl]) for spent in slot.windows]
+            result["slots"]["/".join(key)] = {
+                "us": statistics.median(samples) * 1e6,
+                "samples_us": [sample * 1e6 for sample in samples],
+                "entities": slot.entities,
+            }
+        return result
     finally:
         for worker in workers.values():
             await worker.stop()

@@ -46,6 +46,19 @@ def cpu_rows(parse: dict[str, Any], e2e: dict[str, Any]) -> list[Row]:
                     target,
                 )
             )
+    if samples := e2e.get("idle_samples_ms_per_s"):  # what was subtracted, and how it varied
+        idle = e2e["idle_ms_per_s"]
+        spans = "/".join(f"{min(samples[i]):.1f}-{max(samples[i]):.1f}" for i in ("ours", "core"))
+        rows.append(
+            (
+                f"end to end: idle subtracted, ms/s (median of {len(samples['ours'])};"
+                f" range {spans})",
+                f"{idle['ours']:.2f}",
+                f"{idle['core']:.2f}",
+                "",
+                "",
+            )
+        )
     return rows
 
 
