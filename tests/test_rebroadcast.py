@@ -12,6 +12,9 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
+import threading
+import time
 from typing import Any
 
 from dsmr_parser.clients.protocol import create_tcp_dsmr_reader
@@ -21,6 +24,9 @@ import pytest_socket
 from custom_components.dsmr.protocol import TELEGRAM_FRAME
 from custom_components.dsmr.rebroadcast import (
     DEFAULT_MAX_BUFFER,
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
     CannotListen,
     ListenFailure,
     RebroadcastServer,
@@ -252,6 +258,83 @@ async def test_a_client_that_ends_its_side_is_disconnected(rebroadcast: Factory)
         assert await reader.read() == b""
     await wait_for(lambda: server.clients == 0)
     writer.close()
+
+
+async def test_a_client_sending_as_fast_as_it_can_costs_the_server_little(
+    rebroadcast: Factory, sockets: list[socket.socket]
+) -> None:
+    """A thread blasts bytes into one client's socket for 2 s while frames are published to
+    another: the event loop's thread (the server's, and Home Assistant's) stays nearly idle,
+    and the reading client gets every frame byte for byte."""
+    server = await rebroadcast()
+    reader, writer = await stream(server)
+    blaster = await plain(server, sockets)
+    blaster.settimeout(0.1)  # blocking, for the thread; the timeout lets it see `stop`
+    sent = frames("5", 20)
+    stop = threading.Event()
+    blasted = 0
+
+    def blast() -> None:
+        nonlocal blasted
+        chunk = bytes(range(256)) * 256
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                blasted += blaster.send(chunk)
+
+    thread = threading.Thread(target=blast, name="blaster")
+    cpu, wall = time.thread_time(), time.monotonic()  # this thread runs the event loop
+    thread.start()
+    try:
+        for frame in sent:
+            await asyncio.sleep(0.1)
+            server.publish(frame)
+            assert await read_exactly(reader, len(frame)) == frame
+    finally:
+        stop.set()
+        thread.join()
+    busy = (time.thread_time() - cpu) / (time.monotonic() - wall)
+    assert busy < 0.1, f"the event loop's thread was busy {busy:.1%} of the time"
+    assert blasted  # it did send
+    assert server.clients == 2  # sending is no reason to be dropped
+    assert server.stats.dropped == 0
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_clients_are_probed_with_tcp_keepalive(
+    rebroadcast: Factory, sockets: list[socket.socket]
+) -> None:
+    """A client that vanished without closing (power cut, cable pulled) is found out by the
+    kernel even while the meter is silent, in about a minute."""
+    server = await rebroadcast()
+    await plain(server, sockets)
+    sock = next(iter(server._serving.values())).get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    for name, value in [
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ]:
+        if hasattr(socket, name):
+            assert sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name)) == value, name
+
+
+@pytest.mark.parametrize("how", ["close", "reset", "talk_then_close"])
+async def test_a_client_leaving_while_the_meter_is_silent_frees_its_slot(
+    rebroadcast: Factory, sockets: list[socket.socket], how: str
+) -> None:
+    """Nothing is published, so no write can find out: the server still sees the FIN (`close`)
+    or the RST (`reset`, SO_LINGER 0) of a client that goes, also one whose reading was paused
+    for READ_INTERVAL after it sent something (`talk_then_close`)."""
+    server = await rebroadcast()
+    sock = await plain(server, sockets)
+    if how == "talk_then_close":
+        await asyncio.get_running_loop().sock_sendall(sock, b"junk" * 1000)
+    if how == "reset":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    await wait_for(lambda: server.clients == 0)
+    assert server.stats.dropped == 0
 
 
 async def test_one_client_too_many_is_closed_at_once(

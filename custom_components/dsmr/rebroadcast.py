@@ -9,15 +9,19 @@ What it promises:
 
 * Frames go out whole and byte for byte as published (CRC line included). A client that
   connects while a telegram is on its way gets the next whole frame, never the tail of one,
-  and nothing at all before that: no greeting, no replay of the last telegram, no keep-alive.
-  While the meter is silent, nothing is sent.
+  and nothing at all before that: no greeting, no replay of the last telegram, no keep-alive
+  bytes. While the meter is silent, nothing is sent.
 * :meth:`~RebroadcastServer.publish` never waits: it hands each client's transport the frame
   and returns. A client that does not keep up is dropped as soon as more than ``max_buffer``
   bytes wait for it in this process (on top of its socket's send buffer, kept small with
   ``SO_SNDBUF``), so a stalled client costs the reader and the other clients nothing, and
   memory stays bounded per client.
-* Clients cannot reach the meter: what they send is read and thrown away at once. A client
-  that ends its side of the connection (EOF) is disconnected, as ser2net does.
+* Clients cannot reach the meter, nor keep this process busy: what a client sends is thrown
+  away, one read at most per ``READ_INTERVAL`` seconds; TCP slows a client that sends more to
+  that pace. A client that ends its side (EOF) or resets the connection is disconnected, as
+  ser2net does (one that was sending: once that is read); one that vanished without a word
+  (power cut, cable pulled) is found out by TCP keepalive in about a minute, even while the
+  meter is silent.
 * At most ``max_clients`` clients; one more is closed right after it connects (a plain close,
   no data), and a slot is free again as soon as a client leaves.
 * :attr:`~RebroadcastServer.clients` counts connected clients; listeners added with
@@ -46,6 +50,10 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_BUFFER",
     "DEFAULT_MAX_CLIENTS",
+    "KEEPALIVE_COUNT",
+    "KEEPALIVE_IDLE",
+    "KEEPALIVE_INTERVAL",
+    "READ_INTERVAL",
     "SEND_BUFFER",
     "CannotListen",
     "ListenFailure",
@@ -63,6 +71,26 @@ DEFAULT_MAX_BUFFER: Final = 8 * 1024
 # Each client socket's kernel send buffer (Linux doubles it): small, so a stalled client is
 # noticed after a few dozen telegrams instead of the megabytes a tuned buffer may grow to.
 SEND_BUFFER: Final = 8 * 1024
+# After each read from a client (up to asyncio's 256 KiB, thrown away), reading pauses this
+# long: a client that sends without pause costs one read a second. Not paused for good: a paused
+# transport sees no EOF, RST or keepalive failure, so a client gone while the meter is silent
+# would hold its slot until the next telegrams.
+READ_INTERVAL: Final = 1.0
+# TCP keepalive on each client socket (the options the platform has): once nothing has crossed
+# the connection for IDLE seconds, COUNT probes INTERVAL seconds apart; a client that vanished
+# without closing is dropped after them, about a minute in all.
+KEEPALIVE_IDLE: Final = 30
+KEEPALIVE_INTERVAL: Final = 10
+KEEPALIVE_COUNT: Final = 3
+_KEEPALIVE_OPTIONS: Final = [
+    (getattr(socket, name), value)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    )
+    if hasattr(socket, name)
+]
 
 
 class ListenFailure(StrEnum):
@@ -122,6 +150,7 @@ class _Client(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -131,7 +160,12 @@ class _Client(asyncio.Protocol):
         self.server._connected(self)
 
     def data_received(self, data: bytes) -> None:
-        """Discard what the client sends: nothing reaches the meter, nothing is kept."""
+        """Discard what the client sent; read again in ``READ_INTERVAL`` seconds."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self._resume = asyncio.get_running_loop().call_later(
+            READ_INTERVAL, self.transport.resume_reading
+        )
 
     def eof_received(self) -> bool:
         """The client ended its side: close ours too (a half-open client is not served)."""
@@ -142,6 +176,8 @@ class _Client(asyncio.Protocol):
         self.server._drop(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
         self.server._disconnected(self)
 
 
@@ -266,9 +302,11 @@ class RebroadcastServer:
             transport.close()
             return
         self._refusing = False
-        transport.get_extra_info("socket").setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER
-        )
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in _KEEPALIVE_OPTIONS:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
         transport.set_write_buffer_limits(high=self.max_buffer)
         self.stats.accepted += 1
         self._serving[client] = transport
