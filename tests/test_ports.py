@@ -126,6 +126,22 @@ async def test_open_errors_are_cannot_connect_without_secrets() -> None:
         ("esphome://p1.local/?k%65y=abc", "esphome://p1.local/?k%65y=**REDACTED**"),
         ("rfc2217://user:pw@host:2217/x?y=1", "rfc2217://**REDACTED**@host:2217/x?y=1"),
         ("socket://a@b@host:1", "socket://**REDACTED**@host:1"),
+        # A password holding what ends an authority: all up to the last @ is taken for it.
+        ("rfc2217://user:p#ss@host:2217", "rfc2217://**REDACTED**@host:2217"),
+        ("rfc2217://user:p/ss@host:2217", "rfc2217://**REDACTED**@host:2217"),
+        ("rfc2217://user:p?ss@host:2217", "rfc2217://**REDACTED**@host:2217"),
+        ("rfc2217://user:p@ss@host:2217", "rfc2217://**REDACTED**@host:2217"),
+        ("socket://u:a#b/c?d@e@host:1/x?y=1", "socket://**REDACTED**@host:1/x?y=1"),
+        # An @ in a query value: all up to it goes, and a secret value holding it all of it.
+        ("esphome://u:p?key=k@host/?key=secret", "esphome://**REDACTED**@**REDACTED**"),
+        (
+            "esphome://p1.local/?key=abc@def&port_name=uart",
+            "esphome://**REDACTED**@**REDACTED**&port_name=uart",
+        ),
+        (
+            "esphome://p1.local/?port_name=a@b&key=abc",
+            "esphome://**REDACTED**@b&key=**REDACTED**",
+        ),
     ],
 )
 def test_redaction(port: str, shown: str) -> None:

@@ -46,6 +46,8 @@ WINDOWS = os.name == "nt"
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _COM_PORT = re.compile(r"(?:\\\\\.\\)?COM[1-9][0-9]*", re.IGNORECASE)
+# A query parameter as serialx reads one: its value runs to the next & or to the fragment.
+_PARAM = re.compile(r"[?&](?P<name>[^=&#?]*)=(?P<value>[^&#]*)")
 
 
 class CannotConnect(Exception):
@@ -172,24 +174,24 @@ async def async_close_port(transport: asyncio.BaseTransport, closed: Awaitable[o
 
 
 def redact_port(port: str) -> str:
-    """A port URL fit to show or log: secret query values and user:password replaced.
+    """A port URL fit to show or log: user:password and secret query values replaced.
 
-    Query parameter names are compared as serialx reads them (percent-decoded, tabs and line
-    breaks removed), so `k%65y=` is a key too.
+    Everything between the scheme and the URL's last @ is taken for user:password, whatever it
+    holds (a password may hold #, / or ?). Query parameter names are compared as serialx reads
+    them (percent-decoded, tabs and line breaks removed), so `k%65y=` is a key too.
     """
     scheme = _SCHEME.match(port)
     if scheme is None:
         return port
-    rest = port[scheme.end() :]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    rest, hash_sign, fragment = rest[len(authority) :].partition("#")
-    path, question, query = rest.partition("?")
-    if "@" in authority:
-        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
-    pairs = []
-    for pair in query.split("&") if query else []:
-        name = pair.partition("=")[0]
-        secret = unquote_plus(re.sub(r"[\t\r\n]", "", name)) in SECRET_PARAMS
-        pairs.append(f"{name}={REDACTED}" if secret else pair)
-    query = "&".join(pairs)
-    return f"{port[: scheme.end()]}{authority}{path}{question}{query}{hash_sign}{fragment}"
+    at = port.rfind("@", scheme.end())
+    shown_from = at + 1 if at >= 0 else scheme.end()
+    parts = [port[: scheme.end()], f"{REDACTED}@" if at >= 0 else ""]
+    # Secret values are looked for in the whole URL: one holding an @ would show its tail.
+    for param in _PARAM.finditer(port, scheme.end()):
+        begin, end = param.span("value")
+        name = unquote_plus(re.sub(r"[\t\r\n]", "", param["name"]))
+        if end >= shown_from and name in SECRET_PARAMS:
+            parts += [port[shown_from : max(begin, shown_from)], REDACTED]
+            shown_from = end
+    parts.append(port[shown_from:])
+    return "".join(parts)
