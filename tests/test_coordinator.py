@@ -22,6 +22,8 @@ from custom_components.dsmr.policy import Judgement, Verdict
 from custom_components.dsmr.reader import ConnectionState
 from custom_components.dsmr.snapshot import SnapshotBuilder
 
+from .test_snapshot import publish
+
 
 def _coordinator(hass: HomeAssistant, window: float) -> tuple[DsmrCoordinator, list[object]]:
     coordinator = DsmrCoordinator(hass, None, SnapshotBuilder(()), window)
@@ -84,10 +86,11 @@ async def test_a_window_telegram_that_the_builder_cannot_read_is_counted(
     """A snapshot that fails to build: counted in update_errors, the next one is published."""
 
     class Broken(SnapshotBuilder):
-        def build(self, telegrams: Any, previous: Any, received_at: float, **kw: Any) -> Any:
-            if any(t is bad for t in telegrams):
+        def build(self, previous: Any, received_at: float, **kw: Any) -> Any:
+            if self._latest is bad:
+                self.discard()
                 raise ValueError("cannot")
-            return super().build(telegrams, previous, received_at, **kw)
+            return super().build(previous, received_at, **kw)
 
     coordinator = DsmrCoordinator(hass, None, Broken(()), 0)
     pushed: list[object] = []
@@ -143,7 +146,7 @@ async def test_a_stored_flow_starts_the_builder_unless_it_runs(hass: HomeAssista
     assert DsmrCoordinator(hass, None, SnapshotBuilder(()), 0).restore_flow("gas", stored) is None
     # Once a snapshot carries the flow, a stored state is too late.
     running = FlowState(stored.last, 0.7)
-    snapshot = coordinator.builder.build([Telegram()], None, time.time())
+    snapshot = publish(coordinator.builder, [Telegram()], None, time.time())
     flows = Derived(flows={"gas": running})
     coordinator.async_set_updated_data(dataclasses.replace(snapshot, derived=flows))
     assert coordinator.flow("gas") is running

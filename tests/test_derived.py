@@ -6,7 +6,7 @@ Telegrams are the simulator's, parsed by dsmr_parser as the reader does.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,8 @@ from custom_components.dsmr.derived import (
 from custom_components.dsmr.flow import FlowState
 from custom_components.dsmr.snapshot import SnapshotBuilder
 from dsmr_sim import Meter
+
+from .test_snapshot import publish
 
 PACKAGE = Path(__file__).parent.parent / "custom_components" / "dsmr"
 JANUARY = datetime(2024, 1, 15, 17, 0)
@@ -66,7 +68,7 @@ def test_it_imports_only_the_standard_library_and_the_pure_modules() -> None:
             imported.add(f".{name}" if node.level else name.split(".", maxsplit=1)[0])
         elif isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
-    stdlib = {"__future__", "collections", "dataclasses", "datetime", "decimal", "types"}
+    stdlib = {"__future__", "collections", "dataclasses", "datetime", "decimal", "math", "types"}
     assert imported <= stdlib | {"typing", ".demand", ".flow"}
 
 
@@ -232,20 +234,17 @@ def test_the_snapshot_builder_derives_once_per_publish_from_the_last() -> None:
             super().__init__(demand=True)
             self.calls: list[tuple[int, Derived | None]] = []
 
-        def derive(
-            self,
-            telegrams: Sequence[Any],
-            previous: Derived | None,
-            moved: frozenset[str] | None = None,
+        def publish(
+            self, telegram: Any, previous: Derived | None, flows: Mapping[str, FlowState]
         ) -> Derived:
-            self.calls.append((len(telegrams), previous))
-            return super().derive(telegrams, previous, moved)
+            self.calls.append((telegram, previous))
+            return super().publish(telegram, previous, flows)
 
     deriver = Counting()
     builder = SnapshotBuilder((), deriver=deriver)
     stream = list(telegrams(Meter("5B", seed=4, start=JANUARY), 5))
-    first = builder.build(stream[:2], None, 0.0)
-    second = builder.build(stream[2:], first, 0.0)
-    assert deriver.calls == [(2, None), (3, first.derived)]
+    first = publish(builder, stream[:2], None, 0.0)
+    second = publish(builder, stream[2:], first, 0.0)
+    assert deriver.calls == [(stream[1], None), (stream[4], first.derived)]
     assert second.derived.quarter is not None
-    assert SnapshotBuilder(()).build(stream, None, 0.0).derived.quarter is None
+    assert publish(SnapshotBuilder(()), stream, None, 0.0).derived.quarter is None

@@ -14,6 +14,8 @@ from custom_components.dsmr.policy import (
 )
 from custom_components.dsmr.snapshot import SnapshotBuilder
 
+from .test_snapshot import publish
+
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
 
@@ -130,7 +132,7 @@ def test_write_now_notes_the_period_of_what_it_lets_through() -> None:
     class Telegram:
         pass
 
-    published = SnapshotBuilder(()).build([Telegram()], None, 3_000.0)
+    published = publish(SnapshotBuilder(()), [Telegram()], None, 3_000.0)
     in_period_10 = dataclasses.replace(published, period=10, closes_period=False)
     assert policy.write_now(1.0, 2.0, in_period_10)  # first write of period 10
     assert policy.written_period == 10

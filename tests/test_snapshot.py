@@ -71,10 +71,24 @@ def parser() -> CachingTelegramParser:
     return caching_parser(telegram_specifications.V5)
 
 
+def publish(
+    builder: SnapshotBuilder,
+    telegrams: list[Any],
+    previous: Snapshot | None,
+    received_at: float,
+    *,
+    fresh: bool = True,
+) -> Snapshot:
+    """A window of `telegrams` added one by one, then built, as the coordinator does."""
+    for telegram in telegrams:
+        builder.add(telegram)
+    return builder.build(previous, received_at, fresh=fresh)
+
+
 def build(
     builder: SnapshotBuilder, parsed: list[Any], previous: Snapshot | None = None
 ) -> Snapshot:
-    return builder.build(parsed, previous, 1_700_000_000.0)
+    return publish(builder, parsed, previous, 1_700_000_000.0)
 
 
 def test_values_are_the_meters_numbers_in_the_lines_units(parser: CachingTelegramParser) -> None:
@@ -126,7 +140,7 @@ def test_non_finite_numbers_are_unreadable(bad: str) -> None:
         CURRENT_ELECTRICITY_USAGE = Obj()
 
     builder = SnapshotBuilder(FIELDS[:2])
-    snap = builder.build([Tg(), Tg()], None, 0.0)
+    snap = publish(builder, [Tg(), Tg()], None, 0.0)
     assert snap.readings == {}
     assert snap.spreads == {}
 
@@ -176,7 +190,7 @@ def test_without_a_meter_clock_the_receiving_time_places_the_period() -> None:
     class Tg:
         pass
 
-    snap = SnapshotBuilder(()).build([Tg()], None, 1_000.0)
+    snap = publish(SnapshotBuilder(()), [Tg()], None, 1_000.0)
     assert snap.timestamp is None
     assert snap.at == 1_000.0
     assert snap.period == 3
@@ -212,7 +226,7 @@ def test_mbus_values() -> None:
     gas = MbusReading(1, 3, GAS, 12.345, "m3", None, has_reading=True)
     water = MbusReading(2, 7, None, None, None, None, has_reading=False)  # type only
     unreadable = MbusReading(3, 3, None, None, "m3", None, has_reading=True)  # no number
-    published = SnapshotBuilder(()).build([Tg()], None, 0.0)
+    published = publish(SnapshotBuilder(()), [Tg()], None, 0.0)
     snap = dataclasses.replace(published, mbus=(gas, water, unreadable))
     assert snap.mbus_value(1, GAS) == Reading(12.345, "m3")
     assert snap.mbus_value(9, GAS) == Reading(12.345, "m3")  # by its identifier
@@ -316,8 +330,8 @@ def test_a_snapshot_from_the_lines_that_moved_is_the_full_one(
         if quick_snap is not None and changed_since(parsed, quick_snap.telegram) is not None:
             incremental += 1
         full.select(None)  # the next build reads every field
-        quick_snap = quick.build([parsed], quick_snap, second, fresh=False)
-        full_snap = full.build([parsed], full_snap, second, fresh=False)
+        quick_snap = publish(quick, [parsed], quick_snap, second, fresh=False)
+        full_snap = publish(full, [parsed], full_snap, second, fresh=False)
         for name in ("readings", "mbus", "derived", "changed", "period", "equipment_id"):
             assert getattr(quick_snap, name) == getattr(full_snap, name), (second, name)
         assert quick_snap.number == full_snap.number == second + 1
@@ -343,9 +357,9 @@ def test_changed_keys_name_what_is_not_the_previous_snapshots(
 def test_the_meter_is_identified_on_a_fresh_publish_only(parser: CachingTelegramParser) -> None:
     seen: list[Any] = []
     builder = SnapshotBuilder(FIELDS, identify=lambda t: seen.append(t) or "meter")
-    first = builder.build([parser.parse(telegram())], None, 0.0, fresh=False)
-    second = builder.build([parser.parse(telegram(power="00.001*kW"))], first, 1.0, fresh=False)
+    first = publish(builder, [parser.parse(telegram())], None, 0.0, fresh=False)
+    second = publish(builder, [parser.parse(telegram(power="00.001*kW"))], first, 1.0, fresh=False)
     assert second.equipment_id == "meter"
     assert seen == [first.telegram]
-    builder.build([parser.parse(telegram())], second, 2.0, fresh=True)
+    publish(builder, [parser.parse(telegram())], second, 2.0, fresh=True)
     assert len(seen) == 2

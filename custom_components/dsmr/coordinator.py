@@ -3,11 +3,12 @@
 The reader's protocol calls `telegram_received` for every good telegram and
 `connection_changed` when the connection comes or goes, straight on the event loop: no queue.
 The first telegram of each connection is published at once; later ones through a `Debouncer`
-(immediate, cooldown = the update window): at most one publish per window, the window's last
-telegram kept. Each publish builds the next `Snapshot` from the window's telegrams and the
-previous snapshot (snapshot.py) and hands it to `async_set_updated_data`; a lost connection is
-`async_set_update_error`, which makes every entity unavailable. With a window of 0 every
-telegram is published at once, without the debouncer.
+(immediate, cooldown = the update window): at most one publish per window. Each telegram is
+added to the snapshot builder's window as it arrives (running figures: nothing is kept per
+telegram, however fast telegrams come), and each publish builds the next `Snapshot` from the
+window and the previous snapshot (snapshot.py) and hands it to `async_set_updated_data`; a lost
+connection makes every entity unavailable. With a window of 0 every telegram is published at
+once, without the debouncer.
 
 The coordinator owns the counters (`ReaderStats`, filled by the reader) and publishes a frozen
 `Health` of them for the health entities; entities never touch the reader or the counters.
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from .reader import DsmrReader
 
 CONF_AUTO_DISABLED = "auto_disabled"
+# A meter sends a telegram every second at most (DSMR 2.2/4: every ten): sooner is too fast.
+TOO_FAST = 0.5
 
 
 class ConnectionLost(Exception):
@@ -85,8 +88,11 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self.meter_replaced = False
         self.connected = False
         self.published = 0
+        # Telegrams that came sooner after the one before than a meter sends them (a bridge
+        # flushing its buffer, or a flood): taken like any other, counted for diagnostics.
+        self.too_fast = 0
         self.latest: Any = None  # the newest telegram received
-        self._telegrams: list[Any] = []  # received since the last publish
+        self._received = -1.0  # time.monotonic() of the latest
         self._fresh = True  # the next telegram is the first since a (re)connect
         self._debouncer: Debouncer[None] | None = None
         # Keys of the fields some added entity shows (counted); once `select_shown` ran, the
@@ -102,8 +108,12 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     def telegram_received(self, telegram: Any) -> None:
         """Take a good telegram from the protocol; whatever fails is counted, never raised."""
         try:
+            now = time.monotonic()
+            if now - self._received < TOO_FAST:
+                self.too_fast += 1
+            self._received = now
             self.latest = telegram
-            self._telegrams.append(telegram)
+            self.builder.add(telegram)
             debouncer = self._debouncer
             if debouncer is None:
                 self._publish()
@@ -126,7 +136,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             return
         if self._debouncer is not None:
             self._debouncer.async_cancel()
-        self._telegrams = []
+        self.builder.discard()
         self._set_unavailable(ConnectionLost(state.reason or "connection closed"))
 
     @callback
@@ -164,11 +174,10 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
 
     @callback
     def _publish(self) -> None:
-        telegrams, self._telegrams = self._telegrams, []
-        if not telegrams:
+        if not self.builder.pending:
             return
         try:
-            snapshot = self.builder.build(telegrams, self.data, time.time(), fresh=self._fresh)
+            snapshot = self.builder.build(self.data, time.time(), fresh=self._fresh)
         except Exception as err:  # a telegram the builder cannot read: counted, skipped
             self.failed(err, "the snapshot")
             return

@@ -1,9 +1,9 @@
 """What a window's telegrams say beyond their lines: the quarter-hour forecast and the flows.
 
-Pure (no Home Assistant; a test parses the imports): `Deriver.derive` takes the window's
-telegrams (the latest last) and the previous publish's `Derived`, and returns the next one,
-for the snapshot builder. The formulas are in demand.py and flow.py; this module only reads
-the telegrams into them:
+Pure (no Home Assistant; a test parses the imports): `Deriver.flows_after` takes each telegram
+as it arrives, `Deriver.publish` the window's latest and the previous publish's `Derived`, and
+returns the next one, for the snapshot builder (`derive` does both for a list of telegrams).
+The formulas are in demand.py and flow.py; this module only reads the telegrams into them:
 
 - **Demand** (meters that send ``1-0:1.4.0``): once per publish, with the window's latest
   telegram (its running average, its timestamp, the present import power ``1-0:1.7.0`` as it
@@ -13,7 +13,8 @@ the telegrams into them:
   reading on the main telegram): for every telegram of the window in order, so that a
   capture's arrival is the telegram that first carried it. Keyed by `flow_key`: a sub-meter
   with another identifier starts afresh. `restored` holds the states saved at the last
-  shutdown; a key the previous publish does not know starts from there.
+  shutdown; a key the previous publish does not know starts from there. A reading that cannot
+  be computed with (an absurd number) leaves that flow unknown, never the others.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+import math
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -36,7 +38,15 @@ from .demand import (
 )
 from .flow import FlowState, timed_out, update_flow
 
-__all__ = ["MAIN_GAS_KEY", "MAIN_GAS_READINGS", "Derived", "Deriver", "demand_reading", "flow_key"]
+__all__ = [
+    "MAIN_GAS_KEY",
+    "MAIN_GAS_READINGS",
+    "Derived",
+    "Deriver",
+    "demand_reading",
+    "device_type",
+    "flow_key",
+]
 
 # EN 13757-3 device types whose m³ reading has a flow: gas, warm water, water.
 FLOW_DEVICE_TYPES: Final = frozenset({3, 6, 7})
@@ -46,6 +56,16 @@ MAIN_GAS_READINGS: Final = ("HOURLY_GAS_METER_READING", "GAS_METER_READING")
 #: The key an entity that shows the forecast is counted under (`DsmrCoordinator.async_show`).
 FORECAST: Final = "<forecast>"
 _EMPTY: Final[Mapping[str, FlowState]] = MappingProxyType({})
+# Sub-meters whose flow is followed at most: channels 1-9 and the DSMR 2.2/4 gas reading.
+MAX_FLOWS: Final = 10
+
+
+def device_type(value: Any) -> int | None:
+    """An M-Bus device type as a number: sent as a number, or as text ("003") as core takes it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip() if isinstance(value, str) else ""
+    return int(text) if text.isdecimal() and len(text) <= 3 else None
 
 
 def flow_key(channel: int, identifier: str | None) -> str:
@@ -73,8 +93,8 @@ def _kw(obj: Any) -> float | None:
         return None
     if isinstance(value, Decimal) and not value.is_finite():
         return None
-    unit = getattr(obj, "unit", None)
-    return float(value) / 1000 if unit == "W" else float(value)
+    kw = float(value) / 1000 if getattr(obj, "unit", None) == "W" else float(value)
+    return kw if math.isfinite(kw) else None
 
 
 def _aware(value: Any) -> datetime | None:
@@ -96,7 +116,7 @@ def demand_reading(telegram: Any) -> DemandReading:
 def _captures(telegram: Any) -> Iterator[tuple[str, Any]]:
     """(key, capture object) of every reading in m³ that has a flow."""
     for device in getattr(telegram, "MBUS_DEVICES", None) or ():
-        kind = getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None)
+        kind = device_type(getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None))
         reading = getattr(device, "MBUS_METER_READING", None)
         if kind in FLOW_DEVICE_TYPES and getattr(reading, "unit", None) == "m3":
             ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
@@ -123,27 +143,26 @@ class Deriver:
         #: Whether the forecast is derived (off while no entity shows it: `SnapshotBuilder.select`).
         self.forecasting = True
 
-    def derive(
-        self,
-        telegrams: Sequence[Any],
-        previous: Derived | None,
-        moved: frozenset[str] | None = None,
-    ) -> Derived:
-        """The next `Derived` after `previous`, from a window's telegrams (latest last).
+    def derive(self, telegrams: Sequence[Any], previous: Derived | None) -> Derived:
+        """The next `Derived` after `previous`, from a window's telegrams (latest last)."""
+        flows = previous.flows if previous is not None else _EMPTY
+        for telegram in telegrams:
+            flows = self.flows_after(telegram, flows)
+        return self.publish(telegrams[-1], previous, flows)
 
-        `moved`: if known, the names of the values that moved since the telegram `previous`
-        was derived from (one telegram ago); the others are that telegram's very objects.
-        """
+    def publish(
+        self, telegram: Any, previous: Derived | None, flows: Mapping[str, FlowState]
+    ) -> Derived:
+        """The `Derived` of a publish: the forecast from its latest telegram, and `flows`."""
         previous = previous or Derived(threshold_kw=self.threshold_kw)
         quarter, last, alarm = None, previous.last_quarter, previous.alarm
-        if self.demand and self.forecasting and telegrams:
-            quarter = forecast_quarter(demand_reading(telegrams[-1]), last)
+        if self.demand and self.forecasting:
+            try:
+                quarter = forecast_quarter(demand_reading(telegram), last)
+            except ArithmeticError, ValueError:  # absurd numbers: no forecast this time
+                quarter = None
             last = quarter or last
             alarm = peak_ahead(quarter, alarm, self.threshold_kw)
-        if moved is not None and moved.isdisjoint(MAIN_GAS_READINGS):
-            flows = self._timed_out(telegrams[-1], previous.flows)  # the same captures
-        else:
-            flows = self._flows(telegrams, previous)
         if (
             quarter is previous.quarter
             and last is previous.last_quarter
@@ -154,39 +173,33 @@ class Deriver:
             return previous  # nothing moved (a meter without demand lines, the same flows)
         return Derived(quarter, last, alarm, self.threshold_kw, flows)
 
-    @staticmethod
-    def _timed_out(telegram: Any, flows: Mapping[str, FlowState]) -> Mapping[str, FlowState]:
-        """The flows after a telegram with the captures they last saw: only timeouts move."""
-        if not flows:
-            return flows
-        now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
-        changed: dict[str, FlowState] | None = None
-        for key, state in flows.items():
-            if (after := timed_out(state, now)) is not state:
-                changed = changed if changed is not None else dict(flows)
-                changed[key] = after
-        return flows if changed is None else MappingProxyType(changed)
+    def flows_after(self, telegram: Any, flows: Mapping[str, FlowState]) -> Mapping[str, FlowState]:
+        """The flows after one more telegram: every telegram of a window, in order.
 
-    def _flows(self, telegrams: Sequence[Any], previous: Derived) -> Mapping[str, FlowState]:
-        flows = previous.flows
+        A sub-meter that is not in the telegram keeps its flow until it times out, unless it has
+        none (a churning identifier leaves nothing behind); at most MAX_FLOWS are kept.
+        """
+        now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
         changed: dict[str, FlowState] | None = None  # a copy, once a flow moved
-        for telegram in telegrams:
-            now = _aware(getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None))
-            current = changed if changed is not None else flows
-            seen: set[str] = set()
-            for key, capture in _captures(telegram):
-                seen.add(key)
-                value = getattr(capture, "value", None)
-                at = _aware(getattr(capture, "datetime", None))
-                before = current.get(key) or self.restored.get(key)
-                number = value if isinstance(value, Decimal) and value.is_finite() else None
-                state = update_flow(before, at, number, now)
-                if state is not current.get(key):
-                    current = changed = changed if changed is not None else dict(flows)
-                    changed[key] = state
-            for key in current.keys() - seen:  # not in this telegram: only the timeout moves
-                state = update_flow(current[key], None, None, now)
-                if state is not current[key]:
-                    current = changed = changed if changed is not None else dict(flows)
-                    changed[key] = state
+        seen: set[str] = set()
+        for key, capture in _captures(telegram):
+            seen.add(key)
+            before = flows.get(key) or self.restored.get(key)
+            value = getattr(capture, "value", None)
+            number = value if isinstance(value, Decimal) and value.is_finite() else None
+            try:
+                state = update_flow(before, _aware(getattr(capture, "datetime", None)), number, now)
+            except ArithmeticError:  # an absurd reading (1E1000000): this flow only is unknown
+                state = FlowState()
+            if state is not flows.get(key):
+                changed = changed if changed is not None else dict(flows)
+                changed[key] = state
+        for key in flows.keys() - seen:  # not in this telegram: only the timeout moves
+            state = timed_out(flows[key], now)
+            if state.m3h is None or len(flows) > MAX_FLOWS:  # nothing to show: forgotten
+                changed = changed if changed is not None else dict(flows)
+                del changed[key]
+            elif state is not flows[key]:
+                changed = changed if changed is not None else dict(flows)
+                changed[key] = state
         return flows if changed is None else MappingProxyType(changed)

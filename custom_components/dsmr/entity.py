@@ -218,6 +218,17 @@ class DerivedEntity(DsmrEntity):
     _shown: Any = None
     _needs: str | None = None  # what it shows, for the coordinator (e.g. FORECAST)
 
+    def __init__(
+        self,
+        coordinator: DsmrCoordinator,
+        description: EntityDescription,
+        device_info: DeviceInfo,
+        unique_id: str,
+    ) -> None:
+        """Initialize without attributes: a value may never come (a gas meter in GJ)."""
+        super().__init__(coordinator, description, device_info, unique_id)
+        self._attr_extra_state_attributes = {}
+
     async def async_added_to_hass(self) -> None:
         """Tell the coordinator what is shown: only what is shown is derived."""
         if self._needs is not None:

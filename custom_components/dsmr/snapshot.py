@@ -1,13 +1,16 @@
 """One publish of a meter, as plain frozen data: the window's telegrams in, a snapshot out.
 
-Pure: no Home Assistant here (a test parses the imports). `SnapshotBuilder.build` takes the
-telegrams received since the last publish (the latest last) and the previous snapshot, and
-returns the next one:
+Pure: no Home Assistant here (a test parses the imports). `SnapshotBuilder.add` takes each
+telegram as it arrives and keeps the window as running figures (the latest telegram, sums,
+minimum and maximum of the averaged fields, the flows), so nothing grows with the number of
+telegrams in a window; `SnapshotBuilder.build` turns the window and the previous snapshot into
+the next one and starts a new window:
 
 - `readings`: every field the entities show (by entity key), converted once: a number is a
   float in the unit its line carries (`unit`, as sent), with every decimal the meter sent (or
-  rounded to the user's `precision`); a non-finite number (`Infinity`, `NaN`) is unreadable,
-  so its field is absent, as is a line the telegram does not carry.
+  rounded to the user's `precision`); a number that is not finite as a float (`Infinity`,
+  `NaN`, `1E1000000`) or a value that cannot be read is unreadable, so its field is absent (as
+  is a line the telegram does not carry), and every other field is read as usual.
 - `spreads`: for averaged fields of a window of more than one telegram, the mean, minimum and
   maximum over the window (as precise as the meter's own values) and the number of samples.
 - `mbus`: per M-Bus channel its type, identifier, reading, unit and the reading's timestamp.
@@ -31,10 +34,11 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+import math
 from types import MappingProxyType
 from typing import Any, Final
 
-from .derived import FORECAST, NOTHING_DERIVED, Derived, Deriver
+from .derived import FORECAST, NOTHING_DERIVED, Derived, Deriver, device_type
 from .parser import changed_since, unknown_lines
 
 # Home Assistant's short-term statistics period, in seconds: long-term statistics take a
@@ -144,13 +148,51 @@ class Snapshot:
 
 
 def number(raw: Any, precision: int | None = None) -> Any:
-    """A Decimal as a float (rounded to `precision` if given); None if not finite."""
+    """A Decimal as a float (rounded to `precision` if given); None if not finite as a float."""
     if not isinstance(raw, Decimal):
         return raw
     if not raw.is_finite():
         return None
     value = float(raw)
+    if not math.isfinite(value):
+        return None
     return value if precision is None else round(value, precision)
+
+
+class _Sum:
+    """An averaged field over a window: running sum, minimum, maximum, count and decimals."""
+
+    __slots__ = ("digits", "high", "low", "samples", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+        self.samples = 0
+        self.digits = 0
+
+    def add(self, raw: Decimal) -> None:
+        value = float(raw)
+        if not math.isfinite(value):
+            return
+        self.total += value
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+        self.samples += 1
+        exponent = raw.as_tuple().exponent
+        if isinstance(exponent, int):
+            self.digits = max(self.digits, -exponent)
+
+    def spread(self, precision: int | None) -> Spread | None:
+        if not self.samples:
+            return None
+        digits = self.digits if precision is None else precision  # as precise as the meter
+        return Spread(
+            mean=round(self.total / self.samples, digits),
+            min=round(self.low, digits),
+            max=round(self.high, digits),
+            samples=self.samples,
+        )
 
 
 def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
@@ -189,6 +231,12 @@ class SnapshotBuilder:
         self.deriver = deriver
         self._by_name: dict[str, tuple[Field, ...]] = {}  # of those, the ones read from a line
         self._derived: tuple[Field, ...] = ()  # of those, the ones computed from the telegram
+        # The window: telegrams since the last build, as running figures (see `add`).
+        self.pending = 0
+        self._latest: Any = None
+        self._first: Any = None  # read only once a second telegram comes (no spread of one)
+        self._sums: dict[str, _Sum] = {}
+        self._flows: Mapping[str, Any] = _EMPTY
         self.select(None)
 
     def select(self, keys: Collection[str] | None) -> None:
@@ -203,43 +251,72 @@ class SnapshotBuilder:
                 by_name[field.name] = (*by_name.get(field.name, ()), field)
         self._selected, self._by_name = selected, by_name
         self._derived = tuple(field for field in selected if field.derive is not None)
+        self._averaged = tuple(field for field in selected if field.average)
         self._reselected = True  # the previous snapshot may lack a field now read
         if self.deriver is not None:  # the forecast too: only while an entity shows it
             self.deriver.forecasting = keys is None or FORECAST in keys
 
+    def add(self, telegram: Any) -> None:
+        """Take one telegram of the window; it is kept as running figures, not as itself."""
+        self.pending += 1
+        if self.pending == 2:
+            self._accumulate(self._first)
+        if self.pending >= 2:
+            self._accumulate(telegram)
+        else:
+            self._first = telegram
+        self._latest = telegram
+        if self.deriver is not None:
+            self._flows = self.deriver.flows_after(telegram, self._flows)
+
+    def discard(self) -> None:
+        """Forget the window's telegrams (the connection was lost); the flows go on."""
+        self.pending = 0
+        self._latest = self._first = None
+        self._sums = {}
+
+    def _accumulate(self, telegram: Any) -> None:
+        for field in self._averaged:
+            try:
+                if field.derive is not None:
+                    raw = field.derive(telegram)
+                elif (obj := getattr(telegram, field.name, None)) is None:
+                    continue
+                else:
+                    raw = obj.value if field.convert is None else field.convert(obj)
+                if isinstance(raw, Decimal) and raw.is_finite():
+                    self._sums.setdefault(field.key, _Sum()).add(raw)
+            except ArithmeticError, ValueError, TypeError:  # unreadable: not a sample
+                continue
+
     def build(
-        self,
-        telegrams: Sequence[Any],
-        previous: Snapshot | None,
-        received_at: float,
-        *,
-        fresh: bool = True,
+        self, previous: Snapshot | None, received_at: float, *, fresh: bool = True
     ) -> Snapshot:
-        """The snapshot of a window (latest telegram last), following `previous`.
+        """The snapshot of the window (at least one telegram added), following `previous`.
 
         `fresh`: the window starts a connection, so the meter is identified again.
         """
-        telegram = telegrams[-1]
+        telegram, count, sums = self._latest, self.pending, self._sums
+        self.discard()
         moved = None
-        if previous is not None and len(telegrams) == 1 and not self._reselected:
+        if previous is not None and count == 1 and not self._reselected:
             moved = changed_since(telegram, previous.telegram)
         self._reselected = False
         before = previous.readings if previous is not None else _EMPTY
         if moved is None:  # every field, against the previous readings
             readings: dict[str, Reading] = {}
-            changed = self._read_fields(self._selected, telegrams, before, readings)
+            changed = self._read_fields(self._selected, telegram, before, readings)
             changed.update(before.keys() - readings.keys())
         else:  # the previous readings, and the fields whose line moved
             readings = dict(before)
             by_name = self._by_name
             fields = [field for name in moved for field in by_name.get(name, ())]
-            changed = self._read_fields((*fields, *self._derived), telegrams, before, readings)
+            changed = self._read_fields((*fields, *self._derived), telegram, before, readings)
         spreads: dict[str, Spread] = {}
-        if len(telegrams) > 1:
-            for field in self._selected:
-                if field.key in readings and (spread := self._spread(field, telegrams)):
-                    spreads[field.key] = spread
-                    changed.add(field.key)
+        for key, running in sums.items():
+            if key in readings and (spread := running.spread(self.precision)) is not None:
+                spreads[key] = spread
+                changed.add(key)
         stamp = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
         if not isinstance(stamp, datetime):
             stamp = None
@@ -251,7 +328,9 @@ class SnapshotBuilder:
             ident = self.identify(telegram)
         derived = NOTHING_DERIVED
         if self.deriver is not None:
-            derived = self.deriver.derive(telegrams, previous.derived if previous else None, moved)
+            derived = self.deriver.publish(
+                telegram, previous.derived if previous else None, self._flows
+            )
         if moved is not None and previous is not None:
             mbus = previous.mbus  # M-Bus lines that move take the parser's long way
         else:
@@ -269,7 +348,7 @@ class SnapshotBuilder:
             period=period,
             closes_period=int((at + step) // STATISTICS_PERIOD) != period,
             at=at,
-            samples=len(telegrams),
+            samples=count,
             number=previous.number + 1 if previous is not None else 1,
             changed=frozenset(changed),
             derived=derived,
@@ -278,15 +357,15 @@ class SnapshotBuilder:
     def _read_fields(
         self,
         fields: Iterable[Field],
-        telegrams: Sequence[Any],
+        telegram: Any,
         before: Mapping[str, Reading],
         readings: dict[str, Reading],
     ) -> set[str]:
         """Read `fields` of the window's latest telegram into `readings`; the keys that changed.
 
-        A field whose line's object is the one `before` read keeps that reading.
+        A field whose line's object is the one `before` read keeps that reading; a field that
+        cannot be read is absent, and costs no other field its reading.
         """
-        telegram = telegrams[-1]
         precision = self.precision
         changed: set[str] = set()
         for field in fields:
@@ -301,13 +380,15 @@ class SnapshotBuilder:
                 raw = obj.value
                 if type(raw) is not Decimal:
                     reading = Reading(raw, None, obj)
-                elif raw.is_finite():
-                    value = float(raw) if precision is None else round(float(raw), precision)
+                elif (value := number(raw, precision)) is not None:
                     reading = Reading(value, _unit(obj), obj)
                 else:
                     reading = None  # not finite: unreadable
             else:
-                reading = self._read(field, telegram, obj, old, precision)
+                try:
+                    reading = self._read(field, telegram, obj, old, precision)
+                except ArithmeticError, ValueError, TypeError, AttributeError:
+                    reading = None  # e.g. sNaN in a peak history: this field only
             if reading is None:
                 readings.pop(key, None)
                 if old is not None:
@@ -336,33 +417,6 @@ class SnapshotBuilder:
             return None  # not finite: unreadable
         return Reading(value, _unit(obj) if isinstance(raw, Decimal) else None, obj)
 
-    def _spread(self, field: Field, telegrams: Sequence[Any]) -> Spread | None:
-        if not field.average:
-            return None
-        raws: list[Decimal] = []
-        for telegram in telegrams:
-            if field.derive is not None:
-                raw = field.derive(telegram)
-            elif (obj := getattr(telegram, field.name, None)) is None:
-                continue
-            else:
-                raw = obj.value if field.convert is None else field.convert(obj)
-            if isinstance(raw, Decimal) and raw.is_finite():
-                raws.append(raw)
-        if not raws:
-            return None
-        samples = [float(raw) for raw in raws]
-        # As precise as the meter's own values (or as the user's `precision`).
-        digits = self.precision
-        if digits is None:
-            digits = max(-int(raw.as_tuple().exponent) for raw in raws)
-        return Spread(
-            mean=round(sum(samples) / len(samples), digits),
-            min=round(min(samples), digits),
-            max=round(max(samples), digits),
-            samples=len(samples),
-        )
-
     @staticmethod
     def _mbus(
         telegram: Any, previous: Snapshot | None, precision: int | None
@@ -383,16 +437,20 @@ class SnapshotBuilder:
             return previous.mbus  # the parser's objects for unchanged lines: read already
         found = []
         for channel, kind_obj, ident_obj, reading in lines:
-            kind = getattr(kind_obj, "value", None)
             ident = getattr(ident_obj, "value", None)
+            try:
+                value = None if reading is None else number(reading.value, precision)
+            except ArithmeticError, ValueError, TypeError:
+                value = None  # unreadable: this sub-meter's reading only
+            at = getattr(reading, "datetime", None)
             found.append(
                 MbusReading(
                     channel=channel,
-                    device_type=kind if isinstance(kind, int) else None,
+                    device_type=device_type(getattr(kind_obj, "value", None)),
                     identifier=str(ident) if ident else None,
-                    value=None if reading is None else number(reading.value, precision),
+                    value=value,
                     unit=_unit(reading),
-                    at=getattr(reading, "datetime", None),
+                    at=at if isinstance(at, datetime) else None,
                     has_reading=reading is not None,
                     lines=lines,
                 )
