@@ -35,12 +35,14 @@ class ReaderStats:
     last_telegram: float | None = None  # time.time() of the last good telegram
     last_raw: str | None = field(default=None, repr=False)  # its text (hex for encrypted frames)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False)
-    last_error: str | None = None
+    last_error: str | None = None  # its message, as logged (it may name the port's host)
+    last_error_kind: str | None = None  # what diagnostics show: "connect", "crc", "parse", ...
     _logged: dict[str, float] = field(default_factory=dict, repr=False)
 
     def fault(self, kind: str, message: str, *args: object) -> None:
         """Log a fault: the first of a kind at warning, repeats at most every 10 minutes."""
         self.last_error = message % args if args else message
+        self.last_error_kind = kind
         now = time.monotonic()
         last = self._logged.get(kind)
         if last is None or now - last >= LOG_REPEAT_INTERVAL:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 import json
 import re
 from typing import Any
 
+from dsmr_parser.objects import MbusDevice
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
@@ -62,7 +63,7 @@ async def async_get_config_entry_diagnostics(
     reader = entry.runtime_data.reader
     stats = entry.runtime_data.counters
     telegram = coordinator.latest
-    telegram_json = json.loads(telegram.to_json()) if telegram is not None else None
+    telegram_json = _telegram_json(telegram) if telegram is not None else None
     data = dict(entry.data)
     port = _shown_port(str(data.get(CONF_PORT)))
     if isinstance(data.get(CONF_PORT), str):
@@ -83,6 +84,7 @@ async def async_get_config_entry_diagnostics(
             "available": coordinator.last_update_success,
             "telegrams": stats.telegrams,
             "published": coordinator.published,
+            "too_fast": coordinator.too_fast,
             "crc_errors": stats.crc_errors,
             "parse_errors": stats.parse_errors,
             "decryption_errors": stats.decryption_errors,
@@ -91,7 +93,8 @@ async def async_get_config_entry_diagnostics(
             "connection_errors": stats.connection_errors,
             "watchdog_timeouts": stats.watchdog_timeouts,
             "update_errors": stats.update_errors,
-            "last_error": stats.last_error and stats.last_error.replace(reader.port, port),
+            # Its kind only: the message may name the port's host, or quote what a meter sent.
+            "last_error_kind": stats.last_error_kind,
         },
         "telegram": _redact_telegram(telegram_json),
         "raw_telegram": _redact_raw(stats.last_raw),
@@ -99,7 +102,9 @@ async def async_get_config_entry_diagnostics(
     }
     # Identifiers also live on in values made from them (entity unique ids kept in the entry's
     # data, for one): every occurrence, in whatever key, goes.
-    scrubbed: dict[str, Any] = _without(diagnostics, _identifiers(entry, telegram_json))
+    scrubbed: dict[str, Any] = _without(
+        diagnostics, _identifiers(entry, telegram if telegram is not None else ())
+    )
     return scrubbed
 
 
@@ -115,7 +120,7 @@ def _rebroadcast(server: RebroadcastServer | None) -> dict[str, Any] | None:
     }
 
 
-def _identifiers(entry: DsmrConfigEntry, telegram: Any) -> set[str]:
+def _identifiers(entry: DsmrConfigEntry, telegram: Iterable[tuple[str, Any]]) -> set[str]:
     """The meter's and its sub-meters' identifiers, as sent (hex) and as text."""
     found = {
         entry.unique_id,
@@ -129,16 +134,41 @@ def _identifiers(entry: DsmrConfigEntry, telegram: Any) -> set[str]:
     return {str(i) for i in found if i and len(str(i)) >= 6 and str(i).strip("0")}
 
 
-def _telegram_identifiers(data: Any) -> Iterator[str]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key in TELEGRAM_REDACT:
-                yield str(value.get("value") if isinstance(value, dict) else value)
-            else:
-                yield from _telegram_identifiers(value)
-    elif isinstance(data, list):
-        for item in data:
-            yield from _telegram_identifiers(item)
+def _telegram_identifiers(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
+    """Identifying values of a telegram and its M-Bus devices, read from the objects, not JSON."""
+    for name, value in items:
+        if isinstance(value, list):
+            for device in value:
+                if isinstance(device, MbusDevice):
+                    yield from _telegram_identifiers(device)
+        elif name in TELEGRAM_REDACT:
+            try:
+                yield str(value.value)
+            except Exception:  # an object without a value: nothing to redact
+                continue
+
+
+def _telegram_json(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A telegram or M-Bus device as its to_json() has it, item by item: one bad item is named."""
+    data: dict[str, Any] = {}
+    for name, value in items:
+        if isinstance(value, list):  # MBUS_DEVICES
+            data[name] = [
+                _telegram_json(item) | {"CHANNEL_ID": item.channel_id}
+                if isinstance(item, MbusDevice)
+                else _item_json(item)
+                for item in value
+            ]
+        elif hasattr(value, "to_json"):  # as to_json(): other items are left out
+            data[name] = _item_json(value)
+    return data
+
+
+def _item_json(value: Any) -> Any:
+    try:
+        return json.loads(value.to_json())
+    except Exception as err:  # e.g. float() refuses Decimal('sNaN'): the rest is still shown
+        return {"unreadable": type(err).__name__}
 
 
 def _without(data: Any, identifiers: set[str]) -> Any:
