@@ -62,6 +62,7 @@ async def test_stale_mbus_device_can_be_removed(hass: HomeAssistant, hass_ws_cli
     server = TcpServer(Meter("5", seed=9, mbus=("gas", "water")))
     await server.start()
     entry = await setup_meter(hass, server)
+    await send(entry, server)  # the sub-meters: named by two telegrams in a row
     await server.stop()
     only_gas = TcpServer(Meter("5", seed=9, mbus=("gas",)), port=server.port)  # water meter removed
     await only_gas.start()

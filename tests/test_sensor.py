@@ -216,7 +216,7 @@ async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAss
     await with_mbus.start()
     try:
         await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
-        await send(entry, with_mbus)
+        await send(entry, with_mbus, 2)  # a new sub-meter: named by two telegrams in a row
         await hass.async_block_till_done()
         names = sorted(d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id))
         assert names == ["Electricity Meter", "Gas Meter", "Water Meter"]

@@ -42,7 +42,7 @@ from dsmr_dev.translations import (
 )
 from dsmr_sim import Meter, TcpServer
 
-from .helpers import setup_meter
+from .helpers import send, setup_meter
 
 LANGUAGES = ("nl", "fr", "de", "sv")
 CORE_TRANSLATIONS = HA_COMPONENTS / DOMAIN / "translations"
@@ -184,6 +184,7 @@ async def test_a_dutch_home_assistant_names_the_entities_in_dutch(hass: HomeAssi
     await server.start()
     try:
         entry = await setup_meter(hass, server)
+        await send(entry, server)  # the gas meter: named by two telegrams in a row
         registry = er.async_get(hass)
         names = {
             e.translation_key: hass.states.get(e.entity_id).name  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Repair issues: a meter that stays unreachable, a meter that was replaced, a new cycle.
+"""Repair issues: a meter unreachable or replaced, a new cycle, too many M-Bus sub-meters.
 
 (Raised in Home Assistant's issue registry. Not named repairs.py: Home Assistant loads an
 integration's `repairs` module as the platform of its repair fix flows.)
@@ -10,7 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN
+from .const import DOMAIN, LOGGER
 from .ports import port_url, redact_port
 from .reader import ConnectionState
 
@@ -87,3 +87,34 @@ def async_register_new_cycle(
             "after": after,
         },
     )
+
+
+def _too_many_submeters_id(entry: ConfigEntry) -> str:
+    return f"too_many_submeters_{entry.entry_id}"
+
+
+@callback
+def async_too_many_submeters(hass: HomeAssistant, entry: ConfigEntry, cap: int) -> None:
+    """Tell the user (a log line, a repair issue) that no more M-Bus sub-meters are added."""
+    title = redact_port(entry.title)
+    # No identifiers here: an M-Bus identifier is the serial number of someone's meter.
+    LOGGER.warning(
+        "%s has reached the limit of %s M-Bus sub-meters: no more are added (see Repairs)",
+        title,
+        cap,
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        _too_many_submeters_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="too_many_submeters",
+        translation_placeholders={"title": title, "max": str(cap)},
+    )
+
+
+@callback
+def async_submeters_within_cap(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Withdraw the 'too many sub-meters' issue (a new start counts them again)."""
+    ir.async_delete_issue(hass, DOMAIN, _too_many_submeters_id(entry))

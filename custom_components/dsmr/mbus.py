@@ -1,16 +1,21 @@
 """The meter's M-Bus sub-meters (gas, water, heat, cooling): their entities, made as they appear.
 
-A sub-meter's entities are created the first time a telegram carries its channel with a reading
-(a channel that only announces its type and identifier has none, as in core), remembered in the
-entry's data, and created again at the next start before any telegram. Entities core made for
-sub-meters are found in the entity registry and kept, with their unique ids; the reading's unit
-is the line's, and its device class follows it (a gas meter in GJ is energy, as in core).
+A sub-meter's entities are created when a published telegram carries its channel with a
+reading (a channel that only announces its type and identifier has none, as in core) and the
+publish before named the same identifier on that channel: a meter that names another sub-meter
+in every telegram makes none. A sub-meter remembered, or left by core, does not wait. Each is
+remembered in the entry's data, one per channel (a new identifier on a channel replaces the
+record; the old device stays until the user deletes it), and created again at the next start
+before any telegram. Entities core made for sub-meters are found in the entity registry and
+kept, with their unique ids. At most MAX_SUBMETERS sub-meters per entry (restored ones count):
+past that none is added, and a log line and a repair issue say so. The reading's unit is the
+line's, and its device class follows it (a gas meter in GJ is energy, as in core).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -36,8 +41,13 @@ from .derived import flow_key
 from .derived_descriptions import FlowSensorEntityDescription, mbus_flow
 from .descriptions import MBUS_SENSORS, SENSORS, DsmrSensorEntityDescription
 from .entity import readable
+from .issues import async_submeters_within_cap, async_too_many_submeters
 from .migration import PRE_MBUS_GAS_SUFFIXES, async_move_gas_to_mbus
 from .snapshot import MbusReading
+
+# Sub-meters an entry makes at most (restored ones count): a meter has up to 4 in practice
+# (dsmr_parser reads channels 0-9); a bound on what a misbehaving meter adds to the registries.
+MAX_SUBMETERS: Final = 8
 
 # Translation key of a core M-Bus entity -> the M-Bus device type it was created for.
 CORE_MBUS_TRANSLATION_KEYS = {
@@ -89,16 +99,23 @@ class MbusEntities:
         self.async_add_entities = async_add_entities
         self.create = create
         self.create_flow = create_flow
+        # The unique ids of the sub-meters' readings, one per sub-meter: what the cap counts.
         self.unique_ids: set[str] = set()
         self.coordinator = entry.runtime_data.coordinator
         self.hass: HomeAssistant = self.coordinator.hass
-        # Channel -> (identifier, has a reading) as last seen: looked at again when it changes.
+        # Channel -> (identifier, has a reading) as last settled: looked at again when it changes.
         self._known_channels: dict[int, tuple[str | None, bool]] = {}
+        # The last publish looked at: its number, its M-Bus channels and their identifiers.
+        self._number = 0
+        self._mbus: tuple[MbusReading, ...] = ()
+        self._identifiers: dict[int, str | None] = {}
+        self._unsupported: set[int] = set()  # device types logged as unsupported
+        self._full = False  # the cap was met (and the user told)
 
     def restore(self) -> list[SensorEntity]:
         """Entities for the M-Bus devices seen before: remembered by us, or left by core."""
         entities: list[SensorEntity] = []
-        for known in self.entry.data.get(CONF_MBUS_DEVICES, []):
+        for known in self._one_per_channel():
             if known["unit"] is None:
                 continue  # remembered by an earlier release from a channel without a reading
             entities.extend(
@@ -106,7 +123,23 @@ class MbusEntities:
             )
         for channel, device_type, ident, unit in self._left_by_core():
             entities.extend(self._entities(channel, device_type, ident, unit))
+        if len(self.unique_ids) > MAX_SUBMETERS:
+            self._cap_met()  # an earlier release made them: the user can delete stale ones
+        else:
+            async_submeters_within_cap(self.hass, self.entry)
         return entities
+
+    def _one_per_channel(self) -> list[Mapping[str, Any]]:
+        """The remembered sub-meters, the latest of each channel (earlier releases kept all)."""
+        before: list[Mapping[str, Any]] = self.entry.data.get(CONF_MBUS_DEVICES, [])
+        latest = {k["channel"]: k for k in before}
+        if len(latest) < len(before):
+            known = [k for k in before if latest[k["channel"]] is k]
+            self.hass.config_entries.async_update_entry(
+                self.entry, data={**self.entry.data, CONF_MBUS_DEVICES: known}
+            )
+            return known
+        return before
 
     def _left_by_core(self) -> list[tuple[int, int, str | None, str | None]]:
         """M-Bus entities in the registry that this entry has not remembered (core made them).
@@ -139,44 +172,86 @@ class MbusEntities:
     def update(self) -> None:
         """On every publish: look at the M-Bus channels that are new or changed."""
         snapshot = self.coordinator.data
-        if snapshot is None or not snapshot.mbus:
-            return
+        if snapshot is None or snapshot.number == self._number:
+            return  # nothing published since the last look (a listener call for availability)
+        in_a_row = snapshot.number == self._number + 1
+        previous = self._identifiers if in_a_row else {}
+        self._number = snapshot.number
+        mbus = snapshot.mbus
+        if mbus is not self._mbus:  # the same lines are the same tuple: nothing to read
+            self._mbus = mbus
+            self._identifiers = {device.channel: device.identifier for device in mbus}
         known = self._known_channels
-        for device in snapshot.mbus:
+        for device in mbus:
             seen = (device.identifier, device.has_reading)
-            if known.get(device.channel) != seen:
-                known[device.channel] = seen
-                self.found(device)
+            if known.get(device.channel) == seen:
+                continue
+            channel = device.channel
+            again = channel in previous and previous[channel] == device.identifier
+            if self.found(device, seen_before=again):
+                known[channel] = seen
 
-    def found(self, device: MbusReading) -> None:
-        """Add entities for an M-Bus device seen in a telegram, unless they exist."""
+    def found(self, device: MbusReading, *, seen_before: bool) -> bool:
+        """Add entities for an M-Bus device of the published telegram, unless they exist.
+
+        `seen_before`: the previous publish had this identifier on this channel (with a reading
+        or without); a device nobody knows waits for that. False: look again at the next publish.
+        """
         device_type = device.device_type
         if device_type is None:
-            return
+            return True
         if device_type not in MBUS_SENSORS:
-            LOGGER.info(
-                "M-Bus channel %s: device type %s is not supported", device.channel, device_type
-            )
-            return
+            if device_type not in self._unsupported:
+                self._unsupported.add(device_type)
+                LOGGER.info(
+                    "M-Bus channel %s: device type %s is not supported", device.channel, device_type
+                )
+            return True
         if not device.has_reading:
-            return  # type and identifier only: no entity until a reading comes (as core)
-        ident = device.identifier
+            return True  # type and identifier only: no entity until a reading comes (as core)
+        channel, ident = device.channel, device.identifier
+        _, unique_id = self._ids(channel, device_type, ident)
+        known = unique_id in self.unique_ids or self._remembered(channel, ident)
+        if not (known or seen_before):
+            # A sub-meter named in one telegram only (a meter that makes up an identifier each
+            # time) would be a device and a record for good: the next publish must name it too.
+            return False
         if ident:
             async_move_gas_to_mbus(self.hass, self.entry, ident)
-        entities = self._entities(device.channel, device_type, ident, device.unit)
-        if not entities:
-            return
-        self._remember(device.channel, device_type, ident, device.unit)
+        if unique_id in self.unique_ids:
+            return True
+        if len(self.unique_ids) >= MAX_SUBMETERS:
+            self._cap_met()
+            return True
+        entities = self._entities(channel, device_type, ident, device.unit)
+        self._remember(channel, device_type, ident, device.unit)
         self.async_add_entities(entities)
+        return True
+
+    def _remembered(self, channel: int, ident: str | None) -> bool:
+        return any(
+            k["channel"] == channel and k["id"] == ident
+            for k in self.entry.data.get(CONF_MBUS_DEVICES, [])
+        )
+
+    def _cap_met(self) -> None:
+        if not self._full:
+            self._full = True
+            async_too_many_submeters(self.hass, self.entry, MAX_SUBMETERS)
+
+    def _ids(self, channel: int, device_type: int, ident: str | None) -> tuple[str, str]:
+        """The sub-meter's device serial and its reading's unique id (core's)."""
+        data = self.entry.data
+        description, _ = MBUS_SENSORS[device_type]
+        serial = ident or (data.get(CONF_SERIAL_ID_GAS) if description.is_gas else None)
+        serial = serial or data.get(CONF_SERIAL_ID) or self.entry.entry_id
+        return serial, (serial if ident else f"{serial}_{channel}")
 
     def _entities(
         self, channel: int, device_type: int, ident: str | None, unit: str | None
     ) -> list[SensorEntity]:
-        data = self.entry.data
         description, name = MBUS_SENSORS[device_type]
-        serial = ident or (data.get(CONF_SERIAL_ID_GAS) if description.is_gas else None)
-        serial = serial or data.get(CONF_SERIAL_ID) or self.entry.entry_id
-        unique_id = serial if ident else f"{serial}_{channel}"
+        serial, unique_id = self._ids(channel, device_type, ident)
         if unique_id in self.unique_ids:
             return []
         self.unique_ids.add(unique_id)
@@ -194,11 +269,11 @@ class MbusEntities:
     def _remember(
         self, channel: int, device_type: int, ident: str | None, unit: str | None
     ) -> None:
-        known: list[Mapping[str, Any]] = list(self.entry.data.get(CONF_MBUS_DEVICES, []))
+        """Store the sub-meter for the next start, in place of its channel's earlier one."""
+        before: list[Mapping[str, Any]] = self.entry.data.get(CONF_MBUS_DEVICES, [])
         record = {"channel": channel, "type": device_type, "id": ident, "unit": unit}
-        if record in known:
-            return
-        known = [k for k in known if k["channel"] != channel or k["id"] != ident] + [record]
-        self.hass.config_entries.async_update_entry(
-            self.entry, data={**self.entry.data, CONF_MBUS_DEVICES: known}
-        )
+        known = [k for k in before if k["channel"] != channel] + [record]
+        if known != before:
+            self.hass.config_entries.async_update_entry(
+                self.entry, data={**self.entry.data, CONF_MBUS_DEVICES: known}
+            )
