@@ -6,7 +6,8 @@ telegram); this computes the same CRC with tables two bytes per step (13-20 us).
 `ChecksumCheck` is quicker still for a meter's stream: CRC-16/ARC starts from zero and adds
 nothing at the end, so it is linear: for texts of one length, crc(a) ^ crc(b) = crc(a ^ b).
 A telegram as long as the last one differs from it in a few values; the CRC of the difference
-costs those bytes, and each run of zero bytes between them a few table steps (`_skip`).
+costs those bytes, and each run of zero bytes between them a few table steps (`_skip`). A text
+longer than any meter's telegram (MAX_REMEMBERED) is checked but not remembered.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _CHECKSUM_CONTENTS: Final = re.compile(r"\/.+\!", re.DOTALL)
 # dsmr_parser looks for its checksum with r"((?<=\!)[0-9A-Z]{1,4})+", a look-behind tried at every
 # position; the first "!" followed by 1-4 of [0-9A-Z] is the same match, found much faster.
 _CHECKSUM_HEX: Final = re.compile(r"!([0-9A-Z]{1,4})")
+# Longer texts are checked but not kept for the next one (a meter's: under 3 KB).
+MAX_REMEMBERED: Final = 16 * 1024
 
 
 def _crc_tables() -> tuple[list[int], list[int], list[int]]:
@@ -149,7 +152,7 @@ class ChecksumCheck:
         _check(self._crc(contents.group(0)), checksum_hex.group(1))
 
     def _crc(self, text: str) -> int:
-        if not text.isascii():
+        if len(text) > MAX_REMEMBERED or not text.isascii():
             self._last = None
             return crc16(text)
         data = text.encode("ascii")

@@ -26,6 +26,10 @@ Lines with an OBIS code that no object of the specification matches are not thro
 `unknown_lines(telegram)` gives them (code -> the rest of the line), for generic sensors; and
 `changed_since(telegram, previous)` says which values moved, so a reader can skip the rest.
 
+Nothing a meter does not send is kept: a telegram of more than MAX_LINES lines raises
+`TooManyLines` (before its CRC is checked), and a line longer than MAX_LINE is parsed but not
+remembered (nor is the telegram it is in: the next one is parsed in full).
+
 Telegrams it cannot map line by line (a stray line feed, a line that is nothing but an OBIS
 code, objects whose expression spans lines such as DSMR 2.2's gas reading) are handled
 exactly as `TelegramParser.parse` does: by running the object's expression over the telegram.
@@ -44,13 +48,22 @@ import re
 from types import MappingProxyType
 from typing import Any, Final, cast
 
+from dsmr_parser.exceptions import ParseError
 from dsmr_parser.objects import DSMRObject, Telegram
 
 from .checksum import ChecksumCheck
 from .decryption import Decryptor
 from .values import SKIP, parse_line
 
-__all__ = ["PARSER_ATTRIBUTES", "CachingTelegramParser", "changed_since", "unknown_lines"]
+__all__ = [
+    "MAX_LINE",
+    "MAX_LINES",
+    "PARSER_ATTRIBUTES",
+    "CachingTelegramParser",
+    "TooManyLines",
+    "changed_since",
+    "unknown_lines",
+]
 
 # An expression of the form every line-local object in dsmr_parser's specifications has:
 # `^` + an OBIS code pattern that matches neither "(" nor a line break + `.+?\r\n`. Such an
@@ -72,9 +85,21 @@ _SERIALS: Final = count(1)
 EXPRESSION_FLAGS: Final = re.DOTALL | re.MULTILINE
 # Distinct line keys remembered (OBIS codes in practice; garbage lines are keys too).
 MAX_KEYS: Final = 512
+# Longer keys are not remembered: a real one is an OBIS code (at most 16 characters).
+MAX_KEY: Final = 64
+# Longer lines are parsed but not remembered. Real ones are under 600 bytes; DSMR allows a
+# text message of up to 2048 hex digits, which is parsed anew each time.
+MAX_LINE: Final = 1024
+# More lines than this is no meter's telegram (real ones have under 60): it is not parsed.
+MAX_LINES: Final = 200
 _UNPARSED: Final = object()
 _RUNS_ON: Final = object()  # a line that is nothing but an OBIS code: cannot be mapped alone
 _NO_LINES: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class TooManyLines(ParseError):  # type: ignore[misc]
+    """A telegram of more than MAX_LINES lines: no meter sends one, it is not parsed."""
+
 
 type _Place = tuple[int, int]  # (object index in the specification, occurrence in the telegram)
 # What a line is: the objects it holds, its unknown OBIS code, or None (not part of any object).
@@ -162,11 +187,20 @@ class CachingTelegramParser:
         authentication_key: str | None = "",
         throw_ex: bool = False,
     ) -> Telegram:
-        """Parse a telegram as `TelegramParser.parse` does; raise what it raises."""
-        if self._decryptor is not None:
-            telegram_data = self.last_plain = self._decryptor.decrypt(
-                telegram_data, encryption_key, authentication_key
-            )
+        """Parse a telegram as `TelegramParser.parse` does; raise what it raises.
+
+        And `TooManyLines` for a telegram of more than MAX_LINES lines.
+        """
+        if self._decryptor is None:
+            return self._parse_plain(telegram_data, throw_ex)
+        plain = self._decryptor.decrypt(telegram_data, encryption_key, authentication_key)
+        telegram = self._parse_plain(plain, throw_ex)
+        self.last_plain = plain
+        return telegram
+
+    def _parse_plain(self, telegram_data: str, throw_ex: bool) -> Telegram:
+        if telegram_data.count("\n") > MAX_LINES:  # before the CRC: each line costs
+            raise TooManyLines(f"A telegram of more than {MAX_LINES} lines")
         if self.apply_checksum_validation and self.telegram_specification["checksum_support"]:
             self._checksum.validate(telegram_data)
         lines = telegram_data.split("\r\n")
@@ -209,6 +243,8 @@ class CachingTelegramParser:
             indices.append(index)
         else:
             result = tuple(indices)
+        if len(key) > MAX_KEY:
+            return result
         if len(self._keys) >= MAX_KEYS:
             self._keys.clear()
             self._unknown_codes.clear()
@@ -251,7 +287,7 @@ class CachingTelegramParser:
             lines, kinds, places, matches, Telegram(), {}, frozenset(), MappingProxyType(unknown)
         )
         complete = self._build(layout, throw_ex, {})
-        if complete:
+        if complete and max(map(len, lines)) <= MAX_LINE:
             self._layout = layout
         return layout.telegram
 
@@ -268,6 +304,8 @@ class CachingTelegramParser:
         last_line = len(lines) - 1
         for i in compress(range(last_line), map(str.__ne__, lines, layout.lines, strict=True)):
             line = lines[i]
+            if len(line) > MAX_LINE:
+                return None  # the long way, which does not keep it
             kind = self._kind(line)
             if kind != kinds[i]:
                 return None
@@ -322,6 +360,7 @@ class CachingTelegramParser:
         """Add the layout's objects to its (empty) telegram; False if a line did not parse."""
         telegram = layout.telegram
         last = self._last
+        kept: dict[_Place, tuple[str, Any]] = {}  # this telegram's objects only
         attribute_of: dict[str, _Place] = {}
         entry_of: dict[str, _Place] = {}
         mbus: list[_Place] = []
@@ -334,6 +373,7 @@ class CachingTelegramParser:
                 if cached is not None and cached[0] == text:
                     self.cache_hits += 1
                     dsmr_object = cached[1]
+                    kept[place] = cached
                 else:
                     self.cache_misses += 1
                     dsmr_object = parsed.get(place, _UNPARSED)
@@ -342,7 +382,8 @@ class CachingTelegramParser:
                     if dsmr_object is SKIP:
                         complete = False
                         continue
-                    last[place] = (text, dsmr_object)
+                    if len(text) <= MAX_LINE + 2:  # with its CRLF
+                        kept[place] = (text, dsmr_object)
                 telegram.add(
                     obis_reference=reference, dsmr_object=dsmr_object, obis_name=value_name
                 )
@@ -356,6 +397,7 @@ class CachingTelegramParser:
             place: (place in attributes, place in entries) for place in attributes | entries
         }
         layout.mbus = frozenset(mbus)
+        self._last = kept
         setattr(telegram, UNKNOWN_LINES, layout.unknown)
         setattr(telegram, PARSED, (next(_SERIALS), None, frozenset()))
         return complete

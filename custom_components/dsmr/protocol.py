@@ -1,10 +1,11 @@
 """The P1 protocol: cut the byte stream into telegrams, parse them, count what is bad.
 
 serialx delivers bytes to `P1Protocol.data_received`, which cuts them into telegrams (on
-bytes: a non-ASCII byte skips its telegram, noise is bounded), parses each with dsmr_parser
-(CRC, decryption), hands every accepted frame to the frame sink (sharing) and the parsed
-telegram to `telegram_callback`, on the same event loop: no queue. A silence watchdog closes
-a connection that stopped sending. `RfxtrxP1Protocol` unwraps RFXtrx packets first.
+bytes, looking at each byte a bounded number of times: a non-ASCII byte skips its telegram, a
+frame longer than MAX_FRAME is skipped and never held, noise is dropped), parses each with
+dsmr_parser (CRC, decryption), hands every accepted frame to the frame sink (sharing) and the
+parsed telegram to `telegram_callback`, on the same event loop: no queue. A silence watchdog
+closes a connection that stopped sending. `RfxtrxP1Protocol` unwraps RFXtrx packets first.
 The connection's life (open, reconnect) is reader.py's.
 """
 
@@ -17,7 +18,11 @@ import time
 from typing import Any
 
 from dsmr_parser.clients.protocol import DSMRProtocol
-from dsmr_parser.clients.rfxtrx_protocol import RFXtrxDSMRProtocol
+from dsmr_parser.clients.rfxtrx_protocol import (
+    PACKETTYPE_DSMR,
+    SUBTYPE_P1,
+    RFXtrxDSMRProtocol,
+)
 from dsmr_parser.exceptions import DecryptionError, InvalidChecksumError
 from serialx import PARITY_NONE
 
@@ -25,13 +30,22 @@ from .const import DEFAULT_WATCHDOG_TIMEOUT
 from .counters import ReaderStats
 from .decryption import decrypt
 from .dsmr_library import PARSING, Parser, new_parser
-from .parser import CachingTelegramParser
+from .parser import MAX_LINES, CachingTelegramParser, TooManyLines
 
 # A telegram as dsmr_parser's TelegramBuffer defines it, on bytes: '/' up to the first '!', the
 # CRC (0-4 hex digits, unpadded allowed), an optional NUL, CRLF.
 TELEGRAM_FRAME = re.compile(rb"/[^/]+?![A-F0-9]{0,4}\x00?\r\n", re.DOTALL)
-# A stream with no complete telegram in this many bytes is noise: keep only its tail.
-MAX_BUFFER = 16 * 1024
+# Its end. A telegram ends at the first such end at least two bytes after its '/', which is the
+# last '/' before that end (`[^/]`): what comes before the last '/' is never part of one.
+FRAME_END = re.compile(rb"![A-F0-9]{0,4}\x00?\r\n")
+END_SIZE = 8  # an end's most bytes: a '!' this far from the data's end has been decided
+# No meter sends a longer frame (real ones are under 3 KB, encrypted ones too): a longer one
+# is skipped as it comes, and counted.
+MAX_FRAME = 16 * 1024
+# An encrypted (DLMS general-global-cipher) frame: tag, system title length, system title,
+# 0x82 and the length of the rest in two bytes (dsmr_parser's EncryptedTelegramBuffer).
+DLMS_TAG = 0xDB
+DLMS_LONG_LENGTH = 0x82
 # A meter takes ~80 ms to send a DSMR 5 telegram at 115200 baud, and a USB serial adapter (or a
 # serial-to-network bridge) hands it over a few dozen bytes at a time: 15 or more wake-ups per
 # telegram, each costing more than parsing a changed line. Once a telegram has begun, the
@@ -83,7 +97,10 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         self.plain_frames = plain_frames
         self.done = asyncio.Event()  # set when the connection is lost
         self.close_reason: str | None = None
+        # The telegram that may be coming: from its '/' (or an encrypted frame's tag) on.
         self._buffer = bytearray()
+        self._scanned = 0  # where in `_buffer` the search for the telegram's end goes on
+        self._skip = 0  # bytes of an oversized encrypted frame still to come (dropped)
         self._watchdog_timeout = watchdog_timeout
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_frame = 0.0
@@ -137,19 +154,11 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
     def _data_received(self, data: bytes) -> None:
         """Cut complete telegrams out of the byte stream and handle each."""
         if self.encrypted:  # the silence watchdog is fed by frames that decrypt only
-            super().data_received(data)
+            for dlms in self._cut_encrypted(data):
+                super().data_received(dlms)  # whole: dsmr_parser's buffer yields it at once
             return
-        buffer = self._buffer
-        buffer += data
-        if b"!" not in buffer:  # most chunks: a telegram has begun, its end is still to come
-            self._hold()
-            return
-        end = 0
-        for match in TELEGRAM_FRAME.finditer(buffer):
-            self.stats.discarded_bytes += match.start() - end
-            end = match.end()
+        for frame in self._cut(data):
             self._last_frame = self.loop.time()
-            frame = match.group()
             self._frame_size = len(frame)
             self._wait_decided = False
             if frame.isascii():
@@ -157,26 +166,106 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
             else:
                 self.stats.parse_errors += 1
                 self.stats.fault("non_ascii", "Skipped a telegram with non-ASCII bytes")
-        if end:
-            del buffer[:end]
         self._hold()
 
+    def _cut(self, data: bytes) -> list[bytearray]:
+        """The frames `data` completes, as TELEGRAM_FRAME finds them in the whole stream.
+
+        The search for an end goes on where it stopped; what cannot be part of a telegram is
+        dropped (counted) at once, and a telegram longer than MAX_FRAME as soon as it is.
+        """
+        buffer = self._buffer
+        start = 0 if buffer else -1  # the last '/', where a telegram would begin
+        buffer += data
+        at, kept = self._scanned, 0  # bytes before `kept` are counted: frames or dropped
+        frames: list[bytearray] = []
+        while True:
+            end = FRAME_END.search(buffer, at)
+            stop = end.start() if end else len(buffer)
+            if (slash := buffer.rfind(b"/", at, stop)) >= 0:
+                start = slash
+            if end is None:
+                break
+            at = end.end()
+            if 0 <= start < stop - 1:
+                self.stats.discarded_bytes += start - kept
+                if at - start > MAX_FRAME:
+                    self.stats.discarded_bytes += at - start
+                    self._oversized()
+                else:
+                    frames.append(buffer[start:at])
+                kept, start = at, -1
+        cut = start if start >= 0 else len(buffer)
+        self.stats.discarded_bytes += cut - kept
+        del buffer[:cut]
+        self._scanned = max(at - cut, len(buffer) - END_SIZE + 1, 0)
+        if len(buffer) > MAX_FRAME:
+            self.stats.discarded_bytes += len(buffer)
+            buffer.clear()
+            self._scanned = 0
+            self._oversized()
+        return frames
+
+    def _cut_encrypted(self, data: bytes) -> list[bytes]:
+        """The DLMS frames `data` completes, as dsmr_parser's buffer cuts them.
+
+        A frame that announces more than MAX_FRAME bytes is dropped as its bytes come.
+        """
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            self.stats.discarded_bytes += skipped
+            data = data[skipped:]
+        buffer = self._buffer
+        buffer += data
+        frames: list[bytes] = []
+        while (start := buffer.find(DLMS_TAG)) >= 0:
+            self.stats.discarded_bytes += start
+            del buffer[:start]
+            if len(buffer) < 2:
+                return frames
+            header = 5 + buffer[1]
+            if len(buffer) < header:
+                return frames
+            if buffer[header - 3] != DLMS_LONG_LENGTH:  # no frame: look for the next tag
+                self.stats.discarded_bytes += 1
+                del buffer[:1]
+                continue
+            size = header + int.from_bytes(buffer[header - 2 : header])
+            if size > MAX_FRAME:
+                dropped = min(size, len(buffer))
+                self.stats.discarded_bytes += dropped
+                del buffer[:dropped]
+                self._skip = size - dropped
+                self._oversized()
+                continue
+            if len(buffer) < size:
+                return frames
+            frames.append(bytes(buffer[:size]))
+            del buffer[:size]
+        self.stats.discarded_bytes += len(buffer)
+        buffer.clear()
+        return frames
+
+    def _oversized(self) -> None:
+        """Count a frame no meter sends as skipped (its bytes are counted as they go)."""
+        self._wait_decided = False
+        self.stats.parse_errors += 1
+        self.stats.fault("frame_size", "Skipped a frame of more than %d bytes", MAX_FRAME)
+
     def _hold(self) -> None:
-        """Keep what may become a telegram: drop noise, or wait for the rest of a telegram."""
-        if len(self._buffer) > MAX_BUFFER:
-            self._trim()
-        elif self._buffer and self._line_rate and not self._wait_decided:
+        """Wait for the rest of a telegram that has begun, if worth it (once per telegram)."""
+        if self._buffer and self._line_rate and not self._wait_decided:
             self._wait_for_rest()
 
     def _wait_for_rest(self) -> None:
         """Stop reading until the telegram that has begun should be complete."""
-        start = self._buffer.rfind(b"/")
         transport = self.transport
-        if start < 0 or not self._frame_size or not isinstance(transport, asyncio.ReadTransport):
+        if not self._frame_size or not isinstance(transport, asyncio.ReadTransport):
             return
         assert self._line_rate is not None
         self._wait_decided = True  # decided once per telegram, on its first piece
-        wait = (self._frame_size - (len(self._buffer) - start)) / self._line_rate
+        wait = (self._frame_size - len(self._buffer)) / self._line_rate
         if wait < MIN_PAUSE or transport.is_closing():
             return
         try:
@@ -191,13 +280,6 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         transport = self.transport
         if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
             transport.resume_reading()
-
-    def _trim(self) -> None:
-        """Drop what cannot become a telegram: all but an unfinished one at the end."""
-        start = self._buffer.rfind(b"/")
-        cut = start if start > 0 else len(self._buffer)
-        del self._buffer[:cut]
-        self.stats.discarded_bytes += cut
 
     def handle_telegram(self, telegram: str) -> None:
         """Parse one telegram; count and skip it when it is bad."""
@@ -215,6 +297,10 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
         except InvalidChecksumError:
             stats.crc_errors += 1
             stats.fault("crc", "Skipped a telegram with a bad CRC; check the P1 cable")
+            return
+        except TooManyLines:
+            stats.parse_errors += 1
+            stats.fault("line_count", "Skipped a telegram of more than %d lines", MAX_LINES)
             return
         except Exception as err:  # dsmr_parser and dlms_cosem raise many kinds
             # The message may quote a line (identifiers included): log the kind only.
@@ -281,13 +367,41 @@ class P1Protocol(DSMRProtocol):  # type: ignore[misc]
 class RfxtrxP1Protocol(RFXtrxDSMRProtocol, P1Protocol):  # type: ignore[misc]
     """P1 telegrams wrapped in RFXtrx packets."""
 
+    remaining_data: bytes  # an unfinished packet (less than 256 bytes)
+
     def data_received(self, data: bytes) -> None:
-        """Unwrap the packets (dsmr_parser's framing, which raises on scraps), then as P1."""
+        """Unwrap the packets, then read their P1 bytes as P1Protocol does."""
         try:
-            RFXtrxDSMRProtocol.data_received(self, data)  # its P1 bytes: P1Protocol's
+            self._unwrap(data)
         except Exception as err:  # counted and logged, the next chunk flows
             self.remaining_data = b""
             self.internal_error(err)
+
+    def _unwrap(self, data: bytes) -> None:
+        """dsmr_parser's unwrapping (`RFXtrxDSMRProtocol.data_received`), in one pass.
+
+        A packet is its length byte (of what follows), type, subtype, a sequence number and
+        data; the data of P1 packets (type 0x62, subtype 0x01) is P1 bytes, other packets are
+        skipped. dsmr_parser cuts the rest off after each packet (a copy each: quadratic) and
+        raises on a packet too short for its header; here those are counted, once per chunk.
+        """
+        if self.remaining_data:
+            data = self.remaining_data + data
+        at, size, scraps = 0, len(data), 0
+        while at < size:
+            end = at + data[at] + 1
+            if end > size:
+                break
+            if end - at < 4:
+                scraps += end - at
+            elif data[at + 1] == PACKETTYPE_DSMR and data[at + 2] == SUBTYPE_P1 and end > at + 4:
+                P1Protocol.data_received(self, data[at + 4 : end])
+            at = end
+        self.remaining_data = data[at:]
+        if scraps:
+            self.stats.parse_errors += 1
+            self.stats.discarded_bytes += scraps
+            self.stats.fault("rfxtrx", "Skipped RFXtrx packets too short to hold P1 data")
 
 
 def line_rate(settings: Mapping[str, Any]) -> float:
