@@ -44,7 +44,7 @@ async def test_connection_follows_the_meter(hass: HomeAssistant) -> None:
         await wait_for(lambda: hass.states.get(CONNECTION).state == STATE_OFF)
         server = TcpServer(Meter("5", seed=13), port=port)
         await server.start()
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
         assert hass.states.get(CONNECTION).state == STATE_OFF  # connected, no telegram yet
         await send(entry, server)
         await wait_for(lambda: hass.states.get(CONNECTION).state == STATE_ON)

@@ -109,7 +109,7 @@ async def meter_entry(
 
 async def send(entry: MockConfigEntry, bridge: RawBridge, *texts: str) -> None:
     """Send telegrams and wait until the reader has taken each."""
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     for text in texts:
         before = stats.telegrams + stats.crc_errors + stats.parse_errors
         await bridge.send(text.encode("ascii"))
@@ -150,7 +150,7 @@ async def test_a_flood_inside_the_window_keeps_nothing_per_telegram(
         meter.step(1)
         payloads.append(meter.payload())
     burst = b"".join(payloads)
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     before_count, before_rss = stats.telegrams, resident()
     for _ in range(rounds):
         await bridge.send(burst)
@@ -226,7 +226,7 @@ async def test_an_unreadable_value_costs_only_its_entity(
         for entity_id in witnesses:
             assert float(state(hass, entity_id)) == 9000 + n + n / 1000, (code, bad, entity_id)
         assert state(hass, victim) not in ("inf", "nan", "-inf"), (code, bad)
-    assert entry.runtime_data.counters.update_errors == 0
+    assert entry.runtime_data.coordinator.counters.update_errors == 0
 
 
 # --- the gas flow entity of a DSMR 2.2/4 meter whose reading gives no flow --------------------
@@ -249,7 +249,7 @@ async def test_a_gas_flow_without_a_flow_is_unknown_not_an_error(
     await send(entry, bridge, telegram(), telegram())
     await hass.async_block_till_done()
     assert state(hass, GAS_FLOW) == "unknown"
-    assert entry.runtime_data.counters.update_errors == 0
+    assert entry.runtime_data.coordinator.counters.update_errors == 0
 
 
 # --- an M-Bus device type given as text, as core's own tests give it ------------------------

@@ -209,9 +209,9 @@ async def test_network(
     assert entry.options == {}
     # The new entry is set up and reads the same bridge.
     assert entry.state is ConfigEntryState.LOADED
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
-    assert entry.runtime_data.reader.stats.telegrams == 1
+    assert entry.runtime_data.coordinator.counters.telegrams == 1
 
 
 async def test_network_without_equipment_id(hass: HomeAssistant, tcp: Tcp) -> None:
@@ -616,7 +616,7 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options == {"time_between_update": 5, "watchdog_timeout": 90}
-    assert entry.runtime_data.reader.watchdog_timeout == 90
+    assert entry.runtime_data.connection.watchdog_timeout == 90
     # Saved options reload the entry: a new coordinator with the new window.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.coordinator is not coordinator

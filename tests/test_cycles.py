@@ -112,7 +112,7 @@ async def test_glitch_to_zero_is_held(
     assert hass.states.get(IMPORT_1).state == "1234.568"
     assert [s for s in shown if s.startswith("0")] == []
     assert not ir.async_get(hass).async_get_issue(DOMAIN, f"new_cycle_{IMPORT_1}")
-    assert "went down" in str(entry.runtime_data.reader.stats.last_error)
+    assert "went down" in str(entry.runtime_data.coordinator.counters.last_error)
 
 
 @pytest.mark.freeze_time(T0, tick=True)

@@ -127,14 +127,14 @@ async def test_the_forecast_is_derived_only_while_an_entity_shows_it(
     for entity_id in (FORECAST, HEADROOM, PEAK_AHEAD):
         registry.async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server, 2)
     coordinator = entry.runtime_data.coordinator
     assert coordinator.data.derived.quarter is None  # nobody shows it: not derived
     assert coordinator.data.value("current_electricity_usage") is not None
     registry.async_update_entity(HEADROOM, disabled_by=None)  # one comes back
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server, 2)
     assert entry.runtime_data.coordinator.data.derived.quarter is not None
     assert number(HEADROOM, hass) is not None
@@ -154,7 +154,7 @@ async def test_the_threshold_option_sets_the_limit(
     result = await hass.config_entries.options.async_init(entry.entry_id)
     await hass.config_entries.options.async_configure(result["flow_id"], {"peak_threshold": 0})
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     month_peak = hass.states.get(HEADROOM).attributes["month_peak"]
     assert 0 < month_peak < 42.5

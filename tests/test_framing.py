@@ -90,7 +90,7 @@ async def meter_entry(hass: HomeAssistant, port: int, meter: Meter, **data: Any)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     return entry
 
 
@@ -102,7 +102,7 @@ async def bridge_entry(
     servers.append(bridge)
     entry = await meter_entry(hass, bridge.port, meter, **data)
     await wait_for(lambda: bridge.client_count == 1)
-    return bridge, entry, entry.runtime_data.reader.stats
+    return bridge, entry, entry.runtime_data.coordinator.counters
 
 
 async def send_in(bridge: RawBridge, data: bytes, writes: int) -> None:
@@ -417,7 +417,7 @@ async def loop_share_under_flood(
     try:
         port = int(await process.stdout.readline())
         entry = await meter_entry(hass, port, Meter("5", seed=78))
-        stats = entry.runtime_data.reader.stats
+        stats = entry.runtime_data.coordinator.counters
         process.stdin.write(b"go\n")
         await asyncio.sleep(0.3)  # under way
         loop = asyncio.get_running_loop()

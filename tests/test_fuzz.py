@@ -181,7 +181,7 @@ async def pipeline(hass: HomeAssistant, servers: list[Any]) -> tuple[RawBridge, 
         registry.async_update_entity(reg.entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     return bridge, entry
 
 

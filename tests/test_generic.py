@@ -68,7 +68,7 @@ async def enable_generic(hass: HomeAssistant, entry: MockConfigEntry) -> None:
             registry.async_update_entity(reg.entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
 
 
 def test_parse_value() -> None:
@@ -181,7 +181,7 @@ async def test_restored_after_a_reload_before_any_telegram(
     sent = server.telegrams_sent
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     assert entry.runtime_data.coordinator.data is None  # nothing received since the reload
     assert server.telegrams_sent == sent
     after = {e: hass.states.get(e).state for e in ENTITY_IDS.values()}
@@ -241,7 +241,7 @@ async def test_restored_at_setup_after_a_restart(hass: HomeAssistant, server: Tc
     assert state.attributes["state_class"] == "measurement"
     assert hass.states.get("sensor.electricity_meter_obis_0_0_96_50_1").state == "Xemex"
     # The meter's telegram replaces the text; the line it does not send keeps its value.
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     server.meter.extra_lines = ["0-0:96.50.1(Other)"]
     await send(entry, server)
     assert hass.states.get("sensor.electricity_meter_obis_0_0_96_50_1").state == "Other"

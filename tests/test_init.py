@@ -49,7 +49,7 @@ async def test_setup_and_unload(hass: HomeAssistant) -> None:
         assert entry.state is ConfigEntryState.NOT_LOADED
         await wait_for(lambda: server.client_count == 0)
         assert await hass.config_entries.async_setup(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         assert entry.runtime_data is not data
         assert await hass.config_entries.async_unload(entry.entry_id)
@@ -67,7 +67,7 @@ async def test_stale_mbus_device_can_be_removed(hass: HomeAssistant, hass_ws_cli
     only_gas = TcpServer(Meter("5", seed=9, mbus=("gas",)), port=server.port)  # water meter removed
     await only_gas.start()
     try:
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
         await send(entry, only_gas)
         assert await async_setup_component(hass, "config", {})
         client = await hass_ws_client(hass)
@@ -147,7 +147,7 @@ async def test_snapshots_read_the_fields_the_entities_show(hass: HomeAssistant) 
         assert entity_id is not None
         registry.async_update_entity(entity_id, disabled_by=None)
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         assert "net_power" in entry.runtime_data.coordinator.data.readings
         assert hass.states.get(entity_id) is not None

@@ -97,7 +97,7 @@ async def bridge_entry(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     return bridge, entry
 
 
@@ -105,7 +105,7 @@ async def deliver(
     hass: HomeAssistant, bridge: RawBridge, entry: MockConfigEntry, data: bytes
 ) -> None:
     """Send one telegram and wait until it is read and what it made is registered."""
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     before = stats.telegrams
     await bridge.send(data)
     await wait_for(lambda: stats.telegrams == before + 1)
@@ -197,7 +197,7 @@ async def test_a_gas_meter_appears_after_its_second_telegram(
     # At the next start it is there before any telegram, and shows the first one published.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     assert hass.states.get(GAS) is not None
     await deliver(hass, bridge, entry, frame(3, channel(1, GAS_ID, 12.347)))
     assert state(hass, GAS) == "12.347"
@@ -239,7 +239,7 @@ async def test_a_known_gas_meter_needs_no_second_telegram(
         register_gas_meter(hass, entry, GAS_ID)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+        await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     await deliver(hass, bridge, entry, frame(1, channel(1, GAS_ID, 12.345)))
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     assert unique_id_of(hass, GAS) == GAS_ID
@@ -338,7 +338,7 @@ async def test_no_more_sub_meters_than_the_cap(
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue.issue_id) is None
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     for n in range(2):
         await deliver(hass, bridge, entry, frame(30 + n, *lines(30 + n, steady[0])))
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue.issue_id) is not None
@@ -368,7 +368,7 @@ async def test_an_entry_filled_by_an_earlier_release_is_told_at_start(
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"too_many_submeters_{entry.entry_id}")
     assert issue is not None
     assert issue.translation_placeholders == {"title": "Meter in the hall", "max": "8"}
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     for n in range(2):
         await deliver(hass, bridge, entry, frame(n, channel(2, WATER_ID, 1 + n, kind="007")))
     assert "Water Meter" not in device_names(hass, entry)

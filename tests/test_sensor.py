@@ -22,14 +22,10 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.coordinator import DsmrCoordinator
-from custom_components.dsmr.descriptions import (
-    NOT_ENTITIES,
-    SENSORS,
-    spec_value_names,
-    version_sensors,
-)
-from custom_components.dsmr.health import Health
-from custom_components.dsmr.sensor import DsmrSensor
+from custom_components.dsmr.coordinator import Health
+from custom_components.dsmr.entity import DsmrSensor
+from custom_components.dsmr.p1.telegram import value_names as spec_value_names
+from custom_components.dsmr.sensor import NOT_SENSORS as NOT_ENTITIES, SENSORS, version_sensors
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
@@ -144,7 +140,7 @@ async def test_unavailable_when_the_bridge_goes_away(
     await tcp_server.stop()
     await wait_for(lambda: hass.states.get(entity_id).state == STATE_UNAVAILABLE)
     await tcp_server.start()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
     await send(entry, tcp_server)
     assert hass.states.get(entity_id).state != STATE_UNAVAILABLE
     assert er.async_get(hass).async_get(entity_id) is not None
@@ -193,7 +189,7 @@ async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> Non
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         assert hass.states.get(POWER).state == "1.234"
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         assert float(hass.states.get(POWER).state) == float(
             server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
@@ -215,7 +211,7 @@ async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAss
     with_mbus = TcpServer(Meter("5", seed=2, mbus=("gas", "water")), port=port)
     await with_mbus.start()
     try:
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
         await send(entry, with_mbus, 2)  # a new sub-meter: named by two telegrams in a row
         await hass.async_block_till_done()
         names = sorted(d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id))
@@ -252,7 +248,7 @@ async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
         registry.async_update_entity(total, disabled_by=None)
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server, 4)
         await hass.async_block_till_done()
         assert registry.async_get(total).disabled_by is None
@@ -269,7 +265,7 @@ async def test_bad_crc_is_counted_and_changes_nothing(hass: HomeAssistant) -> No
         before = hass.states.get(POWER)
         server.faults.set("bad_crc")
         await send(entry, server, 3)
-        stats = entry.runtime_data.reader.stats
+        stats = entry.runtime_data.coordinator.counters
         assert stats.crc_errors == 3
         after = hass.states.get(POWER)
         assert after.state == before.state
@@ -293,7 +289,7 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
             "sensor.electricity_meter_net_power", disabled_by=None
         )
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)  # the first telegram after connecting is published at once
         coordinator = entry.runtime_data.coordinator
         published = coordinator.published
@@ -378,13 +374,13 @@ async def test_lowering_precision_is_not_a_decrease(hass: HomeAssistant) -> None
         tariff = "sensor.electricity_meter_energy_consumption_tarif_1"
         hass.config_entries.async_update_entry(entry, data={**entry.data, "precision": 1})
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         expected = round(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]), 1)
         assert float(hass.states.get(tariff).state) == expected
         assert (
-            entry.runtime_data.reader.stats.last_error is None
-            or "went down" not in entry.runtime_data.reader.stats.last_error
+            entry.runtime_data.coordinator.counters.last_error is None
+            or "went down" not in entry.runtime_data.coordinator.counters.last_error
         )
         device = dr.async_get(hass).async_get_device_by_identifier(
             ("dsmr", entry.data["serial_id"]), entry.entry_id

@@ -147,7 +147,7 @@ async def test_a_second_home_assistant_reads_the_same_values(hass: HomeAssistant
         assert hass.states.get(CLIENTS).state == "1"
         frames = served.stats.frames
         await send(entry, meter, 5)
-        await wait_for(lambda: second.runtime_data.reader.stats.telegrams == 5)
+        await wait_for(lambda: second.runtime_data.coordinator.counters.telegrams == 5)
         await other.async_block_till_done()
         await hass.async_block_till_done()
         first, then = observe(hass, entry), observe(other, second)
@@ -216,7 +216,7 @@ async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[A
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(lambda: bridge.client_count == 1 and server_of(entry).listening)
     served = server_of(entry)
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
 
     def good() -> bytes:
         meter.step(1)
@@ -327,12 +327,12 @@ async def test_clients_outlive_the_meters_connection(
     raw = await StreamClient.connect(served.port)
     await wait_for(lambda: served.clients == 1)
     await meter.stop()
-    await wait_for(lambda: not entry.runtime_data.reader.connected)
+    await wait_for(lambda: not entry.runtime_data.connection.connected)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):
             await raw.reader.read(1)  # silence: nothing is served while the meter is away
     await meter.start()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
     sent = await meter.send_telegram()
     assert await raw.read(len(sent)) == sent
     assert served.clients == 1
@@ -366,7 +366,7 @@ async def test_sharing_off_serves_nothing(hass: HomeAssistant) -> None:
     await meter.start()
     entry = await setup_meter(hass, meter)
     assert entry.runtime_data.rebroadcast is None
-    assert entry.runtime_data.reader.sharing["frame_sink"] is None
+    assert entry.runtime_data.connection.sharing["frame_sink"] is None
     assert hass.states.get(CLIENTS) is None
     assert await hass.config_entries.async_unload(entry.entry_id)
     await meter.stop()
@@ -506,7 +506,7 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
         meter.render().values["CURRENT_ELECTRICITY_USAGE"]
     )
     assert served.stats.accepted == 1  # core connected once and stayed
-    assert entry.runtime_data.reader.stats.parse_errors == 3  # the non-ASCII frames, ours
+    assert entry.runtime_data.coordinator.counters.parse_errors == 3  # the non-ASCII frames, ours
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -532,11 +532,11 @@ async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
     meter.faults.set("stall")
     await meter.send_telegram()  # nothing: the meter is silent
     await wait_for(lambda: served.stats.accepted == 2 and served.clients == 1, timeout=10)
-    assert second.runtime_data.reader.stats.watchdog_timeouts >= 1
-    assert entry.runtime_data.reader.connected  # A's own watchdog (60 s) is far off
+    assert second.runtime_data.coordinator.counters.watchdog_timeouts >= 1
+    assert entry.runtime_data.connection.connected  # A's own watchdog (60 s) is far off
     meter.faults.clear()
     await send(entry, meter)
-    await wait_for(lambda: second.runtime_data.counters.telegrams == 1)
+    await wait_for(lambda: second.runtime_data.coordinator.counters.telegrams == 1)
     power = f"{POWER}_2"  # B's entity, next to A's
     await wait_for(lambda: hass.states.get(power).state == hass.states.get(POWER).state)
     assert await hass.config_entries.async_unload(second.entry_id)

@@ -125,7 +125,7 @@ async def test_restored_in_the_meters_unit_without_flip_flop(
     await hass.async_block_till_done()
     assert hass.states.get(TOTAL).state == "6545000.0"
     assert er.async_get(hass).async_get(TOTAL).unit_of_measurement == "Wh"
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     assert hass.states.get(TOTAL).state == "6545766.0"
     assert set(units) == {"Wh"}

@@ -157,7 +157,7 @@ async def _upgrade(
     """Start this release at 11:32 on what the earlier one left; the meter sends 326650 Wh."""
     freezer.move_to(T0 + timedelta(minutes=32))
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     meter.text = austrian(326650)
     await send(entry, server)
     # The entity reads the recorder (in its executor) before it shows the meter's unit.
@@ -307,7 +307,7 @@ async def test_a_restart_during_the_upgrade_finishes_it(
     assert not _upgrade_tasks()  # a task of the entry: cancelled with it
     freezer.move_to(T0 + timedelta(minutes=33))
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     # Decided again (before the clock moves on): the statistics still need relabelling.
     decided = f"{TOTAL}: the meter sends Wh; statistics recorded as kWh to relabel: True"

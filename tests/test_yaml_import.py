@@ -95,7 +95,7 @@ async def first_telegram(entry: ConfigEntry, server: TcpServer) -> None:
     The protocol hands telegrams to the coordinator as it reads them: what the meter's
     telegrams add to the entry (its M-Bus devices) is there before the next import looks.
     """
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)  # type: ignore[arg-type]
 
 
@@ -144,7 +144,7 @@ async def test_network_block(hass: HomeAssistant, server: TcpServer) -> None:
     # Setup opened the port while the meter talked: those telegrams started the 30 s update
     # window. A fresh connection publishes its first telegram at once: reload, then send one.
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     assert server.last_rendered is not None
     expected = float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
@@ -184,7 +184,7 @@ async def test_every_key_is_honoured(hass: HomeAssistant, servers: list[BaseServ
     assert entry.data["reconnect_interval"] == 7
     assert entry.data["precision"] == 1
     assert entry.data["serial_id"] == bridge.meter.render().values["BELGIUM_EQUIPMENT_IDENTIFIER"]
-    reader = entry.runtime_data.reader
+    reader = entry.runtime_data.connection
     assert reader.reconnect_interval == 7
     await wait_for(lambda: reader.connected)
     await send(entry, bridge)
@@ -274,8 +274,8 @@ async def test_changed_key_updates_the_entry(hass: HomeAssistant, server: TcpSer
     # Reloaded with the new settings.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not coordinator
-    assert entry.runtime_data.reader.reconnect_interval == 9
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    assert entry.runtime_data.connection.reconnect_interval == 9
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     assert server.last_rendered is not None
     raw = server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]

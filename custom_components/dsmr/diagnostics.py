@@ -22,7 +22,7 @@ from .const import (
 )
 from .coordinator import DsmrConfigEntry
 from .entity import readable
-from .rebroadcast import RebroadcastServer
+from .p1.rebroadcast import RebroadcastServer
 
 TO_REDACT = {
     CONF_ENCRYPTION_KEY,
@@ -60,8 +60,8 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return what helps to debug a meter, and nothing that identifies it."""
     coordinator = entry.runtime_data.coordinator
-    reader = entry.runtime_data.reader
-    stats = entry.runtime_data.counters
+    connection = entry.runtime_data.connection
+    stats = coordinator.counters
     telegram = coordinator.latest
     telegram_json = _telegram_json(telegram) if telegram is not None else None
     data = dict(entry.data)
@@ -80,7 +80,7 @@ async def async_get_config_entry_diagnostics(
         ),
         "mbus_devices": async_redact_data(entry.data.get(CONF_MBUS_DEVICES, []), {"id"}),
         "reader": {
-            "connected": reader.connected,
+            "connected": connection.connected,
             "available": coordinator.last_update_success,
             "telegrams": stats.telegrams,
             "published": coordinator.published,

@@ -1,14 +1,9 @@
-"""Sharing the meter: the re-broadcast server's life with a config entry.
+"""Sharing the meter: the re-broadcast server (p1/rebroadcast.py) while the entry is loaded.
 
-The options say whether and where (`sharing_config`); `sharing_for` makes the server
-(rebroadcast.py) when the entry is set up, so that the reader can be given its `publish`;
-`Sharing.async_start`, once the entry sets up, starts it in the entry's background, retrying
-with the reader's backoff (at boot an interface address may not exist yet). The server lives as
-long as the entry is loaded, not as long as the meter's connection. A start failure never fails
-the entry (the meter must still be read): one warning line and the repair issue
-`rebroadcast_cannot_listen`, gone when the port opens, on unload and when sharing is turned off.
-`async_trial_listen` lets the options form say at once why an address cannot be used.
-`CLIENTS` describes the diagnostic sensor that counts the server's clients (sensor.py).
+It starts in the entry's background once the entry is set up, retrying with backoff (at boot an
+interface address may not exist yet). A start failure never fails the entry (the meter must
+still be read): one warning line and a repair issue, gone when the port opens, on unload, and
+when sharing is turned off. `async_trial_listen` lets the options form say at once why not.
 """
 
 from __future__ import annotations
@@ -19,12 +14,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from homeassistant.components.sensor import SensorEntityDescription, SensorStateClass
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
+from .connection import FIRST_RETRY_DELAY, redact_port
 from .const import (
     CONF_DSMR_VERSION,
     CONF_REBROADCAST,
@@ -35,11 +29,9 @@ from .const import (
     DEFAULT_REBROADCAST_PORT,
     DOMAIN,
     ENCRYPTED_DSMR_VERSIONS,
-    FIRST_RETRY_DELAY,
     LOGGER,
 )
-from .ports import redact_port
-from .rebroadcast import (
+from .p1.rebroadcast import (
     DEFAULT_HOST,
     DEFAULT_MAX_CLIENTS,
     CannotListen,
@@ -49,12 +41,6 @@ from .rebroadcast import (
 
 # Start attempts 1, 2, 4 ... s apart, at most this far apart.
 MAX_RETRY_DELAY: Final = 60.0
-CLIENTS: Final = SensorEntityDescription(
-    key="rebroadcast_clients",
-    translation_key="rebroadcast_clients",
-    state_class=SensorStateClass.MEASUREMENT,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 import probatio as vol
 
+from .connection import redact_port
 from .const import (
     CONF_DSMR_VERSION,
     CONF_PRECISION,
@@ -33,7 +34,6 @@ from .const import (
     LOGGER,
     VERSION_AUTO,
 )
-from .ports import redact_port
 
 
 def _tcp_port_with_host(block: dict[str, Any]) -> dict[str, Any]:

@@ -1,35 +1,14 @@
 """Gas and water flow from the sub-meter's own readings and the times it stamped them.
 
-Design note
-===========
-An M-Bus sub-meter's line ``0-n:24.2.1(ts)(value*m3)`` is a *capture*: the register as the gas
-or water meter read it at ``ts`` (its own clock, with the S/W flag). DSMR 4 captures once an
-hour on the hour, DSMR 5 every 5 minutes, Belgian meters about every 5 minutes at odd seconds
-(``241018091251S``); each capture reaches the telegram some seconds to minutes after ``ts``
-and is then repeated in every telegram until the next one.
-
-The flow is the volume between two consecutive captures divided by the time between their
-stamps: the exact mean flow of that interval, by the meter's own clock. It is shown until the
-next capture replaces it, so it is one interval behind by nature (5 min on DSMR 5, an hour on
-DSMR 4); no shorter delay is possible without inventing. Consequences:
-
-* **0 when the reading does not move**: the first capture with the same value as the one
-  before gives exactly 0 (nothing flowed in that interval). No decay heuristic is needed: the
-  flow is 0 one capture interval after the last movement (5 min, or 1 h on DSMR 4).
-* **Unknown when captures stop**: when no new capture has come for twice the usual interval
-  plus a minute (the sub-meter went silent: battery, radio), the flow is unknown, not the last
-  value held forever and not a guess.
-* **Nothing invented across a gap**: a pair more than twice the usual interval plus a minute
-  apart (Home Assistant was down, or captures went missing) gives no flow, except an exact 0
-  when the reading did not move at all. A restart restores the last capture (:meth:`as_dict`,
-  :meth:`from_dict`), so the first capture after a short restart still gives a flow.
-* **Meter clocks**: timestamps arrive as aware datetimes (dsmr_parser reads the S/W flag), so
-  DST changes need nothing. A stamp that goes backwards, a register that goes down, or an
-  interval that disagrees with the electricity meter's own clock (the time between the two
-  telegrams that first carried the captures, off by more than a minute or a tenth) is a clock
-  step or a bad read: the flow becomes unknown and counting restarts from that capture.
-* The usual interval is learned from the last pair (1 min to 1 h); until a pair is seen it is
-  taken as an hour, the longest a meter uses.
+An M-Bus line `0-n:24.2.1(ts)(value*m3)` is a capture: the register as the sub-meter read it at
+`ts` (every hour on DSMR 4, every 5 minutes on DSMR 5 and Belgian meters), repeated in every
+telegram until the next. The flow is the volume between two consecutive captures over the time
+between their stamps: exact for that interval by the meter's own clock, one interval behind by
+nature. A capture that did not move gives exactly 0. No flow is made up: across a gap longer
+than twice the usual interval plus a minute it is unknown (or 0 if nothing moved), and when
+captures stop coming it turns unknown; a stamp that goes back, a register that goes down, or an
+interval the electricity meter's clock disagrees with (a step, a bad read) restarts from that
+capture. The usual interval is learned from the last pair (1 min to 1 h; an hour until then).
 """
 
 from __future__ import annotations

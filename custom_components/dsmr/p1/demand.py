@@ -1,64 +1,24 @@
 """Capacity tariff: where the running quarter-hour ends, and whether it sets a new monthly peak.
 
-Design note
-===========
-What the meter sends (Fluvius e-MUCS; checked on real telegrams):
+What Fluvius meters send (checked on real telegrams): `1-0:1.4.0`, the energy imported since the
+quarter began over the whole 15 minutes (it restarts at 0 at :00, :15, :30 and :45 of the meter's
+clock and rises to the quarter's average); `1-0:1.6.0(ts)(kW)`, this month's highest quarter,
+stamped with that quarter's end; `1-0:1.7.0`, the power imported now. The tariff bills offtake
+only, so export never lowers the forecast.
 
-* ``1-0:1.4.0`` *current average demand*, kW: a DLMS demand register's current value, the active
-  energy **imported** since the quarter-hour began divided by the **whole** quarter (15 min). It
-  restarts at 0 at :00, :15, :30 and :45 of the meter's clock and rises to the quarter's average
-  demand at its end (telegrams at 16:21:26 with 9.258 kW drawn show 4.065 kW = 9.258 kW x
-  ~386 s / 900 s; at 15:50:56 with 0.182 kW, 0.078 kW).
-* ``1-0:1.6.0(ts)(kW)``: this month's highest quarter, stamped with the end of that quarter. It
-  drops at the start of a month. Some firmware stamps it inside the running quarter (the spec's
-  own example: ``200509134558S``): the running quarter is then already this month's highest.
-* ``1-0:1.7.0``: power imported now (kW). Export is ``1-0:2.7.0``, a separate register: the
-  meter never nets it against import within a quarter, and the capacity tariff bills offtake
-  only, so the present power of the forecast is ``1-0:1.7.0`` as it is, not import minus export
-  (subtracting export would forecast a solar house's evening quarter too low).
+forecast = D + P * (T - t) / T: the quarter's energy so far (D) plus the present power (P) held
+to its end (T = 900 s, t seconds in, by the meter's timestamp). It is the meter's own figure when
+the quarter ends; its error is (T - t) / T times how far the power strays from P.
 
-The forecast. With ``D`` the meter's running value, ``t`` the seconds since the quarter began by
-the meter's timestamp, ``T`` = 900 s and ``P`` the present import power::
+Quarters are placed by the meter's clock in UTC (every European offset is whole quarters, so a
+DST day simply has 92 or 100); months by the meter zone's local months. A running value still the
+last quarter's (sampled before the boundary, first minute only) is recognised by the energy it
+implies; a peak stamped in an earlier month is not this month's (0); a reading without its
+timestamp, value or power gives no forecast, and the next continues from the last good one.
 
-    forecast = D + P * (T - t) / T
-
-the quarter's energy so far plus the present power held to its end. It equals the meter's own
-figure when the quarter ends (``t`` -> ``T``), and its error is a third of how far the average
-power of the last five minutes strays from the power at minute 10: at most
-``(T - t) / T * max |P(s) - P(t)|`` for ``s`` in the rest of the quarter. On 16,128 simulated
-quarters of a household whose appliances switch (tests/test_demand.py), at minute 10: median
-0.01-0.04 kW, p90 0.09-0.11 kW, p99 0.5-0.6 kW; an appliance switching in the last five
-minutes moves the end by a third of its power, which no forecast can know.
-
-Quarters are placed by the meter's clock: a quarter starts when the meter's timestamp crosses
-:00/:15/:30/:45. Timestamps arrive as aware datetimes (dsmr_parser reads the S/W flag), and
-quarter boundaries of every zone whose offset is a whole number of quarters (all of Europe)
-are quarter boundaries of UTC, so a day with a DST change has 92 or 100 quarters without a
-special case. Months (for the peak) are the meter zone's local months.
-
-Cases handled:
-
-* **1.4.0 late at the boundary** (a meter that samples the register a few seconds before it
-  stamps the telegram): in the first minute of a quarter, a value that implies more energy than
-  the present power plus 1 kW could have delivered since the boundary is the last quarter's
-  end value, not this quarter's; the forecast then counts this quarter's energy as the present
-  power since the boundary (its error is a few seconds of power).
-* **First quarter of a month / the month's reset**: a peak stamped in an earlier month (before
-  the meter resets, or its reset value stamped at midnight) is not this month's: the month has
-  no complete quarter yet, its peak is 0.
-* **A meter without history** (no ``1-0:1.6.0``, or a new meter): the forecast needs only the
-  running value, the timestamp and the power; the month's peak is then unknown, so headroom
-  and the new-peak decision use the user's threshold alone.
-* **Missing or garbled timestamp, value or power**: no forecast for that reading (``None``);
-  the next good reading continues from the last result.
-* **Clock steps**: a timestamp that jumps (back or ahead) just lands in another quarter.
-
-The new-peak decision compares the forecast with a *limit*: the month's peak so far, but at
-least the user's threshold. Flanders bills every month's peak as at least 2.5 kW, so a quarter
-below that never costs more, and in a month's first hours (when the peak is still tiny) every
-busy quarter would otherwise be "a new peak". It turns on as soon as the forecast passes the
-limit and off only once the forecast has stayed below the limit minus a margin for a while
-(hysteresis), so that a cycling hob or a fridge compressor does not flap it.
+The new-peak decision compares the forecast with the month's peak, at least the user's threshold
+(Flanders bills every month's peak as at least 2.5 kW), turning on at once and off only once the
+forecast has stayed below the limit minus a margin for a minute (or the quarter ended).
 """
 
 from __future__ import annotations
