@@ -2,7 +2,7 @@
 
 The reader's protocol calls `telegram_received` for every good telegram and
 `connection_changed` when the connection comes or goes, straight on the event loop: no queue.
-The first telegram of each connection is published at once; later ones through a `Debouncer`
+The first two telegrams of a connection are published at once; later ones through a `Debouncer`
 (immediate, cooldown = the update window): at most one publish per window. Each telegram is
 added to the snapshot builder's window as it arrives (running figures: nothing is kept per
 telegram, however fast telegrams come), and each publish builds the next `Snapshot` from the
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 CONF_AUTO_DISABLED = "auto_disabled"
 # A meter sends a telegram every second at most (DSMR 2.2/4: every ten): sooner is too fast.
 TOO_FAST = 0.5
+AT_ONCE = 2
 
 
 class ConnectionLost(Exception):
@@ -94,6 +95,9 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self.latest: Any = None  # the newest telegram received
         self._received = -1.0  # time.monotonic() of the latest
         self._fresh = True  # the next telegram is the first since a (re)connect
+        # Telegrams of a connection still published at once: the first shows the meter, the
+        # second makes its sub-meters (named by two publishes in a row: mbus.py).
+        self._at_once = AT_ONCE
         self._debouncer: Debouncer[None] | None = None
         # Keys of the fields some added entity shows (counted); once `select_shown` ran, the
         # builder reads only these.
@@ -117,8 +121,9 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             debouncer = self._debouncer
             if debouncer is None:
                 self._publish()
-            elif self._fresh:
-                debouncer.async_cancel()  # the first telegram of a connection: at once
+            elif self._at_once:
+                self._at_once -= 1
+                debouncer.async_cancel()  # a connection's first telegrams: at once
                 debouncer.async_schedule_call()
             else:
                 debouncer.async_schedule_call()
@@ -129,6 +134,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     def connection_changed(self, state: ConnectionState) -> None:
         """Take a connection change: unavailable at once when down, available with a telegram."""
         self._fresh = True
+        self._at_once = AT_ONCE
         self.connected = state.connected
         if self.config_entry is not None:
             async_connection_changed(self.hass, self.config_entry, state)
