@@ -175,11 +175,13 @@ async def test_the_window_mean_is_the_mean_of_every_telegram(
     entry, bridge = await meter_entry(
         hass, servers, "5", meter.telegram(), {"time_between_update": 30}
     )
-    texts = []
+    meter.step(1)
+    texts = [meter.telegram()]  # a connection's second telegram: published at once
     for power in ("01.000", "02.001", "00.500", "00.000"):
         meter.step(1)
         texts.append(set_value(meter.telegram(), "1-0:1.7.0", power))
     await send(entry, bridge, *texts)
+    assert entry.runtime_data.coordinator.published == 2
     await close_window(hass)
     shown = hass.states.get(POWER)
     assert shown is not None

@@ -50,33 +50,36 @@ async def test_every_telegram_without_a_window(hass: HomeAssistant) -> None:
 
 async def test_window_publishes_first_at_once_and_latest_at_the_end(hass: HomeAssistant) -> None:
     coordinator, pushed = _coordinator(hass, 0.2)
-    first, second, third = Telegram(), Telegram(), Telegram()
+    first, second, third, fourth = Telegram(), Telegram(), Telegram(), Telegram()
     coordinator.connection_changed(ConnectionState(True))
     coordinator.telegram_received(first)
-    assert pushed == [first]  # the first telegram after connecting: at once
+    assert pushed == [first]  # the first telegrams after connecting: at once
     coordinator.telegram_received(second)
+    assert pushed == [first, second]
     coordinator.telegram_received(third)
-    assert pushed == [first]  # inside the window: held back ...
+    coordinator.telegram_received(fourth)
+    assert pushed == [first, second]  # inside the window: held back ...
     await asyncio.sleep(0.3)
-    assert pushed == [first, third]  # ... and the latest published when it closes
+    assert pushed == [first, second, fourth]  # ... and the latest published when it closes
     await asyncio.sleep(0.3)
-    assert pushed == [first, third]  # nothing new: nothing written
+    assert pushed == [first, second, fourth]  # nothing new: nothing written
     await coordinator.async_shutdown()
 
 
 async def test_disconnect_is_published_inside_the_window(hass: HomeAssistant) -> None:
     coordinator, pushed = _coordinator(hass, 10)
-    telegram, pending, after = Telegram(), Telegram(), Telegram()
+    first, second, pending, after = Telegram(), Telegram(), Telegram(), Telegram()
     coordinator.connection_changed(ConnectionState(True))
-    coordinator.telegram_received(telegram)
+    coordinator.telegram_received(first)
+    coordinator.telegram_received(second)
     coordinator.telegram_received(pending)
     coordinator.connection_changed(ConnectionState(False, "closed"))
-    assert pushed == [telegram, None]  # unavailable at once; the pending publish is cancelled
+    assert pushed == [first, second, None]  # unavailable at once; the pending one is dropped
     assert coordinator.last_update_success is False
     coordinator.connection_changed(ConnectionState(True))
-    assert pushed == [telegram, None]  # available again only with a telegram
+    assert pushed == [first, second, None]  # available again only with a telegram
     coordinator.telegram_received(after)
-    assert pushed == [telegram, None, after]  # first after reconnect: at once, despite the window
+    assert pushed == [first, second, None, after]  # first after reconnect: at once
     await coordinator.async_shutdown()
 
 

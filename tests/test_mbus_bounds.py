@@ -272,20 +272,33 @@ async def test_a_replaced_gas_meter_replaces_its_record(
 async def test_window_counts_publishes_not_telegrams(
     hass: HomeAssistant, servers: list[Any]
 ) -> None:
-    """With a 30 s window the second telegram waits for its publish, and so does the device.
+    """With a 30 s window telegrams inside one window are one publish: a new sub-meter waits.
 
-    Before: the device came with the first telegram.
+    A connection's first two telegrams are published at once (the gas meter comes with the
+    second); a water meter named by two telegrams of one window comes with the second publish
+    that names it. Before: the device came with the first telegram.
     """
     bridge, entry = await bridge_entry(hass, servers, window=30)
-    await deliver(hass, bridge, entry, frame(1, channel(1, GAS_ID, 12.345)))  # published at once
-    await deliver(hass, bridge, entry, frame(2, channel(1, GAS_ID, 12.346)))  # in the window
-    assert entry.runtime_data.coordinator.published == 1
+    coordinator = entry.runtime_data.coordinator
+    gas = channel(1, GAS_ID, 12.345)
+    await deliver(hass, bridge, entry, frame(1, gas))  # published at once
     assert device_names(hass, entry) == ["Electricity Meter"]
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
-    await wait_for(lambda: entry.runtime_data.coordinator.published == 2)
-    await hass.async_block_till_done()
+    await deliver(hass, bridge, entry, frame(2, gas))  # a connection's second: at once too
+    assert coordinator.published == 2
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
-    assert state(hass, GAS) == "12.346"
+    water = channel(2, WATER_ID, 1.5, kind="007")
+    await deliver(hass, bridge, entry, frame(3, gas, water))  # in the window
+    await deliver(hass, bridge, entry, frame(4, gas, water))  # in the window too
+    assert coordinator.published == 2
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
+    await wait_for(lambda: coordinator.published == 3)
+    await hass.async_block_till_done()
+    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]  # named by one publish
+    await deliver(hass, bridge, entry, frame(5, gas, water))
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=62))
+    await wait_for(lambda: coordinator.published == 4)
+    await hass.async_block_till_done()
+    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter", "Water Meter"]
 
 
 async def test_no_more_sub_meters_than_the_cap(

@@ -290,7 +290,7 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         )
         assert await hass.config_entries.async_reload(entry.entry_id)
         await wait_for(lambda: entry.runtime_data.connection.connected)
-        await send(entry, server)  # the first telegram after connecting is published at once
+        await send(entry, server, 2)  # the first two after connecting are published at once
         coordinator = entry.runtime_data.coordinator
         published = coordinator.published
         samples = []

@@ -3,8 +3,9 @@
 The connection calls `telegram_received` for every good telegram and `connection_changed` when
 it comes or goes, on the event loop: no queue. Each telegram goes into the update window
 (p1/snapshot.py: running figures, nothing kept per telegram); the first of a connection is
-published at once, later ones through a `Debouncer`: at most one publish per window (every
-telegram with a window of 0). A lost connection makes every entity unavailable at once.
+published at once (the second makes its sub-meters, which two publishes in a row must name),
+later ones through a `Debouncer`: at most one publish per window (every telegram with a window
+of 0). A lost connection makes every entity unavailable at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 # A meter sends a telegram a second at most (DSMR 2.2/4: every ten): one sooner is too fast.
 TOO_FAST = 0.5
+AT_ONCE = 2  # a connection's first telegrams, published at once
 SAVE_DELAY = 60  # seconds: the flows are saved at most this often (and at shutdown)
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -87,6 +89,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self.replaced = False  # the meter reports another equipment identifier
         self._received = -1.0
         self._fresh = True  # the next telegram is the first since a (re)connect
+        self._at_once = AT_ONCE
         self._debouncer: Debouncer[None] | None = None
         if self.seconds:
             self._debouncer = Debouncer(
@@ -118,8 +121,9 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             self.window.add(telegram, unknown_lines)
             if self._debouncer is None:
                 self._publish()
-            elif self._fresh:
-                self._debouncer.async_cancel()  # the first telegram of a connection: at once
+            elif self._at_once:
+                self._at_once -= 1
+                self._debouncer.async_cancel()
                 self._debouncer.async_schedule_call()
             else:
                 self._debouncer.async_schedule_call()
@@ -129,7 +133,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     @callback
     def connection_changed(self, state: ConnectionState) -> None:
         """Unavailable at once when the connection goes; available again with a telegram."""
-        self._fresh = True
+        self._fresh, self._at_once = True, AT_ONCE
         self.connected = state.connected
         if self.config_entry is not None:
             async_connection_changed(self.hass, self.config_entry, state)

@@ -236,7 +236,7 @@ def queue_depth(hass: HomeAssistant) -> int:
 def reader_stats(hass: HomeAssistant) -> list[str]:
     """Our readers' statistics, for error messages."""
     return [
-        repr(entry.runtime_data.reader.stats)
+        repr(entry.runtime_data.coordinator.counters)
         for entry in hass.config_entries.async_entries(DOMAIN)
         if hasattr(getattr(entry, "runtime_data", None), "reader")
     ]
