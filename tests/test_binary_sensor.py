@@ -19,14 +19,14 @@ CONNECTION = "binary_sensor.electricity_meter_connection"
 
 
 async def test_binary_sensor_platform(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, ha_snapshot: SnapshotAssertion
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, snapshot: SnapshotAssertion
 ) -> None:
     server = TcpServer(Meter("5", seed=12))
     await server.start()
     try:
         with patch("custom_components.dsmr.PLATFORMS", [Platform.BINARY_SENSOR]):
             entry = await setup_meter(hass, server)
-            await snapshot_platform(hass, entity_registry, ha_snapshot, entry.entry_id)
+            await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
             assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

@@ -15,6 +15,7 @@ from typing import Any
 
 from dsmr_parser import obis_references as obis
 from dsmr_parser.objects import CosemObject, MBusObject, Telegram
+from dsmr_parser.parsers import TelegramParser
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
@@ -24,13 +25,9 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.dsmr.connection import ConnectionState
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.dsmr_library import library_parser
-from custom_components.dsmr.reader import (
-    ConnectionState,
-    equipment_identifier,
-    gas_equipment_identifier,
-)
+from custom_components.dsmr.p1.telegram import gas_identifier, identifier, version_setup
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter
 from dsmr_sim.server import BaseServer
@@ -87,15 +84,15 @@ async def meter_entry(
     """An entry for a meter behind a bridge that sent `first` (its identifiers from it)."""
     bridge = await RawBridge().start()
     servers.append(bridge)  # type: ignore[arg-type]  # stopped after the entries, as servers
-    telegram = library_parser(version).parse(first)
+    telegram = TelegramParser(version_setup(version)[0]).parse(first)
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={
             "port": bridge.url,
             "dsmr_version": version,
             "protocol": "dsmr_protocol",
-            "serial_id": equipment_identifier(telegram, version),
-            "serial_id_gas": gas_equipment_identifier(telegram, version),
+            "serial_id": identifier(telegram, version),
+            "serial_id_gas": gas_identifier(telegram, version),
         },
         options=options if options is not None else {"time_between_update": 0},
     )

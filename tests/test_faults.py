@@ -13,7 +13,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.dsmr import reader as reader_module
+from custom_components.dsmr import connection as connection_module
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -30,7 +30,7 @@ OPTIONS = {"time_between_update": 0, "watchdog_timeout": WATCHDOG}
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect after 50 ms instead of 1 s (the backoff still doubles from there)."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
 
 
 def power(hass: HomeAssistant) -> str:
@@ -178,7 +178,9 @@ async def test_connection_errors_are_logged_once_without_traceback(
     await server.start()
     entry = await setup_meter(hass, server, OPTIONS)
     await server.stop()  # gone: every reconnect fails
-    await wait_for(lambda: entry.runtime_data.coordinator.counters.connection_errors >= 4, timeout=10)
+    await wait_for(
+        lambda: entry.runtime_data.coordinator.counters.connection_errors >= 4, timeout=10
+    )
     ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
     failures = [r for r in ours if r.levelname == "WARNING" and "Cannot open" in r.getMessage()]
     assert len(failures) == 1

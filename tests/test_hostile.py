@@ -21,8 +21,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr import detect
+from custom_components.dsmr.connection import InvalidPort
 from custom_components.dsmr.const import DOMAIN, version_option
-from custom_components.dsmr.ports import InvalidPort
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.server import BaseServer
@@ -385,9 +385,9 @@ async def test_port_url_secrets_are_never_shown(
         get_diagnostics_for_config_entry,
     )
 
-    from custom_components.dsmr import reader
+    from custom_components.dsmr import connection
 
-    monkeypatch.setattr(reader, "FIRST_RETRY_DELAY", 0.01)
+    monkeypatch.setattr(connection, "FIRST_RETRY_DELAY", 0.01)
     caplog.set_level(logging.DEBUG)
     server = await tcp(Meter("5", seed=54))
     url = f"socket://p1:{SECRET}@127.0.0.1:{server.port}/?key={SECRET}K"

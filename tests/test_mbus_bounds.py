@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.dsmr.const import CONF_MBUS_DEVICES, DOMAIN
-from custom_components.dsmr.mbus import MAX_SUBMETERS
+from custom_components.dsmr.submeters import MAX_SUBMETERS
 
 from .helpers import RawBridge, wait_for
 from .telegrams import ELECTRICITY_ID, GAS_ID, WATER_ID, dsmr5
@@ -193,7 +193,8 @@ async def test_a_gas_meter_appears_after_its_second_telegram(
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     assert unique_id_of(hass, GAS) == GAS_ID  # core's: the bare M-Bus identifier
     assert state(hass, GAS) == "12.346"
-    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": GAS_ID, "unit": "m3"}]
+    # The unit as Home Assistant writes it (a record of the unit as sent, "m3", is read too).
+    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": GAS_ID, "unit": "m³"}]
     # At the next start it is there before any telegram, and shows the first one published.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
@@ -259,7 +260,7 @@ async def test_a_replaced_gas_meter_replaces_its_record(
     new = mbus_id("G0039001652059999")
     for n in range(2, 4):
         await deliver(hass, bridge, entry, frame(n, channel(1, new, 0.5 + n / 1000)))
-    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": new, "unit": "m3"}]
+    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": new, "unit": "m³"}]
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     assert sorted(ident for d in devices for _, ident in d.identifiers) == sorted(
         [ELECTRICITY_ID, GAS_ID, new]

@@ -27,14 +27,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.dsmr import (
-    dsmr_library,
-    reader as reader_module,
-    sharing as sharing_module,
-)
+from custom_components.dsmr import connection as connection_module, sharing as sharing_module
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
-from custom_components.dsmr.rebroadcast import RebroadcastServer
+from custom_components.dsmr.p1.rebroadcast import RebroadcastServer
+from custom_components.dsmr.p1.telegram import gas_identifier, identifier
 from dsmr_sim.faults import corrupt_crc
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
@@ -274,15 +270,9 @@ async def test_encrypted_frames_are_served_as_received(hass: HomeAssistant, vers
 
 
 @pytest.mark.usefixtures("stock_reader")
-@pytest.mark.parametrize("parser", ["ours", "dsmr_parser's own"])
-async def test_decrypted_opt_in_serves_the_plain_telegram(
-    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, parser: str
-) -> None:
+async def test_decrypted_opt_in_serves_the_plain_telegram(hass: HomeAssistant) -> None:
     """With the second opt-in, a Luxembourg Smarty's plain telegram is served (its own CRC
-    inside): a reader without the key, set to 5L, reads it. Also when dsmr_library's
-    self-check failed and the reader parses with dsmr_parser's own parser."""
-    if parser != "ours":
-        monkeypatch.setattr(dsmr_library, "SELF_CHECK_PROBLEM", "a test says so")
+    inside): a reader without the key, set to 5L, reads it."""
     meter = TcpServer(make_meter("MSn", seed=24))
     await meter.start()
     entry = await shared_meter(hass, meter, rebroadcast_decrypted=True)
@@ -319,7 +309,7 @@ async def test_clients_outlive_the_meters_connection(
 ) -> None:
     """The server lives with the entry: while the meter is away its clients stay connected and
     get nothing; they get the next telegram when it comes."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
     meter = TcpServer(Meter("5", seed=26))
     await meter.start()
     entry = await shared_meter(hass, meter, watchdog_timeout=5)
@@ -485,8 +475,8 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
     meter = Meter("5", seed=32)
     parsed = parse(meter, meter.render().text)
     ids = {
-        "serial_id": equipment_identifier(parsed, "5"),
-        "serial_id_gas": gas_equipment_identifier(parsed, "5"),
+        "serial_id": identifier(parsed, "5"),
+        "serial_id_gas": gas_identifier(parsed, "5"),
     }
     entry = MockConfigEntry(
         domain=DOMAIN, data=bridge_data(bridge.port) | ids, options=sharing(free_port())
@@ -516,7 +506,7 @@ async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
     """The meter goes silent: a reader of the share (entry B, our integration, watchdog 1 s)
     hears nothing, closes and reconnects to A, whose server stayed up all along; when the meter
     talks again, B shows its telegram."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
     meter = TcpServer(Meter("5", seed=33, mbus=()))
     await meter.start()
     entry = await shared_meter(hass, meter)

@@ -21,6 +21,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 
+from custom_components.dsmr.config_flow import VERSION_SELECTOR
 from custom_components.dsmr.const import (
     DOMAIN,
     DSMR_VERSIONS,
@@ -28,7 +29,6 @@ from custom_components.dsmr.const import (
     VERSION_BY_OPTION,
     version_option,
 )
-from custom_components.dsmr.forms import VERSION_SELECTOR
 from dsmr_dev.translations import (
     HA_COMPONENTS,
     STRINGS,

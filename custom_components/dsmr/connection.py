@@ -41,7 +41,7 @@ from .const import (
     RFXTRX_DSMR_PROTOCOL,
 )
 from .p1.framing import MAX_FRAME, EncryptedFramer, Framer, RfxtrxUnwrapper
-from .p1.telegram import TelegramReader, decrypt, version_setup
+from .p1.telegram import MAX_LINES, TelegramReader, decrypt, version_setup
 
 URL_SCHEMES: Final = frozenset({"socket", "rfc2217", "esphome", "esphome-hass"})
 SECRET_PARAMS: Final = frozenset({"key", "password", "noise_psk"})  # serialx's ESPHome backend
@@ -58,6 +58,9 @@ LOG_REPEAT_INTERVAL: Final = 600.0  # s between two log lines of the same fault
 # latency timer); waits shorter than MIN_PAUSE are not worth a timer.
 MIN_PAUSE: Final = 0.02
 PAUSE_MARGIN: Final = 0.02
+# An encrypted frame's security control byte as every meter sends it (suite 0, encrypted and
+# authenticated, no broadcast key, no compression): dsmr_parser warns of any other as untested.
+TESTED_SECURITY: Final = 0x30
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _COM_PORT = re.compile(r"(?:\\\\\.\\)?COM[1-9][0-9]*", re.IGNORECASE)
@@ -368,6 +371,7 @@ class P1Protocol(asyncio.Protocol):
                 counters.parse_errors += 1
                 counters.fault("non_ascii", "Skipped a telegram with non-ASCII bytes")
                 return
+        text = ""
         try:
             text = frame.decode("ascii") if self.keys is None else decrypt(frame, *self.keys)
             read = self.reader.read(text)
@@ -383,11 +387,20 @@ class P1Protocol(asyncio.Protocol):
             return
         except Exception as err:  # its message may quote a line (identifiers): the kind only
             counters.parse_errors += 1
-            counters.fault(
-                "parse", "Skipped a telegram that does not parse (%s)", type(err).__name__
-            )
+            if text.count("\n") > MAX_LINES:
+                counters.fault("line_count", "Skipped a telegram of more than %d lines", MAX_LINES)
+            else:
+                counters.fault(
+                    "parse", "Skipped a telegram that does not parse (%s)", type(err).__name__
+                )
             return
         self._last_frame = self._loop.time()
+        if self.keys is not None and (control := frame[5 + frame[1]]) != TESTED_SECURITY:
+            counters.fault(
+                "security",
+                "Untested security suite: the meter's frames have security control %#04x",
+                control,
+            )
         if read.bad_lines:
             counters.bad_lines += read.bad_lines
             counters.fault("line", "Ignored %d unreadable line(s) of a telegram", read.bad_lines)

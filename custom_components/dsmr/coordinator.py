@@ -102,9 +102,13 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
 
     async def async_load(self) -> None:
         """Take the flows saved at the last shutdown, so a short restart keeps them."""
-        if self._store is None or (stored := await self._store.async_load()) is None:
+        if self._store is None or not isinstance(stored := await self._store.async_load(), dict):
             return
-        flows = {key: FlowState.from_dict(state) for key, state in stored["flows"].items()}
+        saved = stored.get("flows")
+        flows = {
+            key: FlowState.from_dict(state if isinstance(state, dict) else None)
+            for key, state in (saved.items() if isinstance(saved, dict) else ())
+        }
         self.window.flows = self._saved = MappingProxyType(
             {key: state for key, state in flows.items() if state.last is not None}
         )

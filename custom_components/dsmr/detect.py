@@ -189,14 +189,14 @@ def with_identifiers(data: Mapping[str, Any], telegram: Telegram) -> dict[str, A
     }
 
 
-async def async_validated(
-    data: Mapping[str, Any], wait: float = VALIDATION_TIMEOUT
-) -> dict[str, Any]:
+async def async_validated(data: Mapping[str, Any], wait: float | None = None) -> dict[str, Any]:
     """Read a telegram with an entry's settings; the data with the meter's identifiers.
 
-    Returns as soon as one arrives. Raises CannotConnect (InvalidPort), InvalidKey when
-    telegrams arrive but do not decrypt, CannotCommunicate when nothing usable comes.
+    Returns as soon as one arrives, or gives up after `wait` (VALIDATION_TIMEOUT) seconds.
+    Raises CannotConnect (InvalidPort), InvalidKey when telegrams arrive but do not decrypt,
+    CannotCommunicate when nothing usable comes.
     """
+    wait = VALIDATION_TIMEOUT if wait is None else wait
     version = data[CONF_DSMR_VERSION]
     found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
 

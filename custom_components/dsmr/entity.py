@@ -122,6 +122,11 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
     enabled_versions: frozenset[str] | None = None  # on by default only for these
     is_gas: bool = False  # DSMR 2.2/4 gas on the main telegram: the gas meter's device
 
+    def enabled_in(self, version: str) -> bool:
+        """Whether the entity is enabled by default on a meter of `version`."""
+        versions = self.enabled_versions
+        return self.entity_registry_enabled_default and (versions is None or version in versions)
+
 
 def device_class_for(
     unit: str | None, default: Class | None, state_class: str | None
@@ -170,10 +175,8 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
             per_period=bool(coordinator.seconds) and description.obis_name != "MBUS_METER_READING",
             precision=yaml_import.user_precision(entry.data),
         )
-        versions = description.enabled_versions
-        self._attr_entity_registry_enabled_default = (
-            description.entity_registry_enabled_default
-            and (versions is None or entry.data[CONF_DSMR_VERSION] in versions)
+        self._attr_entity_registry_enabled_default = description.enabled_in(
+            entry.data[CONF_DSMR_VERSION]
         )
 
     def _set_unit(self, unit: str | None) -> None:
@@ -187,6 +190,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
             self._attr_native_value = last.native_value
             if last.native_unit_of_measurement is not None and self.entity_description.line_fn:
                 self._set_unit(last.native_unit_of_measurement)
+                self._sync_registry()
         await super().async_added_to_hass()
         if self.coordinator.data is not None:
             self._handle_coordinator_update()
@@ -205,11 +209,15 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if available and snapshot is not None:
             d = self.entity_description
             line = d.line_fn(snapshot) if d.line_fn else None
-            if d.line_fn is None or line is not None:  # not in the telegram: the last value stays
-                unit = line_unit(line)
+            reading = d.value_fn(snapshot) if d.line_fn is None or line is not None else None
+            # Not in the telegram, or a number that cannot be read (NaN): the last value stays.
+            if d.line_fn is None or (
+                line is not None and (reading is not None or not d.state_class)
+            ):
+                unit = line_unit(line) if isinstance(reading, float) else None
                 if unit is not None and unit != self._attr_native_unit_of_measurement:
                     self._set_unit(unit)
-                value = self._judged(snapshot, d.value_fn(snapshot))
+                value = self._judged(snapshot, reading)
                 attributes = d.attributes_fn(snapshot) if d.attributes_fn else {}
                 if d.average and (spread := snapshot.spreads.get(d.average)) is not None:
                     attributes = spread.attributes()
@@ -224,15 +232,14 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         self._written = written
         self._attr_native_value, self._attr_extra_state_attributes = value, attributes
         self.async_write_ha_state()
-        registered = self.registry_entry  # describes the entity while unloaded: the unit shown
+        self._sync_registry()
+
+    def _sync_registry(self) -> None:
+        """Give the registry the unit and class shown: it describes the entity while unloaded."""
+        registered = self.registry_entry
         shown_as = (self.unit_of_measurement, self.device_class)
-        if (
-            registered is not None
-            and (
-                registered.unit_of_measurement,
-                registered.original_device_class,
-            )
-            != shown_as
+        if registered is not None and (
+            (registered.unit_of_measurement, registered.original_device_class) != shown_as
         ):
             er.async_get(self.hass).async_update_entity(
                 self.entity_id, unit_of_measurement=shown_as[0], original_device_class=shown_as[1]

@@ -495,7 +495,7 @@ def _absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> Callable[[], Non
             return
         publishes.add(snapshot.published)
         waiting.difference_update(
-            [e for e in waiting if snapshot.line(str(e.entity_description.obis_name))]
+            [e for e in waiting if snapshot.line(str(e.entity_description.obis_name)) is not None]
         )
         if len(publishes) < ABSENT_PUBLISHES:
             return
@@ -529,6 +529,7 @@ class HealthSensor(DsmrEntity, SensorEntity):
     _attr_entity_category = EntityCategory.DIAGNOSTIC
     _attr_entity_registry_enabled_default = False
     _written: tuple[Any] | None = None
+    _pushed = False
 
     async def async_added_to_hass(self) -> None:
         """Also refresh on a timer."""
@@ -543,8 +544,9 @@ class HealthSensor(DsmrEntity, SensorEntity):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        if self._written is None or not self.coordinator.last_update_success:
-            self._refresh()  # the first value and an outage at once; the rest on the timer
+        if not self._pushed or not self.coordinator.last_update_success:
+            self._pushed = self.coordinator.data is not None
+            self._refresh()  # the first push's value and an outage at once; the rest on the timer
 
     @callback
     def _refresh(self, _now: datetime | None = None) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["Capture", "FlowState", "liters_per_minute", "timed_out", "update_flow"]
+__all__ = ["Capture", "FlowState", "timed_out", "update_flow"]
 
 _HOUR_S = 3600
 _SLACK_S = 60  # beyond twice the usual interval: a gap (or a silent sub-meter)
@@ -99,11 +99,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(value)
     return float(value)
-
-
-def liters_per_minute(m3h: float | None) -> float | None:
-    """m³/h to L/min (Home Assistant's water flow unit, as HomeWizard's water meter)."""
-    return None if m3h is None else m3h * 1000 / 60
 
 
 def _clocks_agree(last: Capture, at: datetime, now: datetime | None, span: float) -> bool:

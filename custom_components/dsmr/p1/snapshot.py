@@ -300,6 +300,8 @@ class Window:
                 forecast = forecast_quarter(demand_reading(telegram), last)
             except ArithmeticError, ValueError:  # absurd numbers: none this time
                 forecast = None
+            if forecast is not None and not math.isfinite(forecast.forecast_kw):
+                forecast = None  # 1E308 kW and more: it overflows
             last = forecast or last
             alarm = peak_ahead(forecast, alarm, self.threshold_kw)
         return Snapshot(

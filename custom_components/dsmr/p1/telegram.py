@@ -32,7 +32,7 @@ MAX_LINES: Final = 200  # a real telegram has fewer than 60
 MAX_LINE: Final = 1024  # longer lines are read, never kept for the next telegram
 MAX_KEYS: Final = 512  # OBIS codes remembered (a stream of made-up codes is forgotten)
 _OBIS: Final = re.compile(r"\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}")
-_CHECKSUM: Final = re.compile(r"!([0-9A-Z]{1,4})\r\n")
+_CHECKSUM: Final = re.compile(r"!([0-9A-Z]{1,4})\x00?\r\n")  # as framed: NUL before CRLF
 _FLAGS: Final = re.DOTALL | re.MULTILINE  # as dsmr_parser compiles them
 _UNSEEN: Final[Any] = object()
 # Where each version's meter names itself (dsmr_parser's obis_references names).
@@ -118,7 +118,9 @@ def version_setup(version: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """
     factory, settings = create_dsmr_protocol(version, None)
     specification: Mapping[str, Any] = factory.args[1].telegram_specification
-    return specification, MappingProxyType(dict(settings))
+    # (dsmr_parser's own reader writes a url into this shared dict: not ours to take.)
+    serial = {k: v for k, v in settings.items() if k not in ("url", "low_latency")}
+    return specification, MappingProxyType(serial)
 
 
 def value_names(version: str) -> frozenset[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+import math
 from statistics import fmean
 from typing import Any
 
@@ -28,8 +30,11 @@ def monthly_peaks(obj: Any) -> list[Any]:
 
 def average_peak(obj: Any) -> float | None:
     """The average of the last 12 monthly peaks: what the Flemish capacity tariff bills."""
-    peaks = [float(p.value) for p in monthly_peaks(obj)[-12:]]
-    return round(fmean(peaks), 3) if peaks else None
+    peaks = [p.value for p in monthly_peaks(obj)[-12:]]
+    if not peaks or not all(isinstance(v, Decimal) and v.is_finite() for v in peaks):
+        return None  # none, or one unreadable
+    mean = fmean(float(v) for v in peaks)
+    return round(mean, 3) if math.isfinite(mean) else None
 
 
 def peak_history(obj: Any) -> dict[str, Any]:
@@ -56,7 +61,10 @@ def failures(obj: Any) -> dict[str, Any]:
     """The power failure log's events (end, seconds), as an attribute."""
     return {
         "events": [
-            {"end": e.datetime.isoformat() if e.datetime else None, "duration": int(e.value)}
+            {
+                "end": e.datetime.isoformat() if e.datetime else None,
+                "duration": None if e.value is None else int(e.value),
+            }
             for e in obj.buffer
         ]
     }

@@ -1,4 +1,4 @@
-"""The reader at a meter's real line speed: a telegram arrives a few dozen bytes at a time.
+"""The connection at a meter's real line speed: a telegram arrives a few dozen bytes at a time.
 
 A USB serial adapter hands a DSMR 5 telegram (about 900 bytes, 80 ms at 115200 baud) over in
 chunks of 62 bytes; a serial-to-network bridge forwards similar pieces. The reader waits for the
@@ -13,14 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.objects import Telegram
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.dsmr.counters import ReaderStats
-from custom_components.dsmr.protocol import MIN_PAUSE, PAUSE_MARGIN, P1Protocol, line_rate
-from custom_components.dsmr.reader import async_open
+from custom_components.dsmr.connection import (
+    MIN_PAUSE,
+    PAUSE_MARGIN,
+    Counters,
+    P1Protocol,
+    async_open,
+    line_rate,
+)
+from custom_components.dsmr.p1.telegram import version_setup
 from dsmr_sim.faults import Faults
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -39,8 +44,12 @@ def at_line_rate() -> Faults:
 @pytest.mark.parametrize(("version", "rate"), [("5", 11520.0), ("4", 11520.0), ("2.2", 960.0)])
 def test_line_rate_from_dsmr_parser_settings(version: str, rate: float) -> None:
     """Ten bits a character: 8N1 at 115200 baud (DSMR 4/5), 7E1 at 9600 (DSMR 2.2)."""
-    _, settings = _create_dsmr_protocol(version, None, P1Protocol, stats=ReaderStats())
-    assert line_rate(settings) == rate
+    assert line_rate(version_setup(version)[1]) == rate
+
+
+def keep(telegrams: list[Telegram]) -> Callable[[Telegram, Any], None]:
+    """A telegram callback that keeps the telegrams."""
+    return lambda telegram, _unknown: telegrams.append(telegram)
 
 
 @dataclass
@@ -59,12 +68,12 @@ class Read:
 
 async def _read(
     server: BaseServer, data: dict[str, Any], count: int
-) -> tuple[list[list[Read]], list[int], ReaderStats, list[Telegram], P1Protocol]:
+) -> tuple[list[list[Read]], list[int], Counters, list[Telegram], P1Protocol]:
     """Send `count` telegrams one by one; return the reads of each and the sizes sent."""
     loop = asyncio.get_running_loop()
     telegrams: list[Telegram] = []
-    stats = ReaderStats()
-    transport, protocol = await async_open(data, telegrams.append, stats)
+    stats = Counters()
+    transport, protocol = await async_open(data, keep(telegrams), stats)
     reads: list[list[Read]] = []
     sizes: list[int] = []
     received: Callable[[bytes], None] = protocol.data_received
@@ -159,10 +168,10 @@ async def test_longer_telegram_than_the_last_is_read_whole(hass: HomeAssistant) 
     """Two telegrams back to back (twice the expected size) are both read, none lost."""
     server = PtyServer(Meter("5", seed=5), faults=at_line_rate())
     await server.start()
-    stats = ReaderStats()
+    stats = Counters()
     telegrams: list[Telegram] = []
     transport, _ = await async_open(
-        {"port": server.port, "dsmr_version": "5"}, telegrams.append, stats
+        {"port": server.port, "dsmr_version": "5"}, keep(telegrams), stats
     )
     try:
         await server.send_telegram()
@@ -187,9 +196,9 @@ async def test_closing_while_waiting_for_the_rest(hass: HomeAssistant) -> None:
         Meter("5", seed=6), faults=Faults(drip=True, drip_size=CHUNK, drip_delay=0.05)
     )
     await server.start()
-    stats = ReaderStats()
+    stats = Counters()
     transport, protocol = await async_open(
-        {"port": server.port, "dsmr_version": "5"}, lambda _: None, stats
+        {"port": server.port, "dsmr_version": "5"}, lambda *_: None, stats
     )
     received: Callable[[bytes], None] = protocol.data_received
     waits: list[asyncio.TimerHandle] = []
@@ -216,19 +225,19 @@ async def test_closing_while_waiting_for_the_rest(hass: HomeAssistant) -> None:
 
 
 async def test_encrypted_meters_read_every_chunk(hass: HomeAssistant) -> None:
-    """Encrypted frames are framed by dsmr_parser: no waiting is attempted for them."""
+    """Encrypted frames are framed by their length: no waiting is attempted for them."""
     server = PtyServer(Meter("5", seed=7))
     await server.start()
     try:
         transport, protocol = await async_open(
             {"port": server.port, "dsmr_version": "SAGEMCOM_T210_D_R", "encryption_key": "0" * 32},
-            lambda _: None,
-            ReaderStats(),
+            lambda *_: None,
+            Counters(),
         )
         transport.close()
     finally:
         await server.stop()
-    assert protocol._line_rate is None
+    assert protocol._rate is None
 
 
 class _ProxyTransport(asyncio.ReadTransport):
@@ -244,10 +253,7 @@ class _ProxyTransport(asyncio.ReadTransport):
 async def test_transport_that_cannot_pause_is_read_chunk_by_chunk(hass: HomeAssistant) -> None:
     """Without pause_reading the reader stops trying and reads every chunk as it comes."""
     telegrams: list[Telegram] = []
-    factory, _ = _create_dsmr_protocol(
-        "5", telegrams.append, P1Protocol, hass.loop, stats=ReaderStats(), line_rate=RATE_V5
-    )
-    protocol = factory()
+    protocol = P1Protocol("5", keep(telegrams), Counters(), rate=RATE_V5)
     protocol.connection_made(_ProxyTransport())
     meter = Meter("5", seed=8)
     data = meter.wrap(meter.render().text)
@@ -256,4 +262,4 @@ async def test_transport_that_cannot_pause_is_read_chunk_by_chunk(hass: HomeAssi
             protocol.data_received(data[offset : offset + CHUNK])
     protocol.connection_lost(None)
     assert len(telegrams) == 2
-    assert protocol._line_rate is None and protocol._resume is None
+    assert protocol._rate is None and protocol._resume is None

@@ -30,7 +30,7 @@ import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.dsmr import detect, identify
+from custom_components.dsmr import detect
 from custom_components.dsmr.const import DOMAIN, DSMR_VERSIONS, VERSION_BY_OPTION, version_option
 from custom_components.dsmr.yaml_import import PLATFORM_SCHEMA, yaml_data
 from dsmr_sim.meter import Meter
@@ -110,7 +110,7 @@ def quick(hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     the loop without asyncio's debug mode, whose stack capture for every future would make
     up half the time."""
     monkeypatch.setattr(detect, "DETECTION_WAIT", 0.001)
-    monkeypatch.setattr(identify, "VALIDATION_TIMEOUT", 0.001)
+    monkeypatch.setattr(detect, "VALIDATION_TIMEOUT", 0.001)
     debug = hass.loop.get_debug()
     hass.loop.set_debug(False)
     yield

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.dsmr.flow import Capture, FlowState, liters_per_minute, update_flow
+from custom_components.dsmr.p1.flow_rate import Capture, FlowState, update_flow
 from dsmr_sim import Meter
 
 from .simulated import MbusReading, mbus_capture, mbus_readings
@@ -92,15 +92,15 @@ def test_flow_is_the_volume_between_captures_over_their_stamps(
             assert state.m3h == previous.m3h
 
 
-def test_water_in_liters_per_minute() -> None:
-    assert liters_per_minute(0.48) == pytest.approx(8.0)  # a shower
-    assert liters_per_minute(None) is None
+def test_a_shower() -> None:
+    """40 L in 5 min: 0.48 m³/h (8 L/min, as the water flow entity shows it)."""
     state = FlowState()
     for minutes, value in ((0, "10.000"), (5, "10.040")):
         state = update_flow(
             state, T0 + timedelta(minutes=minutes), Decimal(value), T0 + timedelta(minutes=minutes)
         )
-    assert liters_per_minute(state.m3h) == pytest.approx(8.0)  # 40 L in 5 min
+    assert state.m3h == pytest.approx(0.48)
+    assert state.m3h * 1000 / 60 == pytest.approx(8.0)
 
 
 def test_zero_one_capture_after_the_reading_stops_moving() -> None:

@@ -1,4 +1,5 @@
-"""Units from the line: the meter's number in the meter's unit, device class from the unit."""
+"""The one sensor class (entity.py): the meter's number in the unit its line carries, the device
+class that unit implies, restored in the meter's unit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
-from custom_components.dsmr.units import device_class_for, ha_unit
+from custom_components.dsmr.entity import device_class_for
+from custom_components.dsmr.p1.telegram import ha_unit
 from dsmr_sim.meter import Meter
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
