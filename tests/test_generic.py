@@ -18,6 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.const import CONF_GENERIC_OBIS
 from custom_components.dsmr.generic import (
+    MAX_CODES,
     line_value,
     obis_description,
     parse_value,
@@ -363,4 +364,21 @@ async def test_without_crc_a_code_counts_from_its_second_telegram(
     rows = generic_rows(hass, entry)
     assert [r["entity_id"] for r in rows] == [ENTITY_IDS["1-0:3.8.0"]]
     assert entry.data[CONF_GENERIC_OBIS] == [{"code": "1-0:3.8.0", "unit": "kvarh"}]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_codes_are_bounded(
+    hass: HomeAssistant, servers: list[BaseServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter sending more unnamed codes than any real one gets sensors for MAX_CODES of them."""
+    lines = [f"1-0:99.{n}.0({n}*W)" for n in range(MAX_CODES + 50)]
+    server = TcpServer(Meter("5", seed=7, extra_lines=lines))
+    await server.start()
+    servers.append(server)
+    entry = await setup_meter(hass, server)
+    await send(entry, server, 3)
+    assert len(generic_rows(hass, entry)) == MAX_CODES
+    assert len(entry.data[CONF_GENERIC_OBIS]) == MAX_CODES
+    assert caplog.text.count(f"more than {MAX_CODES} OBIS lines") == 1
+    assert "1-0:99.149.0" in caplog.text  # which ones got none
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -270,14 +270,14 @@ async def test_a_replaced_gas_meter_replaces_its_record(
     assert state(hass, f"{GAS}_2") == "0.503"
 
 
-async def test_window_counts_publishes_not_telegrams(
+async def test_a_window_publishes_a_sub_meter_two_telegrams_named(
     hass: HomeAssistant, servers: list[Any]
 ) -> None:
-    """With a 30 s window telegrams inside one window are one publish: a new sub-meter waits.
+    """With a 30 s window a new sub-meter waits for the publish after two telegrams named it.
 
     A connection's first two telegrams are published at once (the gas meter comes with the
-    second); a water meter named by two telegrams of one window comes with the second publish
-    that names it. Before: the device came with the first telegram.
+    second); a water meter that two telegrams of one window name comes with that window's
+    publish, not before. Before: the device came with the first telegram.
     """
     bridge, entry = await bridge_entry(hass, servers, window=30)
     coordinator = entry.runtime_data.coordinator
@@ -291,13 +291,9 @@ async def test_window_counts_publishes_not_telegrams(
     await deliver(hass, bridge, entry, frame(3, gas, water))  # in the window
     await deliver(hass, bridge, entry, frame(4, gas, water))  # in the window too
     assert coordinator.published == 2
+    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
     await wait_for(lambda: coordinator.published == 3)
-    await hass.async_block_till_done()
-    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]  # named by one publish
-    await deliver(hass, bridge, entry, frame(5, gas, water))
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=62))
-    await wait_for(lambda: coordinator.published == 4)
     await hass.async_block_till_done()
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter", "Water Meter"]
 

@@ -33,8 +33,6 @@ from .sensor import averaged
 from .sharing import sharing_for
 from .yaml_import import async_import_yaml, user_precision
 
-__all__ = ["DsmrConfigEntry"]
-
 # YAML is `sensor: - platform: dsmr` (yaml_import.py); a top-level `dsmr:` is an error.
 CONFIG_SCHEMA = cv.platform_only_config_schema(DOMAIN)
 

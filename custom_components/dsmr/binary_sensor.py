@@ -12,12 +12,14 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_DSMR_VERSION
-from .coordinator import DsmrConfigEntry
+from .coordinator import DsmrConfigEntry, DsmrCoordinator, signal
 from .entity import DsmrEntity, main_device
 from .p1.telegram import has_demand
 from .sensor import HEALTH_REFRESH
@@ -43,7 +45,7 @@ async def async_setup_entry(
     device, serial = main_device(entry)
     coordinator = entry.runtime_data.coordinator
     entities: list[BinarySensorEntity] = [
-        ConnectionSensor(coordinator, CONNECTION, device, f"{serial}_{CONNECTION.key}")
+        ConnectionSensor(coordinator, device, f"{serial}_{CONNECTION.key}")
     ]
     if has_demand(entry.data[CONF_DSMR_VERSION]):
         unique_id = f"{serial}_{NEW_PEAK_AHEAD.key}"
@@ -51,24 +53,28 @@ async def async_setup_entry(
     async_add_entities(entities)
 
 
-class ConnectionSensor(DsmrEntity, BinarySensorEntity):
-    """On while telegrams arrive; known even while the meter is not."""
+class ConnectionSensor(BinarySensorEntity):
+    """On while telegrams arrive; known even while the meter is not (not a telegram's entity)."""
 
-    _attr_available = True
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, coordinator: DsmrCoordinator, device_info: DeviceInfo, unique_id: str
+    ) -> None:
+        """The connection of `coordinator`'s meter."""
+        self.coordinator = coordinator
+        self.entity_description = CONNECTION
+        self._attr_device_info = device_info
+        self._attr_unique_id = unique_id
 
     async def async_added_to_hass(self) -> None:
-        """Also look on a timer: a connection that stays down sends no update."""
-        await super().async_added_to_hass()
+        """Look when the connection changes, and on a timer."""
+        entry_id = self.coordinator.config_entry.entry_id  # type: ignore[union-attr]
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, signal(entry_id, "online"), self._look)
+        )
         self.async_on_remove(async_track_time_interval(self.hass, self._look, HEALTH_REFRESH))
-        self._look()
-
-    @property
-    def available(self) -> bool:
-        """Always: the connection is what it tells of."""
-        return True
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
         self._look()
 
     @callback
@@ -91,10 +97,8 @@ class NewPeakAheadSensor(DsmrEntity, BinarySensorEntity):
             self._attr_is_on = alarm.on
             self._attr_extra_state_attributes = {
                 "limit": alarm.limit_kw,
-                "since": None if alarm.since is None else dt_util.as_local(alarm.since).isoformat(),
-                "quarter_end": None
-                if quarter is None
-                else dt_util.as_local(quarter.quarter_end).isoformat(),
+                "since": alarm.since and dt_util.as_local(alarm.since).isoformat(),
+                "quarter_end": quarter and dt_util.as_local(quarter.quarter_end).isoformat(),
             }
         written = (self.available, self._attr_is_on, self._attr_extra_state_attributes)
         if written != self._written:

@@ -1,12 +1,8 @@
 """Config flow: add a meter validated by a real telegram, reconfigure it, its options.
 
-The meter type defaults to "Detect automatically" (detect.py); the user confirms what was found.
-USB discovery offers a port only after a telegram was heard on it. Reconfigure changes where the
-meter is read from (and its keys); it must still be the same meter. No form is pre-filled with a
-stored secret: key fields are password fields, reconfigure leaves them empty (empty keeps the
-stored key), a port URL is shown redacted (sent back unchanged it keeps the stored URL). Every
-step ends well: an error the steps do not expect aborts with `unknown`, logged once without
-the secrets the flow knows.
+USB discovery offers a port only after a telegram was heard on it. No form is pre-filled with a
+stored secret: reconfigure leaves the key fields empty (empty keeps the stored key) and shows a
+port URL redacted (sent back unchanged, it keeps the stored URL).
 """
 
 from __future__ import annotations
@@ -30,19 +26,8 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import AbortFlow, section
-from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    SerialPortSelector,
-    TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
-)
+from homeassistant.data_entry_flow import AbortFlow
+from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from homeassistant.helpers.translation import async_get_translations
 import probatio as vol
@@ -64,9 +49,7 @@ from .const import (
     CONF_PEAK_THRESHOLD,
     CONF_PROTOCOL,
     CONF_REBROADCAST as SHARE,
-    CONF_REBROADCAST_DECRYPTED,
     CONF_REBROADCAST_HOST,
-    CONF_REBROADCAST_MAX_CLIENTS,
     CONF_REBROADCAST_PORT,
     CONF_SERIAL_ID,
     CONF_SERIAL_ID_GAS,
@@ -74,14 +57,12 @@ from .const import (
     CONF_TIME_BETWEEN_UPDATE,
     CONF_WATCHDOG_TIMEOUT,
     DEFAULT_PORT,
-    DEFAULT_REBROADCAST_PORT,
     DEFAULT_TIME_BETWEEN_UPDATE,
     DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
-    MAX_REBROADCAST_CLIENTS,
     RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
     VERSION_BY_OPTION,
@@ -97,9 +78,8 @@ from .detect import (
     identify_encrypted,
 )
 from .p1.demand import DEFAULT_THRESHOLD_KW
-from .p1.rebroadcast import DEFAULT_HOST, DEFAULT_MAX_CLIENTS
 from .p1.telegram import has_demand
-from .sharing import async_trial_listen
+from .sharing import async_trial_listen, shared, sharing_section
 from .yaml_import import yaml_key
 
 CONF_RFXTRX = "rfxtrx"
@@ -110,24 +90,26 @@ SECRETS = frozenset({KEY, AUTH_KEY, CONF_SERIAL_ID, CONF_SERIAL_ID_GAS})
 NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
 # Where a meter is read from: moved together when the meter turns up elsewhere.
 TRANSPORT_KEYS = (CONF_HOST, CONF_PORT, CONF_PROTOCOL, KEY, AUTH_KEY)
-VERSION_SELECTOR = SelectSelector(
-    SelectSelectorConfig(
-        options=list(VERSION_BY_OPTION), mode=SelectSelectorMode.DROPDOWN, translation_key=VERSION
+VERSION_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=list(VERSION_BY_OPTION),
+        mode=selector.SelectSelectorMode.DROPDOWN,
+        translation_key=VERSION,
     )
 )
-PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+PASSWORD = selector.TextSelector(
+    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+)
 KEY_SCHEMA = vol.Schema({vol.Required(KEY): PASSWORD, vol.Optional(AUTH_KEY): PASSWORD})
-OPTIONAL_KEYS = vol.Schema({vol.Optional(field): PASSWORD for field in KEYS})
-PEAK_THRESHOLD = NumberSelector(  # kW: 0 (every new peak) to 100 (a large connection)
-    NumberSelectorConfig(
-        min=0, max=100, step=0.1, unit_of_measurement="kW", mode=NumberSelectorMode.BOX
+PEAK_THRESHOLD = selector.NumberSelector(  # kW: 0 (every new peak) to 100 (a large connection)
+    selector.NumberSelectorConfig(
+        min=0, max=100, step=0.1, unit_of_measurement="kW", mode=selector.NumberSelectorMode.BOX
     )
 )
+type Step[F, **P] = Callable[Concatenate[F, P], Coroutine[Any, Any, ConfigFlowResult]]
 
 
-def ends_well[F: ConfigFlow | OptionsFlow, **P](
-    step: Callable[Concatenate[F, P], Coroutine[Any, Any, ConfigFlowResult]],
-) -> Callable[Concatenate[F, P], Coroutine[Any, Any, ConfigFlowResult]]:
+def ends_well[F: ConfigFlow | OptionsFlow, **P](step: Step[F, P]) -> Step[F, P]:
     """A step whose unexpected error aborts the flow with `unknown`, logged without secrets."""
 
     @functools.wraps(step)
@@ -154,30 +136,23 @@ def ends_well[F: ConfigFlow | OptionsFlow, **P](
     return run
 
 
-def _version_fields(defaults: Mapping[str, Any]) -> dict[Any, Any]:
-    default = version_option(defaults.get(VERSION, VERSION_AUTO))
-    return {
-        vol.Required(VERSION, default=default): VERSION_SELECTOR,
-        vol.Optional(CONF_RFXTRX, default=bool(defaults.get(CONF_RFXTRX, False))): bool,
-    }
-
-
-def serial_schema(defaults: Mapping[str, Any], *, version: bool = True) -> vol.Schema:
-    """The serial step's form (reconfigure: the port only)."""
-    port = redact_port(str(defaults.get(CONF_PORT, DEFAULT_PORT)))
-    fields: dict[Any, Any] = {vol.Required(CONF_PORT, default=port): SerialPortSelector()}
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
-
-
-def network_schema(defaults: Mapping[str, Any], *, version: bool = True) -> vol.Schema:
-    """The network step's form (reconfigure: host and TCP port only)."""
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): TextSelector(),
-        vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
-            vol.Coerce(int), vol.Range(min=1, max=65535)
-        ),
-    }
-    return vol.Schema(fields | _version_fields(defaults) if version else fields)
+def port_schema(defaults: Mapping[str, Any], *, network: bool, version: bool = True) -> vol.Schema:
+    """The serial or network step's form (reconfigure: without the meter type)."""
+    if network:
+        fields: dict[Any, Any] = {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): selector.TextSelector(),
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=65535)
+            ),
+        }
+    else:
+        port = redact_port(str(defaults.get(CONF_PORT, DEFAULT_PORT)))
+        fields = {vol.Required(CONF_PORT, default=port): selector.SerialPortSelector()}
+    if version:
+        option = version_option(defaults.get(VERSION, VERSION_AUTO))
+        fields[vol.Required(VERSION, default=option)] = VERSION_SELECTOR
+        fields[vol.Optional(CONF_RFXTRX, default=bool(defaults.get(CONF_RFXTRX, False)))] = bool
+    return vol.Schema(fields)
 
 
 def version_and_protocol(user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,8 +165,7 @@ def version_and_protocol(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 def clean_host(value: str) -> str | None:
     """A host name or address, a scheme, port or path pasted with it stripped; IPv6 bracketed."""
-    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE)
-    host = host.split("/", 1)[0]
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE).split("/")[0]
     if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):
         host = bracketed.group(1)
     elif host.count(":") == 1:  # host:port pasted into the host field
@@ -205,8 +179,7 @@ def clean_host(value: str) -> str | None:
 
 def keys(user_input: Mapping[str, Any]) -> dict[str, str] | None:
     """The encryption (and optional authentication) key, upper-case; None if malformed."""
-    key = str(user_input.get(KEY) or "").strip()
-    auth = str(user_input.get(AUTH_KEY) or "").strip()
+    key, auth = (str(user_input.get(field) or "").strip() for field in KEYS)
     if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
         return None
     return {KEY: key.upper()} | ({AUTH_KEY: auth.upper()} if auth else {})
@@ -234,14 +207,12 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     VERSION = 1  # core's: entries stay loadable by core after a rollback
 
     def __init__(self) -> None:
-        """Initialize the flow."""
         self._data: dict[str, Any] = {}
         self._detection: Detection | None = None
 
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> DsmrOptionsFlow:
-        """The update window, the watchdog, the peak threshold, sharing."""
         return DsmrOptionsFlow()
 
     @ends_well
@@ -273,25 +244,20 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self._show("network", {}, {})
         if not (host := clean_host(user_input[CONF_HOST])):
             return self._show("network", user_input, {CONF_HOST: "invalid_host"})
-        self._data = {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]} | version_and_protocol(
-            user_input
-        )
+        data = {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
+        self._data = data | version_and_protocol(user_input)
         return await self._async_next("network", user_input)
 
     def _show(
-        self,
-        step: str,
-        user_input: dict[str, Any],
-        errors: dict[str, str],
-        placeholders: dict[str, str] | None = None,
+        self, step: str, user_input: dict[str, Any], errors: dict[str, str], **shown: str
     ) -> ConfigFlowResult:
         """A step's form again, with what was typed (a key too: it is the user's own)."""
         if step == "encryption_key":
             schema = self.add_suggested_values_to_schema(KEY_SCHEMA, user_input)
         else:
-            schema = network_schema(user_input) if step == "network" else serial_schema(user_input)
+            schema = port_schema(user_input, network=step == "network")
         return self.async_show_form(
-            step_id=step, data_schema=schema, errors=errors, description_placeholders=placeholders
+            step_id=step, data_schema=schema, errors=errors, description_placeholders=shown or None
         )
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
@@ -302,17 +268,14 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             except CannotConnect as err:
                 return self._show(step, user_input, form_error(err))
             except NothingReceived as err:
-                seconds = {"seconds": str(math.ceil(err.seconds))}
-                return self._show(step, user_input, {"base": "no_data"}, seconds)
+                seconds = str(math.ceil(err.seconds))
+                return self._show(step, user_input, {"base": "no_data"}, seconds=seconds)
             except CannotCommunicate:
                 return self._show(step, user_input, {"base": NOT_RECOGNISED[step]})
-            if self._detection.version == ENCRYPTED:
-                return await self.async_step_encryption_key()
             try:
-                data = identify_detected(self._data, self._detection)
+                return await self._async_detected()
             except CannotCommunicate, InvalidKey:
                 return self._show(step, user_input, {"base": "cannot_communicate"})
-            return await self._async_confirm(data)
         if self._data[VERSION] in ENCRYPTED_DSMR_VERSIONS:
             return await self.async_step_encryption_key()
         return await self._async_validate_and_create(self._data, step, user_input)
@@ -350,6 +313,13 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         await self._async_abort_if_known(data)
         return self.async_create_entry(title=title(data), data=data)
 
+    async def _async_detected(self) -> ConfigFlowResult:
+        """The key step for an encrypted meter, else confirm the meter (CannotCommunicate)."""
+        assert self._detection is not None
+        if self._detection.version == ENCRYPTED:
+            return await self.async_step_encryption_key()
+        return await self._async_confirm(identify_detected(self._data, self._detection))
+
     async def _async_confirm(self, data: dict[str, Any]) -> ConfigFlowResult:
         await self._async_abort_if_known(data)
         self._data = data
@@ -366,11 +336,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         """A meter set up already: abort; found on another port, its entry moves there."""
         if not data.get(CONF_SERIAL_ID):
             return
-        await self.async_set_unique_id(data[CONF_SERIAL_ID])
-        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
-            DOMAIN, data[CONF_SERIAL_ID]
-        )
-        if entry is None:
+        if (entry := await self.async_set_unique_id(data[CONF_SERIAL_ID])) is None:
             return
         moved = {k: v for k, v in entry.data.items() if k != CONF_HOST}
         moved |= {k: data[k] for k in TRANSPORT_KEYS if k in data}
@@ -394,8 +360,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         strings = await async_get_translations(
             self.hass, self.hass.config.language, "selector", {DOMAIN}
         )
-        option = version_option(self._data[VERSION])
-        key = f"component.{DOMAIN}.selector.{VERSION}.options.{option}"
+        key = f"component.{DOMAIN}.selector.{VERSION}.options.{version_option(self._data[VERSION])}"
         return self.async_show_form(
             step_id="detected",
             description_placeholders={
@@ -414,16 +379,10 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         self._data = {CONF_PORT: port, VERSION: VERSION_AUTO, CONF_PROTOCOL: DSMR_PROTOCOL}
         try:
             self._detection = await async_detect(port)
-        except CannotConnect, CannotCommunicate:
+            self.context["title_placeholders"] = {"name": port}
+            return await self._async_detected()
+        except CannotConnect, CannotCommunicate, InvalidKey:
             return self.async_abort(reason="not_dsmr")
-        self.context["title_placeholders"] = {"name": port}
-        if self._detection.version == ENCRYPTED:
-            return await self.async_step_encryption_key()
-        try:
-            data = identify_detected(self._data, self._detection)
-        except CannotCommunicate, InvalidKey:
-            return self.async_abort(reason="not_dsmr")
-        return await self._async_confirm(data)
 
     @ends_well
     async def async_step_reconfigure(
@@ -435,10 +394,9 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="configured_in_yaml")
         network = CONF_HOST in entry.data
         encrypted = entry.data[VERSION] in ENCRYPTED_DSMR_VERSIONS
-        make = network_schema if network else serial_schema
-        schema = make(entry.data, version=False)
+        schema = port_schema(entry.data, network=network, version=False)
         if encrypted:  # never pre-filled: an empty field keeps the stored key
-            schema = schema.extend(OPTIONAL_KEYS.schema)
+            schema = schema.extend({vol.Optional(field): PASSWORD for field in KEYS})
         errors: dict[str, str] = {}
         if user_input is not None:
             data, errors = reconfigured(dict(entry.data), user_input, network, encrypted)
@@ -459,16 +417,12 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
 
     @ends_well
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
-        """A `sensor: - platform: dsmr` block (yaml_import.py).
-
-        Only entries marked as coming from YAML follow it: one made in the UI (or by core's
-        import long ago) for the same port or meter is never taken over.
-        """
+        """A `sensor: - platform: dsmr` block (yaml_import.py)."""
         for entry in self._async_current_entries(include_ignore=False):
             if yaml_key(entry.data) != yaml_key(import_data):
                 continue
-            if not entry.data.get(CONF_SOURCE_YAML):
-                return self._async_abort_yaml_duplicate(import_data, entry)
+            if not entry.data.get(CONF_SOURCE_YAML):  # made in the UI or by core: never taken over
+                return self._abort_yaml_duplicate(import_data, entry)
             merged = {**entry.data, **import_data}
             if import_data[VERSION] == VERSION_AUTO:
                 merged[VERSION] = entry.data[VERSION]  # detected before
@@ -479,7 +433,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             )
         for entry in self._async_current_entries(include_ignore=False):
             if port_url(entry.data) == port_url(import_data):  # a meter without identifier
-                return self._async_abort_yaml_duplicate(import_data, entry)
+                return self._abort_yaml_duplicate(import_data, entry)
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
         shown = redact_port(port_url(data))
         try:
@@ -510,20 +464,14 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 type(err).__name__,
             )
             return self.async_abort(reason="cannot_connect")
-        if data[CONF_SERIAL_ID]:
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            if same := self.hass.config_entries.async_entry_for_domain_unique_id(
-                DOMAIN, data[CONF_SERIAL_ID]
-            ):
-                return self._async_abort_yaml_duplicate(import_data, same)
+        if data[CONF_SERIAL_ID] and (same := await self.async_set_unique_id(data[CONF_SERIAL_ID])):
+            return self._abort_yaml_duplicate(import_data, same)
         return self.async_create_entry(title=title(data), data=data)
 
-    def _async_abort_yaml_duplicate(
-        self, import_data: dict[str, Any], entry: ConfigEntry
-    ) -> ConfigFlowResult:
+    def _abort_yaml_duplicate(self, block: dict[str, Any], entry: ConfigEntry) -> ConfigFlowResult:
         LOGGER.warning(
             "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
-            redact_port(port_url(import_data)),
+            redact_port(port_url(block)),
             redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
@@ -550,51 +498,6 @@ def reconfigured(
     return data, {}
 
 
-def _box(maximum: int) -> NumberSelector:
-    return NumberSelector(
-        NumberSelectorConfig(min=1, max=maximum, step=1, mode=NumberSelectorMode.BOX)
-    )
-
-
-def sharing_section(values: Mapping[str, Any], *, encrypted: bool) -> section:
-    """The options form's collapsed section for sharing the meter (flat options)."""
-    host = str(values.get(CONF_REBROADCAST_HOST, DEFAULT_HOST))
-    port = int(values.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT))
-    clients = int(values.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS))
-    fields: dict[Any, Any] = {
-        vol.Required(SHARE, default=bool(values.get(SHARE))): bool,
-        vol.Required(CONF_REBROADCAST_HOST, default=host): TextSelector(),
-        vol.Required(CONF_REBROADCAST_PORT, default=port): _box(65535),
-        vol.Required(CONF_REBROADCAST_MAX_CLIENTS, default=clients): _box(MAX_REBROADCAST_CLIENTS),
-    }
-    if encrypted:  # serving decrypted telegrams is asked only for an encrypted meter
-        decrypted = bool(values.get(CONF_REBROADCAST_DECRYPTED))
-        fields[vol.Required(CONF_REBROADCAST_DECRYPTED, default=decrypted)] = bool
-    return section(vol.Schema(fields), {"collapsed": True})
-
-
-def shared(answers: Mapping[str, Any], *, encrypted: bool) -> tuple[dict[str, Any], str | None]:
-    """The sharing options from the section's answers, and the form error (if any).
-
-    The address must be an IP address (a name is ambiguous, and resolved before the network is
-    up at boot); `[::1]` is taken as `::1`, each stored as Python writes it.
-    """
-    options: dict[str, Any] = {
-        SHARE: bool(answers[SHARE]),
-        CONF_REBROADCAST_HOST: str(answers[CONF_REBROADCAST_HOST]).strip(),
-        CONF_REBROADCAST_PORT: int(answers[CONF_REBROADCAST_PORT]),
-        CONF_REBROADCAST_MAX_CLIENTS: int(answers[CONF_REBROADCAST_MAX_CLIENTS]),
-    }
-    if encrypted:
-        options[CONF_REBROADCAST_DECRYPTED] = bool(answers.get(CONF_REBROADCAST_DECRYPTED))
-    try:
-        address = ipaddress.ip_address(options[CONF_REBROADCAST_HOST].strip("[]"))
-    except ValueError:
-        return options, "invalid_bind_address"
-    options[CONF_REBROADCAST_HOST] = str(address)
-    return options, None
-
-
 class DsmrOptionsFlow(OptionsFlowWithReload):
     """Update window, watchdog, (Belgian meters) the lowest peak worth a warning, sharing."""
 
@@ -602,29 +505,20 @@ class DsmrOptionsFlow(OptionsFlowWithReload):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The options; saved options reload the entry, which applies them."""
         options = dict(self.config_entry.options)  # keeps what the form does not show
+        encrypted = self.config_entry.data.get(VERSION) in ENCRYPTED_DSMR_VERSIONS
         errors: dict[str, str] = {}
         if user_input is not None:
             answers = dict(user_input)
             section_answers = answers.pop(SHARE, None)  # absent: sharing stays as it is
             options |= answers
             if section_answers is not None:
-                found, error = shared(section_answers, encrypted=self._encrypted)
+                found, error = shared(section_answers, encrypted=encrypted)
                 options |= found
                 if error is None and found[SHARE]:
                     error = await self._async_cannot_listen(found)
-                if error is not None:
-                    errors["base"] = error
+                errors = {"base": error} if error else {}
             if not errors:
                 return self.async_create_entry(data=options)
-        return self.async_show_form(
-            step_id="init", data_schema=self._schema(options), errors=errors
-        )
-
-    @property
-    def _encrypted(self) -> bool:
-        return self.config_entry.data.get(VERSION) in ENCRYPTED_DSMR_VERSIONS
-
-    def _schema(self, options: dict[str, Any]) -> vol.Schema:
         window = options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE)
         watchdog = options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT)
         fields: dict[Any, Any] = {
@@ -638,21 +532,16 @@ class DsmrOptionsFlow(OptionsFlowWithReload):
         if has_demand(self.config_entry.data[VERSION]):
             threshold = options.get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
             fields[vol.Required(CONF_PEAK_THRESHOLD, default=threshold)] = PEAK_THRESHOLD
-        fields[vol.Optional(SHARE)] = sharing_section(options, encrypted=self._encrypted)
-        return vol.Schema(fields)
+        fields[vol.Optional(SHARE)] = sharing_section(options, encrypted=encrypted)
+        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
 
     async def _async_cannot_listen(self, options: dict[str, Any]) -> str | None:
-        """Why the address cannot be listened on (a translation key), or None.
-
-        Not tried on the port the entry's server holds (Linux refuses even another address of
-        it while it listens): the reload moves it.
-        """
-        entry = self.config_entry
-        if entry.state is ConfigEntryState.LOADED:
-            running = entry.runtime_data.rebroadcast
-            if running is not None and running.port == options[CONF_REBROADCAST_PORT]:
-                return None
-        failure = await async_trial_listen(
-            options[CONF_REBROADCAST_HOST], options[CONF_REBROADCAST_PORT]
-        )
+        """Why the address cannot be listened on (a translation key), or None."""
+        entry, port = self.config_entry, options[CONF_REBROADCAST_PORT]
+        running = entry.runtime_data.rebroadcast if entry.state is ConfigEntryState.LOADED else None
+        # Not tried on the port the entry's server holds (Linux refuses even another address of
+        # it while it listens): the reload moves it.
+        if running is not None and running.port == port:
+            return None
+        failure = await async_trial_listen(options[CONF_REBROADCAST_HOST], port)
         return None if failure is None else str(failure)

@@ -1,14 +1,7 @@
 """The connection to the meter: which ports may be opened, the P1 protocol, reconnecting.
 
-A port is a serial tty under /dev (a by-id link, a ser2net pseudo-terminal) or a serialx URL that
-carries a meter's line (socket://, rfc2217://, esphome://, esphome-hass://); anything else is
-refused before it is opened (/dev/watchdog arms a watchdog when opened). `async_open_port` is the
-one place that opens a port; whatever shows or logs a port goes through `redact_port`.
-
-`P1Protocol` cuts the bytes into frames (p1/framing.py), reads each (p1/telegram.py), counts
-every fault in `Counters` (logged once, rate-limited), hands accepted frames to the sharing and
-telegrams to the coordinator, and closes a connection that stays silent (serial ports too).
-`Connection.async_run` keeps it open for as long as the entry is loaded, retrying with backoff.
+Only `async_open_port` opens ports, only ttys under /dev and URL_SCHEMES (/dev/watchdog arms a
+watchdog when opened); whatever shows or logs a port goes through `redact_port`.
 """
 
 from __future__ import annotations
@@ -18,6 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 import contextlib
 from dataclasses import dataclass, field
+import functools
 import os
 import re
 import stat
@@ -47,17 +41,14 @@ URL_SCHEMES: Final = frozenset({"socket", "rfc2217", "esphome", "esphome-hass"})
 SECRET_PARAMS: Final = frozenset({"key", "password", "noise_psk"})  # serialx's ESPHome backend
 REDACTED: Final = "**REDACTED**"
 CLOSE_WAIT: Final = 1.0  # s a closing port may take before the next open is tried anyway
-# tty drivers (/proc/tty/drivers) a meter can be on: UARTs, USB serial, pseudo-terminals.
-SERIAL_TTY_KINDS: Final = frozenset({"serial", "pty:slave"})
+SERIAL_TTY_KINDS: Final = frozenset({"serial", "pty:slave"})  # UARTs, USB serial, ptys
 TTY_DRIVERS: Final = "/proc/tty/drivers"
 WINDOWS: Final = os.name == "nt"
 FIRST_RETRY_DELAY: Final = 1.0  # s, doubling up to the reconnect interval
 LOG_REPEAT_INTERVAL: Final = 600.0  # s between two log lines of the same fault
-# A USB serial adapter hands a telegram over in ~15 pieces: once one has begun, reading pauses
-# until its expected end (the last one's size at the line's rate, plus an FTDI adapter's 16 ms
-# latency timer); waits shorter than MIN_PAUSE are not worth a timer.
-MIN_PAUSE: Final = 0.02
-PAUSE_MARGIN: Final = 0.02
+# A USB serial adapter hands a telegram over in ~15 pieces: reading pauses until its expected end.
+MIN_PAUSE: Final = 0.02  # s: a shorter wait is not worth a timer
+PAUSE_MARGIN: Final = 0.02  # s: an FTDI adapter's latency timer is 16 ms
 # An encrypted frame's security control byte as every meter sends it (suite 0, encrypted and
 # authenticated, no broadcast key, no compression): dsmr_parser warns of any other as untested.
 TESTED_SECURITY: Final = 0x30
@@ -92,10 +83,7 @@ def port_url(data: Mapping[str, Any]) -> str:
 
 
 def redact_port(port: str) -> str:
-    """A port URL fit to show: everything up to its last @, and secret query values, replaced.
-
-    (A password may hold #, / or ?; parameter names are compared as serialx reads them.)
-    """
+    """A port URL fit to show: all up to its last @ (a password may hold #, / or ?) and secrets."""
     scheme = _SCHEME.match(port)
     if scheme is None:
         return port
@@ -104,7 +92,7 @@ def redact_port(port: str) -> str:
     parts = [port[: scheme.end()], f"{REDACTED}@" if at >= 0 else ""]
     for param in _PARAM.finditer(port, scheme.end()):  # a value holding an @ shows no tail
         begin, end = param.span("value")
-        name = unquote_plus(re.sub(r"[\t\r\n]", "", param["name"]))
+        name = unquote_plus(re.sub(r"[\t\r\n]", "", param["name"]))  # as serialx reads it
         if end >= shown_from and name in SECRET_PARAMS:
             parts += [port[shown_from : max(begin, shown_from)], REDACTED]
             shown_from = end
@@ -143,30 +131,19 @@ def check_device(path: str) -> None:
         raise CannotConnect(err.strerror or type(err).__name__) from err
     if not real.startswith("/dev/") or not stat.S_ISCHR(info.st_mode):
         raise InvalidPort("not a serial device (not a character device under /dev)")
-    if not _is_serial_tty(info.st_rdev):
-        raise InvalidPort("not a serial device (a character device, but not a serial tty)")
-
-
-def _is_serial_tty(device: int) -> bool:
-    """Whether a device number is a serial or pseudo-terminal tty's (Linux's driver list).
-
-    Read each time: a USB serial driver loads with the first adapter. Without the list, any
-    character device under /dev is taken.
-    """
-    try:
+    try:  # read each time: a USB serial driver loads with the first adapter
         with open(TTY_DRIVERS, encoding="ascii", errors="replace") as drivers:
             lines = drivers.read().splitlines()
-    except OSError:
-        return True
-    major, minor = os.major(device), os.minor(device)
-    for line in lines:
-        fields = line.split()
+    except OSError:  # no list: any character device under /dev is taken
+        return
+    major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
+    for fields in map(str.split, lines):
         if len(fields) < 5 or fields[-1] not in SERIAL_TTY_KINDS or fields[-3] != str(major):
             continue
         low, _, high = fields[-2].partition("-")
         if low.isdigit() and int(low) <= minor <= int(high if high.isdigit() else low):
-            return True
-    return False
+            return
+    raise InvalidPort("not a serial device (a character device, but not a serial tty)")
 
 
 async def async_check_port(url: str) -> None:
@@ -181,10 +158,9 @@ async def async_open_port(
 ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
     """Open a port the rule allows; whatever fails is CannotConnect, without URL secrets."""
     await async_check_port(url)
-    loop = asyncio.get_running_loop()
     try:
         return await create_serial_connection(
-            loop, factory, **{**settings, "url": url, "low_latency": False}
+            asyncio.get_running_loop(), factory, **{**settings, "url": url, "low_latency": False}
         )
     except Exception as err:
         message = str(err) if redact_port(url) == url else ""  # it might quote a secret
@@ -203,8 +179,7 @@ def line_rate(settings: Mapping[str, Any]) -> float:
     """Bytes per second on a line with dsmr_parser's serial settings (start, data, parity, stop)."""
     stop_bits = float(getattr(settings["stopbits"], "value", settings["stopbits"]))
     bits = 1 + int(settings["bytesize"]) + (settings["parity"] != PARITY_NONE) + stop_bits
-    rate: float = settings["baudrate"] / bits
-    return rate
+    return float(settings["baudrate"] / bits)
 
 
 @dataclass(slots=True)
@@ -241,7 +216,6 @@ class Counters:
             LOGGER.debug(message, *args)
 
     def per_minute(self) -> int:
-        """Good telegrams in the last 60 seconds."""
         since = time.time() - 60
         return sum(1 for t in reversed(self.recent) if t >= since)
 
@@ -271,19 +245,13 @@ class P1Protocol(asyncio.Protocol):
         on_telegram: TelegramCallback,
         counters: Counters,
         *,
-        keys: tuple[str, str | None] | None = None,
+        keys: tuple[str, str | None] | None = None,  # (encryption, authentication)
         rfxtrx: bool = False,
         watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
-        rate: float | None = None,
-        frame_sink: Callable[[bytes], None] | None = None,
-        plain_frames: bool = False,
+        rate: float | None = None,  # bytes/s: wait for a telegram's rest (None: read each piece)
+        frame_sink: Callable[[bytes], None] | None = None,  # each frame as it came off the line
+        plain_frames: bool = False,  # frame_sink: an encrypted meter's plain telegram instead
     ) -> None:
-        """Read `version`'s telegrams; `keys` (encryption, authentication) for encrypted ones.
-
-        `rate`: the line's bytes per second, to wait for the rest of a telegram (None: read
-        each piece as it comes). `frame_sink` gets every accepted frame as it came off the line
-        (`plain_frames`: an encrypted meter's plain telegram instead).
-        """
         self.reader = TelegramReader(version_setup(version)[0])
         self.keys = keys
         self.framer = EncryptedFramer() if keys is not None else Framer()
@@ -295,9 +263,8 @@ class P1Protocol(asyncio.Protocol):
         self.transport: asyncio.BaseTransport | None = None
         self.done = asyncio.Event()  # set when the connection is lost
         self.close_reason: str | None = None
-        self.decryption_failed = False
         self._loop = asyncio.get_running_loop()
-        self._watchdog_timeout = watchdog_timeout
+        self._timeout = watchdog_timeout
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_frame = 0.0
         self._rate = rate
@@ -306,63 +273,53 @@ class P1Protocol(asyncio.Protocol):
         self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start the silence watchdog."""
         self.transport = transport
         self._last_frame = self._loop.time()
-        self._watchdog = self._loop.call_at(
-            self._last_frame + self._watchdog_timeout, self._check_silence
-        )
+        self._check_silence()  # (arms the watchdog)
 
     def _check_silence(self) -> None:
-        idle = self._loop.time() - self._last_frame
-        if idle < self._watchdog_timeout:
-            self._watchdog = self._loop.call_at(
-                self._last_frame + self._watchdog_timeout, self._check_silence
-            )
-            return
         self._watchdog = None
-        self.counters.watchdog_timeouts += 1
-        self.close(f"no telegram for {idle:.0f} s")
+        if (idle := self._loop.time() - self._last_frame) >= self._timeout:
+            self.counters.watchdog_timeouts += 1
+            self.close(f"no telegram for {idle:.0f} s")
+            return
+        self._watchdog = self._loop.call_at(self._last_frame + self._timeout, self._check_silence)
 
     def close(self, reason: str) -> None:
-        """Close the connection, remembering why."""
+        """Close the connection, remembering (the first) why."""
         self.close_reason = self.close_reason or reason
         if self.transport is not None:
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """Take a piece of the stream; whatever goes wrong is counted, never raised."""
+        counters = self.counters
         try:
-            self._take(data)
+            if self.unwrapper is not None:
+                scraps = self.unwrapper.scraps
+                data = self.unwrapper.feed(data)
+                if self.unwrapper.scraps != scraps:
+                    counters.parse_errors += 1
+                    counters.discarded_bytes += self.unwrapper.scraps - scraps
+                    counters.fault("rfxtrx", "Skipped RFXtrx packets too short to hold P1 data")
+            frames = self.framer.feed(data)
+            dropped, oversized = self.framer.take_dropped()
+            counters.discarded_bytes += dropped
+            if oversized:
+                self._wait_decided = False
+                counters.parse_errors += oversized
+                counters.fault("frame_size", "Skipped a frame of more than %d bytes", MAX_FRAME)
+            for frame in frames:
+                self._frame(frame)
+            if self.framer.buffer and self._rate and not self._wait_decided:
+                self._wait_for_rest()
         except Exception as err:  # (asyncio would drop the connection)
-            self.counters.parse_errors += 1
-            self.counters.fault(
+            counters.parse_errors += 1
+            counters.fault(
                 "internal", "Skipped bytes that could not be handled (%s)", type(err).__name__
             )
 
-    def _take(self, data: bytes) -> None:
-        counters = self.counters
-        if self.unwrapper is not None:
-            scraps = self.unwrapper.scraps
-            data = self.unwrapper.feed(data)
-            if self.unwrapper.scraps != scraps:
-                counters.parse_errors += 1
-                counters.discarded_bytes += self.unwrapper.scraps - scraps
-                counters.fault("rfxtrx", "Skipped RFXtrx packets too short to hold P1 data")
-        frames = self.framer.feed(data)
-        dropped, oversized = self.framer.take_dropped()
-        counters.discarded_bytes += dropped
-        if oversized:
-            self._wait_decided = False
-            counters.parse_errors += oversized
-            counters.fault("frame_size", "Skipped a frame of more than %d bytes", MAX_FRAME)
-        for frame in frames:
-            self._frame(frame)
-        if self.framer.buffer and self._rate and not self._wait_decided:
-            self._wait_for_rest()
-
     def _frame(self, frame: bytes) -> None:
-        """Read one frame; count and skip it when it is bad."""
         counters = self.counters
         if self.keys is None:
             self._last_frame = self._loop.time()  # (encrypted: frames that decrypt only)
@@ -377,7 +334,6 @@ class P1Protocol(asyncio.Protocol):
             read = self.reader.read(text)
         except DecryptionError:
             counters.decryption_errors += 1
-            self.decryption_failed = True
             counters.fault("decrypt", "Cannot decrypt telegrams; check the encryption key")
             self.close("decryption failed")
             return
@@ -408,7 +364,7 @@ class P1Protocol(asyncio.Protocol):
         counters.last_raw = text if self.keys is None else frame.hex()
         counters.last_telegram = now = time.time()
         counters.recent.append(now)
-        if self.frame_sink is not None:  # as it came off the line, or the plain telegram
+        if self.frame_sink is not None:
             self.frame_sink(text.encode("ascii") if self.plain_frames else frame)
         self.on_telegram(read.telegram, read.unknown_lines)
 
@@ -436,31 +392,21 @@ class P1Protocol(asyncio.Protocol):
             transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the timers and wake up whoever waits for the connection to close."""
-        for timer in (self._watchdog, self._resume):
-            if timer is not None:
-                timer.cancel()
+        for timer in filter(None, (self._watchdog, self._resume)):
+            timer.cancel()
         self._watchdog = self._resume = None
         if exc is not None and self.close_reason is None:
             self.close_reason = str(exc) or type(exc).__name__
         self.done.set()
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is lost."""
         await self.done.wait()
 
 
 async def async_open(
-    data: Mapping[str, Any],
-    on_telegram: TelegramCallback,
-    counters: Counters,
-    watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
-    **sharing: Any,
+    data: Mapping[str, Any], on_telegram: TelegramCallback, counters: Counters, **options: Any
 ) -> tuple[asyncio.BaseTransport, P1Protocol]:
-    """Open an entry's port with its version's serial settings; raise CannotConnect.
-
-    `sharing`: P1Protocol's `frame_sink` and `plain_frames`.
-    """
+    """Open an entry's port with its version's settings (CannotConnect); `options`: P1Protocol's."""
     version = data[CONF_DSMR_VERSION]
     settings = version_setup(version)[1]
     keys = None
@@ -469,19 +415,9 @@ async def async_open(
         keys = (data.get(CONF_ENCRYPTION_KEY, ""), data.get(CONF_AUTHENTICATION_KEY) or None)
     rfxtrx = data.get(CONF_PROTOCOL) == RFXTRX_DSMR_PROTOCOL
     rate = line_rate(settings) if not rfxtrx and keys is None else None
-
-    def factory() -> P1Protocol:
-        return P1Protocol(
-            version,
-            on_telegram,
-            counters,
-            keys=keys,
-            rfxtrx=rfxtrx,
-            watchdog_timeout=watchdog_timeout,
-            rate=rate,
-            **sharing,
-        )
-
+    factory = functools.partial(
+        P1Protocol, version, on_telegram, counters, keys=keys, rfxtrx=rfxtrx, rate=rate, **options
+    )
     transport, protocol = await async_open_port(port_url(data), factory, settings)
     assert isinstance(protocol, P1Protocol)
     return transport, protocol
@@ -502,9 +438,6 @@ class Connection:
         frame_sink: Callable[[bytes], None] | None = None,
         plain_frames: bool = False,
     ) -> None:
-        """For an entry's data; `frame_sink`, `plain_frames`: see P1Protocol."""
-        self.data = data
-        self.on_telegram = on_telegram
         self.on_state = on_state
         self.counters = counters
         self.reconnect_interval = reconnect_interval
@@ -512,16 +445,13 @@ class Connection:
         self.sharing: dict[str, Any] = {"frame_sink": frame_sink, "plain_frames": plain_frames}
         self.connected = False
         self.port = redact_port(port_url(data))  # as logs show it
+        options = {"watchdog_timeout": watchdog_timeout, **self.sharing}
+        self._open = functools.partial(async_open, data, on_telegram, counters, **options)
         self._opened: tuple[asyncio.BaseTransport, P1Protocol] | None = None
-
-    async def _async_open(self) -> tuple[asyncio.BaseTransport, P1Protocol]:
-        return await async_open(
-            self.data, self.on_telegram, self.counters, self.watchdog_timeout, **self.sharing
-        )
 
     async def async_connect(self) -> None:
         """Open the port now (can it be opened?); `async_run` reads from it. CannotConnect."""
-        self._opened = await self._async_open()
+        self._opened = await self._open()
 
     def close(self) -> None:
         """Close a port `async_connect` opened that `async_run` never took."""
@@ -537,37 +467,31 @@ class Connection:
             before = counters.telegrams
             opened, self._opened = self._opened, None
             try:
-                transport, protocol = opened or await self._async_open()
+                transport, protocol = opened or await self._open()
             except CannotConnect as err:
                 counters.connection_errors += 1
                 counters.failures_in_a_row += 1
                 counters.fault("connect", "Cannot open %s: %s", self.port, err)
                 self._state(False, str(err))
             else:
-                await self._read_until_closed(transport, protocol)
+                counters.connects += 1
+                if counters.connects > 1 or counters.connection_errors:
+                    LOGGER.info("Connected to %s again", self.port)
+                counters.recovered("connect")
+                counters.failures_in_a_row = 0
+                self._state(True)
+                try:
+                    await protocol.wait_closed()
+                finally:  # dropped, silent, or cancelled (unload)
+                    transport.close()
+                    reason = protocol.close_reason or "connection closed"
+                    if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        LOGGER.info("Connection to %s lost: %s", self.port, reason)
+                    self._state(False, reason)
             if counters.telegrams > before:
                 delay = FIRST_RETRY_DELAY
             await asyncio.sleep(delay)
             delay = min(delay * 2, max(self.reconnect_interval, FIRST_RETRY_DELAY))
-
-    async def _read_until_closed(
-        self, transport: asyncio.BaseTransport, protocol: P1Protocol
-    ) -> None:
-        counters = self.counters
-        counters.connects += 1
-        if counters.connects > 1 or counters.connection_errors:
-            LOGGER.info("Connected to %s again", self.port)
-        counters.recovered("connect")
-        counters.failures_in_a_row = 0
-        self._state(True)
-        try:
-            await protocol.wait_closed()
-        finally:  # dropped, silent, or cancelled (unload)
-            transport.close()
-            reason = protocol.close_reason or "connection closed"
-            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                LOGGER.info("Connection to %s lost: %s", self.port, reason)
-            self._state(False, reason)
 
     def _state(self, connected: bool, reason: str | None = None) -> None:
         if connected != self.connected or not connected:

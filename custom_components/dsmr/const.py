@@ -78,6 +78,4 @@ def version_option(version: str) -> str:
     return version.lower().replace(".", "_").replace("+", "_plus")
 
 
-VERSION_BY_OPTION: Final[dict[str, str]] = {
-    version_option(version): version for version in (VERSION_AUTO, *DSMR_VERSIONS)
-}
+VERSION_BY_OPTION: Final = {version_option(v): v for v in (VERSION_AUTO, *DSMR_VERSIONS)}

@@ -1,11 +1,9 @@
 """One meter's telegrams, pushed to its entities as snapshots through Home Assistant's coordinator.
 
-The connection calls `telegram_received` for every good telegram and `connection_changed` when
-it comes or goes, on the event loop: no queue. Each telegram goes into the update window
-(p1/snapshot.py: running figures, nothing kept per telegram); the first of a connection is
-published at once (the second makes its sub-meters, which two publishes in a row must name),
-later ones through a `Debouncer`: at most one publish per window (every telegram with a window
-of 0). A lost connection makes every entity unavailable at once.
+The connection calls `telegram_received` and `connection_changed` on the event loop: no queue.
+Each telegram goes into the update window (p1/snapshot.py); a connection's first two are published
+at once (sub-meters need two publishes in a row), later ones through a `Debouncer`: at most one
+publish per window. A lost connection makes every entity unavailable at once.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -33,11 +32,15 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .p1.rebroadcast import RebroadcastServer
 
-# A meter sends a telegram a second at most (DSMR 2.2/4: every ten): one sooner is too fast.
-TOO_FAST = 0.5
+TOO_FAST = 0.5  # s: sooner is too fast (a meter sends one a second at most; 2.2/4: every ten)
 AT_ONCE = 2  # a connection's first telegrams, published at once
 SAVE_DELAY = 60  # seconds: the flows are saved at most this often (and at shutdown)
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def signal(entry_id: str, event: str) -> str:
+    """An entry's signal: "new" sub-meters or unnamed lines, the meter "online" (or offline)."""
+    return f"{DOMAIN}_{entry_id}_{event}"
 
 
 @dataclass(slots=True)
@@ -82,8 +85,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self.window = window
         self.seconds = max(0.0, float(seconds))
         self.counters = counters if counters is not None else Counters()
-        self.connected = False
-        self.published = 0
+        self.connected, self.published = False, 0
         self.too_fast = 0  # telegrams sooner than a meter sends them: taken, counted
         self.latest: Any = None  # the newest telegram (diagnostics)
         self.replaced = False  # the meter reports another equipment identifier
@@ -99,29 +101,27 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         if entry is not None:
             self._store = Store(hass, 1, f"{DOMAIN}.{entry.entry_id}")
         self._saved: Mapping[str, FlowState] = window.flows
+        self._shape: tuple[Any, ...] = ()
 
     async def async_load(self) -> None:
         """Take the flows saved at the last shutdown, so a short restart keeps them."""
         if self._store is None or not isinstance(stored := await self._store.async_load(), dict):
             return
         saved = stored.get("flows")
-        flows = {
-            key: FlowState.from_dict(state if isinstance(state, dict) else None)
+        flows = {  # those with a capture
+            key: flow
             for key, state in (saved.items() if isinstance(saved, dict) else ())
+            if (flow := FlowState.from_dict(state if isinstance(state, dict) else None)).last
         }
-        self.window.flows = self._saved = MappingProxyType(
-            {key: state for key, state in flows.items() if state.last is not None}
-        )
+        self.window.flows = self._saved = MappingProxyType(flows)
 
     @callback
     def telegram_received(self, telegram: Any, unknown_lines: Mapping[str, str] = _EMPTY) -> None:
         """Take a good telegram; whatever fails is counted, never raised."""
         try:
-            now = time.monotonic()
-            if now - self._received < TOO_FAST:
+            if (now := time.monotonic()) - self._received < TOO_FAST:
                 self.too_fast += 1
-            self._received = now
-            self.latest = telegram
+            self._received, self.latest = now, telegram
             self.window.add(telegram, unknown_lines)
             if self._debouncer is None:
                 self._publish()
@@ -137,10 +137,10 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     @callback
     def connection_changed(self, state: ConnectionState) -> None:
         """Unavailable at once when the connection goes; available again with a telegram."""
-        self._fresh, self._at_once = True, AT_ONCE
-        self.connected = state.connected
+        self._fresh, self._at_once, self.connected = True, AT_ONCE, state.connected
         if self.config_entry is not None:
             async_connection_changed(self.hass, self.config_entry, state)
+            async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "online"))
         if state.connected:
             return
         if self._debouncer is not None:
@@ -165,12 +165,17 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             self.window.discard()
             self.failed(err, "the snapshot")
             return
-        self._fresh = False
+        fresh, self._fresh = self._fresh, False
         self.published += 1
         if snapshot.flows is not self._saved and self._store is not None:
             self._saved = snapshot.flows
             self._store.async_delay_save(self._flows_data, SAVE_DELAY)
         self.async_set_updated_data(snapshot)
+        if self.config_entry is not None and (shape := snapshot.shape()) != self._shape:
+            self._shape = shape  # sub-meters or unnamed lines came: their entities are made
+            async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "new"))
+        if fresh and self.config_entry is not None:  # available again with this publish
+            async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "online"))
 
     def _flows_data(self) -> dict[str, Any]:
         return {"flows": {key: state.as_dict() for key, state in self._saved.items()}}
@@ -178,17 +183,15 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     def _check_identity(self) -> None:
         """On a connection's first telegram: check that it is still the entry's meter."""
         entry = self.config_entry
-        expected = entry.data.get(CONF_SERIAL_ID) if entry is not None else None
-        found = self.window.identity()
-        if entry is None or not expected or found is None or found == expected:
+        if entry is None or self.replaced or not (expected := entry.data.get(CONF_SERIAL_ID)):
             return
-        if not self.replaced:
-            LOGGER.warning(
-                "%s reports another equipment identifier: meter replaced?",
-                redact_port(entry.title),
-            )
-            self.replaced = True
-            async_meter_replaced(self.hass, entry)
+        if self.window.identity() in (None, expected):
+            return
+        LOGGER.warning(
+            "%s reports another equipment identifier: meter replaced?", redact_port(entry.title)
+        )
+        self.replaced = True
+        async_meter_replaced(self.hass, entry)
 
     @property
     def online(self) -> bool:
@@ -204,13 +207,9 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         offset = None
         if isinstance(stamp, datetime) and at is not None:
             offset = round((stamp - at).total_seconds(), 1)
-        return Health(
-            connected=self.online,
-            telegrams_per_minute=counters.per_minute(),
-            skipped_telegrams=counters.crc_errors + counters.parse_errors,
-            last_telegram=None if at is None else at.replace(microsecond=0),
-            meter_clock_offset=offset,
-        )
+        last = None if at is None else at.replace(microsecond=0)
+        skipped = counters.crc_errors + counters.parse_errors
+        return Health(self.online, counters.per_minute(), skipped, last, offset)
 
     def failed(self, err: Exception, where: str) -> None:
         """Count and log (rate-limited) a telegram that failed somewhere; the rest goes on."""

@@ -1,25 +1,19 @@
 """Recognise a meter on a port: its line settings and version, then its identifiers.
 
-`async_detect` listens with each serial setting in turn and stops at the first complete
-telegram (or encrypted frame), whose lines name the version. `async_validated` reads a telegram
-with an entry's settings and takes the meter's identifiers from it: the flow sets an entry up
-only with settings that gave a telegram from the meter.
+The flow sets an entry up only with settings that gave a telegram from the meter.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import contextlib
 from dataclasses import dataclass
 import re
 from typing import Any, Final
 
 from dsmr_parser import obis_references
-from dsmr_parser.clients.settings import (
-    SERIAL_SETTINGS_V2_2,
-    SERIAL_SETTINGS_V4,
-    SERIAL_SETTINGS_V5,
-)
+from dsmr_parser.clients import settings as serial
 from dsmr_parser.exceptions import DecryptionError
 from dsmr_parser.objects import Telegram
 
@@ -47,9 +41,9 @@ ENCRYPTED: Final = "encrypted"  # MSn or SAGEMCOM_T210_D_R: the key tells which
 ENCRYPTED_CANDIDATES: Final = ("MSn", "SAGEMCOM_T210_D_R")
 # Serial settings tried, in order: DSMR 5 and most others, DSMR 4, DSMR 2.2.
 SETTINGS: Final = (
-    ("115200 8N1", SERIAL_SETTINGS_V5),
-    ("115200 7E1", SERIAL_SETTINGS_V4),
-    ("9600 7E1", SERIAL_SETTINGS_V2_2),
+    ("115200 8N1", serial.SERIAL_SETTINGS_V5),
+    ("115200 7E1", serial.SERIAL_SETTINGS_V4),
+    ("9600 7E1", serial.SERIAL_SETTINGS_V2_2),
 )
 NOISE_LIMIT: Final = 4096  # bytes without a telegram: a setting is wrong (noise at that speed)
 DETECTION_WAIT: Final = 12.0  # s each setting is listened to: the slowest meters send every 10
@@ -69,7 +63,6 @@ class NothingReceived(CannotCommunicate):
     """The port opened, but not one byte arrived (a silent bridge, a P1 port switched off)."""
 
     def __init__(self, seconds: float) -> None:
-        """Say how long was listened."""
         super().__init__(f"nothing arrived in {seconds:.0f} s")
         self.seconds = seconds
 
@@ -108,27 +101,21 @@ class _Listener(asyncio.Protocol):
     """Takes bytes until a telegram or an encrypted frame is complete (framed as the reader)."""
 
     def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
         self.received = 0
-        self.found: asyncio.Future[bytes] = loop.create_future()
-        self.noise: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
+        self.frame: bytes | None = None
+        self.heard = asyncio.Event()  # a frame, or noise
+        self.closed = asyncio.Event()
         self._framers = (Framer(), EncryptedFramer())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self.closed.set()
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        if self.found.done():
-            return
-        for framer in self._framers:
-            if frames := framer.feed(data):
-                self.found.set_result(frames[0])
-                return
-        if self.received > NOISE_LIMIT and not self.noise.done():
-            self.noise.set_result(None)
+        if self.frame is None:  # the first framer to complete a frame wins
+            self.frame = next((frames[0] for f in self._framers if (frames := f.feed(data))), None)
+        if self.frame is not None or self.received > NOISE_LIMIT:
+            self.heard.set()
 
 
 async def _listen(url: str, settings: Mapping[str, Any], wait: float) -> tuple[bytes | None, int]:
@@ -136,29 +123,21 @@ async def _listen(url: str, settings: Mapping[str, Any], wait: float) -> tuple[b
     transport, listener = await async_open_port(url, _Listener, settings)
     assert isinstance(listener, _Listener)
     try:
-        waiting: set[asyncio.Future[Any]] = {listener.found, listener.noise}
-        await asyncio.wait(waiting, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await listener.heard.wait()
     finally:
-        listener.noise.cancel()
-        await async_close_port(transport, listener.closed)
-    if listener.found.done() and not listener.found.cancelled():
-        return listener.found.result(), listener.received
-    listener.found.cancel()
-    return None, listener.received
+        await async_close_port(transport, listener.closed.wait())
+    return listener.frame, listener.received
 
 
 async def async_detect(url: str, *, wait: float | None = None) -> Detection:
-    """The line settings and version of the meter on `url` (a path or socket://host:port).
-
-    A bridge passes bytes through: only serial ports try settings, each for `wait` seconds at
-    most. Raises CannotConnect (InvalidPort: nothing is opened) or CannotCommunicate
-    (NothingReceived when not one byte arrived).
-    """
+    """The line settings and version of the meter on `url`; CannotConnect, CannotCommunicate."""
     wait = DETECTION_WAIT if wait is None else wait
     loop = asyncio.get_running_loop()
     started = loop.time()
-    network = "://" in url and not url.startswith("/")
-    candidates = (("network", SERIAL_SETTINGS_V5),) if network else SETTINGS
+    network = "://" in url and not url.startswith("/")  # a bridge passes bytes: one try
+    candidates = (("network", serial.SERIAL_SETTINGS_V5),) if network else SETTINGS
     received = 0
     for label, settings in candidates:
         frame, count = await _listen(url, settings, wait)
@@ -170,57 +149,45 @@ async def async_detect(url: str, *, wait: float | None = None) -> Detection:
     raise CannotCommunicate(f"no telegram recognised in {loop.time() - started:.0f} s")
 
 
-def _identified(telegram: Telegram, version: str) -> bool:
-    """Whether a telegram names its meter (as core wants), or the version names none."""
-    if identifier(telegram, version) is not None:
-        return True
-    return version in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID and (
-        obis_references.P1_MESSAGE_TIMESTAMP in telegram
-    )
-
-
-def with_identifiers(data: Mapping[str, Any], telegram: Telegram) -> dict[str, Any]:
-    """The entry data plus the identifiers a telegram carries."""
+def _identified(data: Mapping[str, Any], telegram: Telegram) -> dict[str, Any] | None:
+    """The data with a telegram's identifiers; None if it lacks the one its version names (core)."""
     version = data[CONF_DSMR_VERSION]
-    return {
-        **data,
-        CONF_SERIAL_ID: identifier(telegram, version),
-        CONF_SERIAL_ID_GAS: gas_identifier(telegram, version),
-    }
+    meter = identifier(telegram, version)
+    if meter is None and (
+        version not in DSMR_VERSIONS_WITHOUT_EQUIPMENT_ID
+        or obis_references.P1_MESSAGE_TIMESTAMP not in telegram
+    ):
+        return None
+    return {**data, CONF_SERIAL_ID: meter, CONF_SERIAL_ID_GAS: gas_identifier(telegram, version)}
 
 
 async def async_validated(data: Mapping[str, Any], wait: float | None = None) -> dict[str, Any]:
-    """Read a telegram with an entry's settings; the data with the meter's identifiers.
-
-    Returns as soon as one arrives, or gives up after `wait` (VALIDATION_TIMEOUT) seconds.
-    Raises CannotConnect (InvalidPort), InvalidKey when telegrams arrive but do not decrypt,
-    CannotCommunicate when nothing usable comes.
-    """
+    """The data with a telegram's identifiers; CannotConnect, InvalidKey, CannotCommunicate."""
     wait = VALIDATION_TIMEOUT if wait is None else wait
-    version = data[CONF_DSMR_VERSION]
-    found: asyncio.Future[Telegram] = asyncio.get_running_loop().create_future()
+    found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     def on_telegram(telegram: Telegram, _unknown: Mapping[str, str]) -> None:
-        if _identified(telegram, version) and not found.done():
-            found.set_result(telegram)
+        if (identified := _identified(data, telegram)) is not None and not found.done():
+            found.set_result(identified)
 
     counters = Counters()
     transport, protocol = await async_open(data, on_telegram, counters, watchdog_timeout=wait)
     closed = asyncio.ensure_future(protocol.wait_closed())
     try:
-        await asyncio.wait({found, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {found, closed}
+        await asyncio.wait(waiting, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
     finally:
         closed.cancel()
         await async_close_port(transport, protocol.wait_closed())
     if found.done():
-        return with_identifiers(data, found.result())
+        return found.result()
     if counters.decryption_errors:
         raise InvalidKey
     raise CannotCommunicate(protocol.close_reason or f"no telegram in {wait:.0f} s")
 
 
-def parse_frame(frame: bytes, data: Mapping[str, Any]) -> Telegram:
-    """Read a frame heard in detection as the reader would; InvalidKey, CannotCommunicate."""
+def identified(frame: bytes, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data with the identifiers a detected frame carries; InvalidKey, CannotCommunicate."""
     version = data[CONF_DSMR_VERSION]
     try:
         if frame[:1] == bytes([DLMS_TAG]):
@@ -233,23 +200,21 @@ def parse_frame(frame: bytes, data: Mapping[str, Any]) -> Telegram:
         raise InvalidKey from err
     except Exception as err:  # a bad CRC or line, a frame dlms_cosem cannot take
         raise CannotCommunicate(type(err).__name__) from err
-    if not _identified(telegram, version):
+    if (found := _identified(data, telegram)) is None:
         raise CannotCommunicate("no equipment identifier")
-    return telegram
+    return found
 
 
 def identify_detected(data: Mapping[str, Any], detection: Detection) -> dict[str, Any]:
     """The entry data for a plain meter detection heard: its version and identifiers."""
-    data = {**data, CONF_DSMR_VERSION: detection.version}
-    return with_identifiers(data, parse_frame(detection.telegram, data))
+    return identified(detection.telegram, {**data, CONF_DSMR_VERSION: detection.version})
 
 
 def identify_encrypted(frame: bytes, data: Mapping[str, Any]) -> dict[str, Any]:
     """Which encrypted meter the user's key opens: Luxembourg Smarty, or the Austrian one."""
     for version in ENCRYPTED_CANDIDATES:
-        candidate = {**data, CONF_DSMR_VERSION: version}
         try:
-            return with_identifiers(candidate, parse_frame(frame, candidate))
+            return identified(frame, {**data, CONF_DSMR_VERSION: version})
         except CannotCommunicate:
             continue
     raise CannotCommunicate("decrypted, but not a known encrypted meter")

@@ -1,8 +1,7 @@
 """The entities of a meter's snapshots, and the meters' devices.
 
-`DsmrSensor` shows `description.value_fn(snapshot)`: the meter's number in the unit its line
-carries, with the device class that unit implies; its state is written only when it changed,
-and a register's goes through its `RegisterPolicy`.
+`DsmrSensor` shows `description.value_fn(snapshot)` in its line's unit, with the device class
+that unit implies; its state is written only when it changed, a register's by its policy.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -19,24 +18,14 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.components.sensor.const import DEVICE_CLASS_STATE_CLASSES, DEVICE_CLASS_UNITS
-from homeassistant.const import (
-    UnitOfApparentPower,
-    UnitOfElectricCurrent,
-    UnitOfElectricPotential,
-    UnitOfEnergy,
-    UnitOfFrequency,
-    UnitOfPower,
-    UnitOfReactiveEnergy,
-    UnitOfReactivePower,
-    UnitOfTime,
-    UnitOfVolume,
-)
+import homeassistant.const as ha
 from homeassistant.core import callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.typing import StateType
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.util import dt as dt_util
 
 from . import yaml_import
 from .const import (
@@ -54,6 +43,10 @@ from .policy import RegisterPolicy, Verdict
 from .repairs import async_register_new_cycle
 
 type Value = StateType | datetime
+DECREASE: Final = (
+    "%s went down from %s to %s; showing %s until the lower value lasts an hour"
+    " or the meter reports another equipment identifier"
+)
 # Classes a unit can imply, first match wins (m³ of an energy meter is a volume).
 UNIT_CLASSES: Final = (
     Class.ENERGY,
@@ -67,22 +60,20 @@ UNIT_CLASSES: Final = (
     Class.VOLUME,
     Class.DURATION,
 )
-
-
 # A unit as Home Assistant's constant for it (the same text), where it has one.
 HA_UNITS: Final[dict[str, str]] = {
     str(unit): unit
     for units in (
-        UnitOfApparentPower,
-        UnitOfElectricCurrent,
-        UnitOfElectricPotential,
-        UnitOfEnergy,
-        UnitOfFrequency,
-        UnitOfPower,
-        UnitOfReactiveEnergy,
-        UnitOfReactivePower,
-        UnitOfTime,
-        UnitOfVolume,
+        ha.UnitOfApparentPower,
+        ha.UnitOfElectricCurrent,
+        ha.UnitOfElectricPotential,
+        ha.UnitOfEnergy,
+        ha.UnitOfFrequency,
+        ha.UnitOfPower,
+        ha.UnitOfReactiveEnergy,
+        ha.UnitOfReactivePower,
+        ha.UnitOfTime,
+        ha.UnitOfVolume,
     )
     for unit in units
 }
@@ -100,7 +91,6 @@ class DsmrEntity(CoordinatorEntity[DsmrCoordinator]):
         device_info: DeviceInfo,
         unique_id: str,
     ) -> None:
-        """Initialize the entity."""
         super().__init__(coordinator)
         self.entity_description = description
         self._attr_device_info = device_info
@@ -113,8 +103,7 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[Snapshot], Value]
     attributes_fn: Callable[[Snapshot], dict[str, Any]] | None = None
-    # The line it shows: its unit is the value's, and while it is absent the last value stays
-    # (None: the unit is the description's).
+    # Its line: the value's unit; while absent, the last value stays (None: the description's unit).
     line_fn: Callable[[Snapshot], Any] | None = None
     obis_name: str | None = None  # the value name it is made for
     average: str | None = None  # what the window averages for it: its mean is shown
@@ -131,14 +120,8 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
 def device_class_for(
     unit: str | None, default: Class | None, state_class: str | None
 ) -> Class | None:
-    """The device class of a value in `unit`: never one that forbids the unit.
-
-    The description's if it takes the unit, else the unit's (a gas reading in GJ is energy, as
-    in core), else none.
-    """
-    if unit is None or default is None or default not in DEVICE_CLASS_UNITS:
-        return default
-    if unit in DEVICE_CLASS_UNITS[default]:
+    """`default` if it takes `unit`, else the unit's (gas in GJ: energy, as core), else none."""
+    if unit is None or default is None or unit in DEVICE_CLASS_UNITS.get(default, {unit}):
         return default
     for cls in UNIT_CLASSES:
         if unit in DEVICE_CLASS_UNITS[cls]:
@@ -209,16 +192,19 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         if available and snapshot is not None:
             d = self.entity_description
             line = d.line_fn(snapshot) if d.line_fn else None
-            reading = d.value_fn(snapshot) if d.line_fn is None or line is not None else None
+            present = d.line_fn is None or line is not None
+            reading = d.value_fn(snapshot) if present else None
             # Not in the telegram, or a number that cannot be read (NaN): the last value stays.
-            if d.line_fn is None or (
-                line is not None and (reading is not None or not d.state_class)
-            ):
+            if present and (d.line_fn is None or reading is not None or not d.state_class):
                 unit = line_unit(line) if isinstance(reading, float) else None
                 if unit is not None and unit != self._attr_native_unit_of_measurement:
                     self._set_unit(unit)
-                value = self._judged(snapshot, reading)
+                value = self._judged(reading, snapshot.replaced)
                 attributes = d.attributes_fn(snapshot) if d.attributes_fn else {}
+                attributes = {  # times as the user reads them: local
+                    k: dt_util.as_local(v).isoformat() if isinstance(v, datetime) else v
+                    for k, v in attributes.items()
+                }
                 if d.average and (spread := snapshot.spreads.get(d.average)) is not None:
                     attributes = spread.attributes()
         written = (available, value, self._attr_native_unit_of_measurement, attributes)
@@ -236,36 +222,25 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
 
     def _sync_registry(self) -> None:
         """Give the registry the unit and class shown: it describes the entity while unloaded."""
-        registered = self.registry_entry
-        shown_as = (self.unit_of_measurement, self.device_class)
-        if registered is not None and (
-            (registered.unit_of_measurement, registered.original_device_class) != shown_as
-        ):
+        reg, unit, cls = self.registry_entry, self.unit_of_measurement, self.device_class
+        if reg is not None and (reg.unit_of_measurement, reg.original_device_class) != (unit, cls):
             er.async_get(self.hass).async_update_entity(
-                self.entity_id, unit_of_measurement=shown_as[0], original_device_class=shown_as[1]
+                self.entity_id, unit_of_measurement=unit, original_device_class=cls
             )
 
-    def _judged(self, snapshot: Snapshot, reading: Value) -> Value:
+    def _judged(self, reading: Value, replaced: bool) -> Value:
         """A register's reading as its policy shows it (held back, or a new cycle told)."""
-        judgement = self._policy.decide(
-            self._attr_native_value, reading, replaced=snapshot.replaced
-        )
+        judgement = self._policy.decide(self._attr_native_value, reading, replaced=replaced)
+        shown = judgement.shown
         if judgement.hold_starts:
             self.coordinator.counters.fault(
-                "decrease",
-                "%s went down from %s to %s; showing %s until the lower value lasts an hour"
-                " or the meter reports another equipment identifier",
-                self.entity_id,
-                judgement.shown,
-                reading,
-                judgement.shown,
+                "decrease", DECREASE, self.entity_id, shown, reading, shown
             )
         elif judgement.verdict is Verdict.NEW_CYCLE:
             unit = self._attr_native_unit_of_measurement or ""
-            before, after = f"{judgement.shown} {unit}", f"{reading} {unit}"
+            before, after = f"{shown} {unit}", f"{reading} {unit}"
             async_register_new_cycle(self.hass, self._entry, self.entity_id, before, after)
-        value: Value = judgement.value
-        return value
+        return cast(Value, judgement.value)
 
 
 def readable(identifier: str) -> str:
@@ -280,13 +255,11 @@ def readable(identifier: str) -> str:
 def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInfo, str]:
     """The electricity (or DSMR 2.2/4 gas) meter's device and its serial, as core makes them."""
     if gas:
-        serial, name = entry.data.get(CONF_SERIAL_ID_GAS), DEVICE_NAME_GAS
-    else:
-        serial, name = entry.data.get(CONF_SERIAL_ID), DEVICE_NAME_ELECTRICITY
-    serial = serial or entry.entry_id
-    info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
-    if not gas:
-        info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
-        if entry.data.get(CONF_SERIAL_ID):
-            info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
+        serial = entry.data.get(CONF_SERIAL_ID_GAS) or entry.entry_id
+        return DeviceInfo(identifiers={(DOMAIN, serial)}, name=DEVICE_NAME_GAS), serial
+    serial = entry.data.get(CONF_SERIAL_ID) or entry.entry_id
+    info = DeviceInfo(identifiers={(DOMAIN, serial)}, name=DEVICE_NAME_ELECTRICITY)
+    info["model"] = f"DSMR {entry.data[CONF_DSMR_VERSION]}"
+    if entry.data.get(CONF_SERIAL_ID):
+        info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
     return info, serial

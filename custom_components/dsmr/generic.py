@@ -1,11 +1,10 @@
 """Sensors for OBIS lines that no telegram specification names.
 
 Meters send more than dsmr_parser's specifications know (reactive energy on a Dutch meter, a
-breaker state). Such a line becomes a sensor on the meter's device, disabled by default, made
-the first time a published telegram carries its code (on meters without a CRC: two in a row)
-and remembered in the entry's data. Nothing is guessed: a single group "(number)" or
-"(number*unit)" is a number in the unit sent, anything else text; no device class, and a state
-class only for instantaneous units (an unnamed energy line may be a register that resets).
+breaker state). Such a line becomes a sensor on the meter's device, disabled by default, made the
+first time a publish carries its code (without a CRC: two in a row) and remembered in the entry.
+Nothing is guessed: no device class, and a state class only for instantaneous units (an unnamed
+energy line may be a register that resets).
 """
 
 from __future__ import annotations
@@ -21,44 +20,23 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import (
-    UnitOfApparentPower,
-    UnitOfElectricCurrent,
-    UnitOfElectricPotential,
-    UnitOfPower,
-    UnitOfReactivePower,
-)
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
+from .const import CONF_GENERIC_OBIS, LOGGER
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
 from .entity import HA_UNITS, DsmrEntity
-from .p1.telegram import ha_unit, version_setup
+from .p1.telegram import ha_unit
+from .p1.values import MAX_TEXT
 
-TRANSLATION_KEY: Final = "generic_obis"
-# More codes than any meter sends: a bound on what a misbehaving meter can add to the entry.
-MAX_CODES: Final = 100
-# HA's limit on the length of a text state.
-MAX_STATE_LENGTH: Final = 255
+MAX_CODES: Final = 100  # more than any meter sends: bounds what a bad meter adds to the entry
 # "(number)" or "(number*unit)", nothing else: the only values that become numbers.
 _NUMBER: Final = re.compile(r"\(([-+]?[0-9]+(?:\.[0-9]+)?)(?:\*([^()*\r\n]+))?\)")
 _GROUP: Final = re.compile(r"\(([^()]*)\)")
 # Units of instantaneous values (power, voltage, current): their mean, min and max over time
-# mean something whatever the line is, so they get long-term statistics (see GenericObisSensor).
-MEASUREMENT_UNITS: Final = frozenset(
-    {
-        UnitOfPower.WATT,
-        UnitOfPower.KILO_WATT,
-        UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
-        UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
-        UnitOfApparentPower.VOLT_AMPERE,
-        UnitOfApparentPower.KILO_VOLT_AMPERE,
-        UnitOfElectricPotential.VOLT,
-        UnitOfElectricCurrent.AMPERE,
-    }
-)
+# mean something whatever the line is, so they get long-term statistics.
+MEASUREMENT_UNITS: Final = frozenset({"W", "kW", "var", "kvar", "VA", "kVA", "V", "A"})
 
 type Parsed = tuple[Decimal, str | None] | str | None
 
@@ -72,33 +50,24 @@ def obis_description(code: str) -> SensorEntityDescription:
     """The sensor of an OBIS code: named after the code, disabled until a user enables it."""
     return SensorEntityDescription(
         key=obis_key(code),
-        translation_key=TRANSLATION_KEY,
+        translation_key="generic_obis",
         translation_placeholders={"code": code},
         entity_registry_enabled_default=False,
     )
 
 
 def parse_value(value: str) -> Parsed:
-    """A line's value: (number, unit as sent) for one numeric group, else its text (or None).
-
-    The text is the groups' contents joined by spaces, cut to HA's 255 characters; an empty
-    line ("()") has no value.
-    """
+    """(number, unit as sent) for one numeric group, else the groups' text (None: empty)."""
     if (found := _NUMBER.fullmatch(value)) is not None:
         return Decimal(found.group(1)), found.group(2)
-    groups = _GROUP.findall(value)
-    text = " ".join(groups) if groups else value
+    text = " ".join(groups) if (groups := _GROUP.findall(value)) else value
     text = "".join(ch for ch in text if ch.isprintable()).strip()
-    return text[:MAX_STATE_LENGTH] or None
+    return text[:MAX_TEXT] or None
 
 
 def line_value(line: str, unit: str | None) -> tuple[Decimal | str | None, str | None]:
-    """A line's value for an entity in `unit` (as sent), and the entity's unit from now on.
-
-    A number brings its own unit; text on a line with a unit is no value in it (None).
-    """
-    parsed = parse_value(line)
-    if isinstance(parsed, tuple):
+    """A line's value in `unit` (text is none in a unit), and the unit from now on (a number's)."""
+    if isinstance(parsed := parse_value(line), tuple):
         return parsed
     return (None if unit is not None else parsed), unit
 
@@ -113,10 +82,6 @@ def restored_value(state: Any, unit: str | None) -> Decimal | str | None:
     if isinstance(state, (Decimal, int, float)) and not isinstance(state, bool):
         return Decimal(str(state))
     return state if isinstance(state, str) and unit is None else None
-
-
-def _unit_of(parsed: Parsed) -> str | None:
-    return parsed[1] if isinstance(parsed, tuple) else None
 
 
 class GenericObisEntities:
@@ -136,8 +101,6 @@ class GenericObisEntities:
         self.device_info = device_info
         self.serial = serial
         self.codes: set[str] = set()
-        self._crc = bool(version_setup(entry.data[CONF_DSMR_VERSION])[0]["checksum_support"])
-        self._pending: set[str] = set()  # codes seen once, on a meter without CRC
         self._full_logged = False
 
     def restore(self) -> list[SensorEntity]:
@@ -152,20 +115,12 @@ class GenericObisEntities:
 
     @callback
     def update(self) -> None:
-        """On every publish: add an entity for each code the snapshot carries first."""
+        """Add an entity for each code the snapshot carries first."""
         snapshot = self.coordinator.data
         if snapshot is None:
             return
         lines = snapshot.unknown_lines
-        new = [code for code in lines if code not in self.codes]
-        if not new and not self._pending:
-            return
-        if not self._crc:
-            # Without a CRC a line error can look like a new code: a code counts once two
-            # published telegrams in a row carried it.
-            confirmed = [code for code in new if code in self._pending]
-            self._pending = set(new).difference(confirmed)
-            new = confirmed
+        new = [code for code in snapshot.sure_codes if code not in self.codes]
         if not new:
             return
         room = MAX_CODES - len(self.codes)
@@ -181,7 +136,7 @@ class GenericObisEntities:
             new = new[:room]
             if not new:
                 return
-        records = {code: _unit_of(parse_value(lines[code])) for code in new}
+        records = {code: line_value(lines[code], None)[1] for code in new}
         self.codes.update(records)
         LOGGER.debug("New OBIS lines without a specification: %s", ", ".join(records))
         self.remember(records)
@@ -224,7 +179,6 @@ class GenericObisSensor(DsmrEntity, RestoreSensor):
         self.code = code
         self._manager = manager
         self._attr_extra_state_attributes = {"obis_code": code}
-        self._unit: str | None = None
         self._set_unit(unit)
 
     def _set_unit(self, unit: str | None) -> None:

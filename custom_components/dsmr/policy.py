@@ -1,14 +1,11 @@
-"""What a register shows and when it is written: one small object per entity.
+"""What a register shows and when it is written: one small object per entity (no Home Assistant).
 
-A register (energy, gas, water, a counter) only grows. A lower reading is a glitch (a meter that
-restarts can send zeros for minutes) or a new cycle (a replaced meter or register); Home
-Assistant's statistics count the return from a glitch as consumption: a spike. So a lower
-reading is held back until it is real: the meter reports another equipment identifier (shown at
-once), or it has lasted NEW_CYCLE_AFTER (shown then, and the entity raises a repair issue).
-
-Long-term statistics take a register's last state of each 5-minute period, so a grown register
-is written once per period, in the period's last update window: the same statistics, a tenth of
-the writes. Pure: no Home Assistant here.
+A register (energy, gas, water, a counter) only grows. A lower reading is a glitch (a restarting
+meter can send zeros for minutes; statistics would count the return as consumption: a spike) or a
+new cycle (a replaced meter or register), so it is held back until it is real: the meter reports
+another equipment identifier (shown at once), or it lasted NEW_CYCLE_AFTER (shown, and the entity
+raises a repair issue). Long-term statistics take a register's last state of each 5-minute
+period, so a grown register is written once per period, in its last window: a tenth of the writes.
 """
 
 from __future__ import annotations
@@ -50,7 +47,6 @@ class RegisterPolicy:
     """
 
     def __init__(self, *, register: bool, per_period: bool, precision: int | None = None) -> None:
-        """Rules for a value of that kind."""
         self.register = register
         self.per_period = per_period and register
         self.precision = precision

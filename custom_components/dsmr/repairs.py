@@ -80,12 +80,8 @@ def async_too_many_submeters(hass: HomeAssistant, entry: ConfigEntry, cap: int) 
         title,
         cap,
     )
-    _create(
-        hass,
-        f"too_many_submeters_{entry.entry_id}",
-        "too_many_submeters",
-        {"title": title, "max": str(cap)},
-    )
+    issue_id = f"too_many_submeters_{entry.entry_id}"
+    _create(hass, issue_id, "too_many_submeters", {"title": title, "max": str(cap)})
 
 
 @callback

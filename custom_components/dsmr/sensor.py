@@ -1,10 +1,8 @@
 """Sensors: every value a telegram carries, what follows from them, and the connection's health.
 
-Each value is `description.value_fn(snapshot)`: the meter's number in the unit its line carries,
-its device class following that unit. Entities for the configured version exist from setup on
-and restore their last state; a register goes through its `RegisterPolicy`. Keys (so unique
-ids) of the values core `dsmr` has are core's. Sub-meters and lines no specification names get
-their entities as they appear (submeters.py, generic.py).
+Entities for the configured version exist from setup on and restore their last state; keys (so
+unique ids) of the values core `dsmr` has are core's. Sub-meters and lines no specification names
+get their entities as they appear (submeters.py, generic.py).
 """
 
 from __future__ import annotations
@@ -37,13 +35,13 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
-from homeassistant.util import dt as dt_util
 
 from . import yaml_import
 from .const import CONF_AUTO_DISABLED, CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS, LOGGER
-from .coordinator import DsmrConfigEntry
+from .coordinator import DsmrConfigEntry, signal
 from .entity import DsmrEntity, DsmrSensor, DsmrSensorEntityDescription, Value, main_device
 from .generic import GenericObisEntities
 from .p1 import values
@@ -96,15 +94,8 @@ def _measure(
 ) -> DsmrSensorEntityDescription:
     kw.setdefault("entity_registry_enabled_default", False)
     kw.setdefault("average", name)
-    return _sensor(
-        name,
-        key,
-        tk,
-        device_class=cls,
-        state_class=State.MEASUREMENT,
-        native_unit_of_measurement=unit,
-        **kw,
-    )
+    kw.update(device_class=cls, state_class=State.MEASUREMENT, native_unit_of_measurement=unit)
+    return _sensor(name, key, tk, **kw)
 
 
 def _diagnostic(
@@ -123,13 +114,12 @@ def _plain(name: str) -> Callable[[Snapshot], Value]:
     return value
 
 
+def _keyed(key: str, state_class: State | None = None, **kw: Any) -> SensorEntityDescription:
+    return SensorEntityDescription(key=key, translation_key=key, state_class=state_class, **kw)
+
+
 def _text(name: str, key: str | None = None) -> DsmrSensorEntityDescription:
     return _diagnostic(name, key, value_fn=lambda s: values.text(s.line(name)))
-
-
-def _failures(snapshot: Snapshot) -> int | None:
-    log = snapshot.line("POWER_EVENT_FAILURE_LOG")
-    return None if log is None else int(log.buffer_length)
 
 
 KW = UnitOfPower.KILO_WATT
@@ -144,6 +134,7 @@ NOT_BE = frozenset(
     {"2.2", "5EONHU", "MSn", "4", "4+", "5", "5L", "5S", "Q3D", "ISKRA_IE", "SAGEMCOM_T210_D_R"}
 )
 ON: dict[str, Any] = {"entity_registry_enabled_default": True}
+AS_SENT_ON: dict[str, Any] = {"average": None, **ON}  # the meter's own averages: on
 DIAGNOSTIC: dict[str, Any] = {"entity_category": EntityCategory.DIAGNOSTIC, "average": None}
 PEAKS = "BELGIUM_MAXIMUM_DEMAND_13_MONTHS"
 MONTH_PEAK = "BELGIUM_MAXIMUM_DEMAND_MONTH"
@@ -186,7 +177,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
     _diagnostic(
         FAILURE_LOG,
         "power_failure_log",
-        value_fn=_failures,
+        value_fn=lambda s: None if (log := s.line(FAILURE_LOG)) is None else int(log.buffer_length),
         attributes_fn=lambda s: values.failures(s.line(FAILURE_LOG)),
     ),
     *(
@@ -232,8 +223,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         Class.POWER,
         KW,
         tk="current_average_demand",
-        average=None,
-        **ON,
+        **AS_SENT_ON,
     ),
     _measure(
         MONTH_PEAK,
@@ -241,9 +231,8 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "belgium_maximum_demand_current_month",
         "maximum_demand_current_month",
-        average=None,
         attributes_fn=lambda s: values.peak_time(s.line(MONTH_PEAK)),
-        **ON,
+        **AS_SENT_ON,
     ),
     _measure(
         PEAKS,
@@ -251,10 +240,9 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         KW,
         "belgium_maximum_demand_13_months",
         "maximum_demand_average_12_months",
-        average=None,
         value_fn=lambda s: values.average_peak(s.line(PEAKS)),
         attributes_fn=lambda s: values.peak_history(s.line(PEAKS)),
-        **ON,
+        **AS_SENT_ON,
     ),
     # DSMR 2.2 and 4: the gas meter's reading on the main telegram (its own device, as core).
     *(
@@ -353,10 +341,6 @@ NOT_SENSORS: Final = frozenset(
 )
 
 
-def _local(at: datetime | None) -> str | None:
-    return None if at is None else dt_util.as_local(at).isoformat()
-
-
 def _forecast(s: Snapshot) -> float | None:
     return None if s.forecast is None else s.forecast.forecast_kw
 
@@ -364,9 +348,9 @@ def _forecast(s: Snapshot) -> float | None:
 def _forecast_attributes(s: Snapshot) -> dict[str, Any]:
     if (quarter := s.forecast) is None:
         return {}
-    return {
-        "quarter_start": _local(quarter.quarter_start),
-        "quarter_end": _local(quarter.quarter_end),
+    return {  # (times shown local by the entity)
+        "quarter_start": quarter.quarter_start,
+        "quarter_end": quarter.quarter_end,
         "demand_so_far": quarter.average_kw,
         "previous_quarter": quarter.previous_quarter_kw,
     }
@@ -402,33 +386,18 @@ DEMAND_SENSORS: Final = tuple(
     )
 )
 HEALTH_SENSORS: Final = (
-    SensorEntityDescription(
-        key="telegrams_per_minute",
-        translation_key="telegrams_per_minute",
-        state_class=State.MEASUREMENT,
-        native_unit_of_measurement="telegrams/min",
-    ),
-    SensorEntityDescription(
-        key="skipped_telegrams",
-        translation_key="skipped_telegrams",
-        state_class=State.TOTAL_INCREASING,
-    ),
-    SensorEntityDescription(
-        key="last_telegram", translation_key="last_telegram", device_class=Class.TIMESTAMP
-    ),
-    SensorEntityDescription(
-        key="meter_clock_offset",
-        translation_key="meter_clock_offset",
+    _keyed("telegrams_per_minute", State.MEASUREMENT, native_unit_of_measurement="telegrams/min"),
+    _keyed("skipped_telegrams", State.TOTAL_INCREASING),
+    _keyed("last_telegram", device_class=Class.TIMESTAMP),
+    _keyed(
+        "meter_clock_offset",
+        State.MEASUREMENT,
         device_class=Class.DURATION,
-        state_class=State.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
     ),
 )
-CLIENTS: Final = SensorEntityDescription(
-    key="rebroadcast_clients",
-    translation_key="rebroadcast_clients",
-    state_class=State.MEASUREMENT,
-    entity_category=EntityCategory.DIAGNOSTIC,
+CLIENTS: Final = _keyed(
+    "rebroadcast_clients", State.MEASUREMENT, entity_category=EntityCategory.DIAGNOSTIC
 )
 
 
@@ -457,7 +426,7 @@ async def async_setup_entry(
     gas_device, gas_serial = main_device(entry, gas=True)
     described = [d for d in version_sensors(version) if gas or not d.is_gas]
     meter = [
-        DsmrSensor(entry, d, *(gas_device, f"{gas_serial}_{d.key}"))
+        DsmrSensor(entry, d, gas_device, f"{gas_serial}_{d.key}")
         if d.is_gas
         else DsmrSensor(entry, d, device, f"{serial}_{d.key}")
         for d in described
@@ -466,10 +435,11 @@ async def async_setup_entry(
     entities += [HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS]
     if has_demand(version):
         entities += [DsmrSensor(entry, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS]
-    for d in described:
-        if d.obis_name in MAIN_GAS_READINGS:
-            flow_id = f"{gas_serial}_{d.key}_flow"
-            entities.append(DsmrSensor(entry, flow(GAS_FLOW, MAIN_GAS), gas_device, flow_id))
+    entities += [
+        DsmrSensor(entry, flow(GAS_FLOW, MAIN_GAS), gas_device, f"{gas_serial}_{d.key}_flow")
+        for d in described
+        if d.obis_name in MAIN_GAS_READINGS
+    ]
 
     submeters = Submeters(entry, async_add_entities)
     generic = GenericObisEntities(entry, async_add_entities, device, serial)
@@ -477,12 +447,13 @@ async def async_setup_entry(
     if (server := entry.runtime_data.rebroadcast) is not None:
         entities.append(ClientsSensor(server, device, f"{serial}_{CLIENTS.key}"))
     async_add_entities(entities)
-    for update in (submeters.update, generic.update, _absent(entry, meter)):
-        entry.async_on_unload(coordinator.async_add_listener(update))
+    for update in (submeters.update, generic.update):
+        entry.async_on_unload(async_dispatcher_connect(hass, signal(entry.entry_id, "new"), update))
         update()  # a telegram may have come while setup opened the port
+    _disable_absent(entry, meter)
 
 
-def _absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> Callable[[], None]:
+def _disable_absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> None:
     """After the first publishes: disable (once) the values the meter never sent."""
     coordinator = entry.runtime_data.coordinator
     waiting = set(meter)
@@ -491,7 +462,7 @@ def _absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> Callable[[], Non
     @callback
     def update() -> None:
         snapshot = coordinator.data
-        if snapshot is None or len(publishes) >= ABSENT_PUBLISHES:
+        if snapshot is None:
             return
         publishes.add(snapshot.published)
         waiting.difference_update(
@@ -499,17 +470,13 @@ def _absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> Callable[[], Non
         )
         if len(publishes) < ABSENT_PUBLISHES:
             return
+        stop()
         registry = er.async_get(coordinator.hass)
         done: list[str] = list(entry.data.get(CONF_AUTO_DISABLED, []))
-        for entity in waiting:
-            reg = registry.async_get(entity.entity_id) if entity.entity_id else None
-            if (
-                reg is None
-                or reg.disabled_by
-                or reg.unique_id in done
-                or entity.native_value is not None
-            ):
-                continue  # disabled, enabled again by the user after we did, or sent once
+        for entity in (e for e in waiting if e.entity_id and e.native_value is None):  # never sent
+            reg = registry.async_get(entity.entity_id)
+            if reg is None or reg.disabled_by or reg.unique_id in done:
+                continue  # disabled, or enabled again by the user after we did
             LOGGER.info("%s: the meter does not send this value; disabling it", entity.entity_id)
             done.append(reg.unique_id)
             registry.async_update_entity(
@@ -520,7 +487,15 @@ def _absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> Callable[[], Non
                 entry, data={**entry.data, CONF_AUTO_DISABLED: done}
             )
 
-    return update
+    remove: list[Callable[[], None]] = [coordinator.async_add_listener(update)]
+
+    @callback
+    def stop() -> None:
+        while remove:
+            remove.pop()()
+
+    entry.async_on_unload(stop)
+    update()
 
 
 class HealthSensor(DsmrEntity, SensorEntity):

@@ -1,18 +1,16 @@
 """The meter's M-Bus sub-meters (gas, water, heat, cooling): devices and entities as they appear.
 
-A sub-meter gets its device, its reading and (gas and water in m³) its flow once two publishes
-in a row name the same identifier on its channel with a reading: a meter that makes up an
-identifier in every telegram makes none. It is remembered in the entry's data, one per channel,
-so it exists at the next start before any telegram; one core made is found in the registry,
-with its unique id (core's: the bare identifier, or `<serial>_<channel>` without one). At most
-MAX_SUBMETERS per meter: past that a log line and a repair issue say so.
+A sub-meter gets its device, reading and (gas and water in m³) flow once two publishes in a row
+name the same identifier on its channel with a reading: a meter that makes one up every telegram
+makes none. It is remembered in the entry, one per channel, to exist at the next start; one core
+made is found in the registry by its unique id. Past MAX_SUBMETERS: a log line, a repair issue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 from homeassistant.components.sensor import (
@@ -25,7 +23,6 @@ from homeassistant.core import callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_MBUS_DEVICES,
@@ -41,8 +38,7 @@ from .const import (
 from .coordinator import DsmrConfigEntry
 from .entity import DsmrSensor, DsmrSensorEntityDescription, readable
 from .migration import async_move_gas_to_mbus
-from .p1.flow_rate import FlowState
-from .p1.snapshot import Snapshot, SubMeter, flow_key
+from .p1.snapshot import Snapshot, flow_key
 from .p1.telegram import ha_unit
 from .repairs import async_submeters_within_cap, async_too_many_submeters
 
@@ -63,8 +59,8 @@ CORE_KINDS: Final = {"gas_meter_reading": 3, "water_meter_reading": 7, "heat_met
 CORE_CLASSES: Final = {Class.GAS.value: 3, Class.WATER.value: 7, Class.ENERGY.value: 4}
 
 
-def _reading(kind: str, cls: Class, unit: str) -> DsmrSensorEntityDescription:
-    return DsmrSensorEntityDescription(
+READINGS: Final = {
+    kind: DsmrSensorEntityDescription(
         key=f"{kind}_reading",
         translation_key=f"{kind}_meter_reading",
         obis_name="MBUS_METER_READING",
@@ -73,13 +69,12 @@ def _reading(kind: str, cls: Class, unit: str) -> DsmrSensorEntityDescription:
         native_unit_of_measurement=unit,
         value_fn=lambda s: None,  # made for each sub-meter by `_entities`
     )
-
-
-READINGS: Final = {
-    "gas": _reading("gas", Class.GAS, UnitOfVolume.CUBIC_METERS),
-    "water": _reading("water", Class.WATER, UnitOfVolume.CUBIC_METERS),
-    "heat": _reading("heat", Class.ENERGY, UnitOfEnergy.GIGA_JOULE),
-    "cooling": _reading("cooling", Class.ENERGY, UnitOfEnergy.GIGA_JOULE),
+    for kind, cls, unit in (
+        ("gas", Class.GAS, UnitOfVolume.CUBIC_METERS),
+        ("water", Class.WATER, UnitOfVolume.CUBIC_METERS),
+        ("heat", Class.ENERGY, UnitOfEnergy.GIGA_JOULE),
+        ("cooling", Class.ENERGY, UnitOfEnergy.GIGA_JOULE),
+    )
 }
 GAS_FLOW: Final = DsmrSensorEntityDescription(
     key="gas_flow",
@@ -99,26 +94,14 @@ WATER_FLOW: Final = replace(
 )
 
 
-def _local(at: datetime | None) -> str | None:
-    return None if at is None else dt_util.as_local(at).isoformat()
-
-
 def flow(description: DsmrSensorEntityDescription, key: str) -> DsmrSensorEntityDescription:
     """The flow sensor of the sub-meter whose flow is `key`: m³/h, or L/min for water."""
-    factor = 1000 / 60 if description is WATER_FLOW else 1
-
-    def value(s: Snapshot) -> float | None:
-        m3h = (s.flows.get(key) or FlowState()).m3h
-        return None if m3h is None else m3h * factor
-
-    def attributes(s: Snapshot) -> dict[str, Any]:
-        state = s.flows.get(key) or FlowState()
-        return {
-            "interval": state.interval_s,
-            "reading_at": None if state.last is None else _local(state.last.at),
-        }
-
-    return replace(description, value_fn=value, attributes_fn=attributes)
+    factor = 1000 / 60 if description is WATER_FLOW else 1.0
+    return replace(
+        description,
+        value_fn=partial(Snapshot.flow_rate, key=key, factor=factor),
+        attributes_fn=partial(Snapshot.flow_attributes, key=key),
+    )
 
 
 class Submeters:
@@ -126,110 +109,73 @@ class Submeters:
 
     def __init__(self, entry: DsmrConfigEntry, add: AddConfigEntryEntitiesCallback) -> None:
         """For one entry; `add` adds entities made after setup."""
-        self.entry = entry
-        self.add = add
+        self.entry, self.add = entry, add
         self.coordinator = entry.runtime_data.coordinator
         self.hass = self.coordinator.hass
         self.unique_ids: set[str] = set()  # one per sub-meter: what the cap counts
-        self._settled: dict[int, tuple[str | None, bool]] = {}  # channel -> looked at as
-        self._published = 0
-        self._named: dict[int, str | None] = {}  # channel -> identifier, at the last publish
         self._logged: set[int] = set()  # unsupported device types, said once
         self._full = False
 
     def restore(self) -> list[SensorEntity]:
         """Entities of the sub-meters seen before: remembered by us, or left by core."""
+        before: list[Mapping[str, Any]] = self.entry.data.get(CONF_MBUS_DEVICES, [])
+        latest = {k["channel"]: k for k in before}  # one per channel (earlier releases kept all)
+        self._store(known := [k for k in before if latest[k["channel"]] is k])
         entities: list[SensorEntity] = []
-        for known in self._one_per_channel():
-            if known["unit"] is not None:  # (an earlier release remembered channels without)
-                entities += self._entities(
-                    known["channel"], known["type"], known["id"], known["unit"]
-                )
-        for channel, device_type, ident, unit in self._left_by_core():
-            entities += self._entities(channel, device_type, ident, unit)
+        for k in known:
+            if k["unit"] is not None:  # (an earlier release remembered channels without)
+                entities += self._entities(k["channel"], k["type"], k["id"], k["unit"])
+        for args in self._left_by_core():
+            entities += self._entities(*args)
         if len(self.unique_ids) > MAX_SUBMETERS:
             self._cap_met()  # an earlier release made them: the user can delete stale ones
         else:
             async_submeters_within_cap(self.hass, self.entry)
         return entities
 
-    def _one_per_channel(self) -> list[Mapping[str, Any]]:
-        """The remembered sub-meters, the latest of each channel (earlier releases kept all)."""
-        before: list[Mapping[str, Any]] = self.entry.data.get(CONF_MBUS_DEVICES, [])
-        latest = {k["channel"]: k for k in before}
-        if len(latest) == len(before):
-            return before
-        known = [k for k in before if latest[k["channel"]] is k]
-        self._store(known)
-        return known
-
-    def _left_by_core(self) -> list[tuple[int, int, str | None, str | None]]:
+    def _left_by_core(self) -> Iterator[tuple[int, int, str | None, str | None]]:
         """Sub-meter entities in the registry that this entry has not remembered (core's)."""
         data = self.entry.data
         serials = {data.get(CONF_SERIAL_ID), data.get(CONF_SERIAL_ID_GAS), self.entry.entry_id}
-        found: list[tuple[int, int, str | None, str | None]] = []
-        registry = er.async_get(self.hass)
-        for reg in er.async_entries_for_config_entry(registry, self.entry.entry_id):
-            device_type = CORE_KINDS.get(str(reg.translation_key)) or CORE_CLASSES.get(
-                str(reg.original_device_class)
-            )
+        for reg in er.async_entries_for_config_entry(er.async_get(self.hass), self.entry.entry_id):
+            device_type = CORE_KINDS.get(str(reg.translation_key))
+            device_type = device_type or CORE_CLASSES.get(str(reg.original_device_class))
             if reg.domain != "sensor" or device_type is None:
                 continue
             prefix, _, channel = reg.unique_id.rpartition("_")
             if "_" not in reg.unique_id:  # the bare M-Bus identifier
-                found.append((0, device_type, reg.unique_id, reg.unit_of_measurement))
+                yield 0, device_type, reg.unique_id, reg.unit_of_measurement
             elif prefix in serials and channel.isdigit():  # one without an identifier
-                found.append((int(channel), device_type, None, reg.unit_of_measurement))
-        return found
+                yield int(channel), device_type, None, reg.unit_of_measurement
 
     @callback
     def update(self) -> None:
-        """On a publish: look at the channels that are new or changed."""
+        """Add the entities of sub-meters two telegrams in a row named (or remembered)."""
         snapshot = self.coordinator.data
-        if snapshot is None or snapshot.published == self._published:
-            return  # nothing new (a listener call for availability)
-        previous = self._named if snapshot.published == self._published + 1 else {}
-        self._published = snapshot.published
-        self._named = {meter.channel: meter.identifier for meter in snapshot.submeters}
-        for meter in snapshot.submeters:
-            looked = (meter.identifier, meter.has_reading)
-            again = previous.get(meter.channel, "") == meter.identifier
-            if self._settled.get(meter.channel) != looked and self._found(meter, again):
-                self._settled[meter.channel] = looked
+        known = self.entry.data.get(CONF_MBUS_DEVICES, [])
+        for meter in snapshot.submeters if snapshot is not None else ():
+            channel, ident = meter.channel, meter.identifier
+            remembered = any(k["channel"] == channel and k["id"] == ident for k in known)
+            if (meter.confirmed or remembered) and meter.has_reading and meter.device_type:
+                self._found(channel, meter.device_type, ident, meter.unit)
 
-    def _found(self, meter: SubMeter, again: bool) -> bool:
-        """Add the entities of a sub-meter; False: look again at the next publish."""
-        kind = meter.device_type
-        if kind is None or not meter.has_reading:
-            return True  # no entity until a reading comes (as core)
+    def _found(self, channel: int, kind: int, ident: str | None, unit: str | None) -> None:
         if kind not in KINDS:
             if kind not in self._logged:
                 self._logged.add(kind)
-                LOGGER.info(
-                    "M-Bus channel %s: device type %s is not supported", meter.channel, kind
-                )
-            return True
-        ident = meter.identifier
-        unique_id = self._ids(meter.channel, kind, ident)[1]
-        known = unique_id in self.unique_ids or any(
-            k["channel"] == meter.channel and k["id"] == ident
-            for k in self.entry.data.get(CONF_MBUS_DEVICES, [])
-        )
-        if not (known or again):
-            return False  # named by one publish only: a made-up identifier is no device
+                LOGGER.info("M-Bus channel %s: device type %s is not supported", channel, kind)
+            return
         if ident:
             async_move_gas_to_mbus(self.hass, self.entry, ident)
-        if unique_id in self.unique_ids:
-            return True
+        if self._ids(channel, kind, ident)[1] in self.unique_ids:
+            return
         if len(self.unique_ids) >= MAX_SUBMETERS:
             self._cap_met()
-            return True
-        entities = self._entities(meter.channel, kind, ident, meter.unit)
-        record = {"channel": meter.channel, "type": kind, "id": ident, "unit": meter.unit}
-        known_list = self.entry.data.get(CONF_MBUS_DEVICES, [])
-        self._store([k for k in known_list if k["channel"] != meter.channel] + [record])
+            return
+        entities = self._entities(channel, kind, ident, unit)
+        known = [k for k in self.entry.data.get(CONF_MBUS_DEVICES, []) if k["channel"] != channel]
+        self._store([*known, {"channel": channel, "type": kind, "id": ident, "unit": unit}])
         self.add(entities)
-        return True
 
     def _store(self, known: list[Mapping[str, Any]]) -> None:
         if known != self.entry.data.get(CONF_MBUS_DEVICES, []):
@@ -251,7 +197,7 @@ class Submeters:
 
     def _entities(
         self, channel: int, device_type: int, ident: str | None, unit: str | None
-    ) -> list[SensorEntity]:
+    ) -> list[DsmrSensor]:
         """The reading's entity and (gas and water in m³) the flow's."""
         serial, unique_id = self._ids(channel, device_type, ident)
         if unique_id in self.unique_ids:
@@ -261,18 +207,13 @@ class Submeters:
         device = DeviceInfo(identifiers={(DOMAIN, serial)}, name=name)
         if ident:
             device["serial_number"] = readable(ident)
-
-        def sub_meter(s: Snapshot) -> SubMeter | None:
-            return s.submeter(channel, ident)
-
-        def value(s: Snapshot) -> float | None:
-            return None if (meter := s.submeter(channel, ident)) is None else meter.value
-
-        reading = replace(READINGS[kind], value_fn=value, line_fn=sub_meter)
+        reading = replace(
+            READINGS[kind],
+            value_fn=partial(Snapshot.reading, channel=channel, ident=ident),
+            line_fn=partial(Snapshot.submeter, channel=channel, ident=ident),
+        )
         unit = ha_unit(unit)  # (an earlier release remembered units as sent)
-        entities: list[SensorEntity] = [
-            DsmrSensor(self.entry, reading, device, unique_id, unit=unit)
-        ]
+        entities = [DsmrSensor(self.entry, reading, device, unique_id, unit=unit)]
         if kind in ("gas", "water") and unit == UnitOfVolume.CUBIC_METERS:
             rate = flow(GAS_FLOW if kind == "gas" else WATER_FLOW, flow_key(channel, ident))
             entities.append(DsmrSensor(self.entry, rate, device, f"{unique_id}_flow"))

@@ -16,9 +16,8 @@ last quarter's (sampled before the boundary, first minute only) is recognised by
 implies; a peak stamped in an earlier month is not this month's (0); a reading without its
 timestamp, value or power gives no forecast, and the next continues from the last good one.
 
-The new-peak decision compares the forecast with the month's peak, at least the user's threshold
-(Flanders bills every month's peak as at least 2.5 kW), turning on at once and off only once the
-forecast has stayed below the limit minus a margin for a minute (or the quarter ended).
+The new-peak alarm is on at once when the forecast passes the month's peak (at least the user's
+threshold), off once it has stayed below it minus a margin for a minute, or the quarter ended.
 """
 
 from __future__ import annotations
@@ -26,15 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
-
-__all__ = [
-    "DEFAULT_THRESHOLD_KW",
-    "DemandReading",
-    "PeakAlarm",
-    "QuarterForecast",
-    "forecast_quarter",
-    "peak_ahead",
-]
 
 QUARTER_S = 900
 #: Flanders bills a month's peak as at least 2.5 kW: below it, a new peak costs nothing.
@@ -96,17 +86,6 @@ class QuarterForecast:
         return None if limit is None else limit - self.forecast_kw
 
 
-def quarter_start(at: datetime) -> datetime:
-    """The start (UTC) of the quarter-hour that ``at`` (aware) falls in."""
-    seconds = int(at.timestamp())
-    return datetime.fromtimestamp(seconds - seconds % QUARTER_S, UTC)
-
-
-def _month(at: datetime, tz: tzinfo) -> tuple[int, int]:
-    local = at.astimezone(tz)
-    return local.year, local.month
-
-
 def _month_peak(
     reading: DemandReading, start: datetime, carried: float | None, tz: tzinfo
 ) -> float | None:
@@ -119,7 +98,8 @@ def _month_peak(
     if peak_at > start:  # stamped in the running quarter: it counts this quarter already
         return carried if carried is not None else peak
     # Stamped with its quarter's end: a peak stamped at midnight on the 1st is last month's.
-    if _month(peak_at - timedelta(seconds=1), tz) != _month(start, tz):
+    ended, now = (peak_at - timedelta(seconds=1)).astimezone(tz), start.astimezone(tz)
+    if (ended.year, ended.month) != (now.year, now.month):
         return 0.0  # last month's, not yet reset: this month has no complete quarter yet
     return peak
 
@@ -127,17 +107,13 @@ def _month_peak(
 def forecast_quarter(
     reading: DemandReading, previous: QuarterForecast | None = None, tz: tzinfo = _BRUSSELS
 ) -> QuarterForecast | None:
-    """The forecast for ``reading``, continuing from the last result (``previous``).
-
-    Returns None when the reading lacks its timestamp, running value or power; pass the last
-    result that was not None as ``previous`` next time. ``tz`` is the meter's time zone (for
-    months).
-    """
+    """The forecast for ``reading`` after the last one not None; ``tz``: the meter's months."""
     at, average, power = reading.at, reading.average_kw, reading.import_kw
     if at is None or average is None or power is None or average < 0:
-        return None
+        return None  # without its timestamp, running value or power
     at = at.astimezone(UTC)
-    start = quarter_start(at)
+    seconds = int(at.timestamp())
+    start = datetime.fromtimestamp(seconds - seconds % QUARTER_S, UTC)
     elapsed = (at - start).total_seconds()
     power = max(power, 0.0)
     current = previous if previous is not None and previous.quarter_start == start else None

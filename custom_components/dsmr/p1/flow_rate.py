@@ -1,14 +1,12 @@
 """Gas and water flow from the sub-meter's own readings and the times it stamped them.
 
-An M-Bus line `0-n:24.2.1(ts)(value*m3)` is a capture: the register as the sub-meter read it at
-`ts` (every hour on DSMR 4, every 5 minutes on DSMR 5 and Belgian meters), repeated in every
-telegram until the next. The flow is the volume between two consecutive captures over the time
-between their stamps: exact for that interval by the meter's own clock, one interval behind by
-nature. A capture that did not move gives exactly 0. No flow is made up: across a gap longer
-than twice the usual interval plus a minute it is unknown (or 0 if nothing moved), and when
-captures stop coming it turns unknown; a stamp that goes back, a register that goes down, or an
-interval the electricity meter's clock disagrees with (a step, a bad read) restarts from that
-capture. The usual interval is learned from the last pair (1 min to 1 h; an hour until then).
+An M-Bus line `0-n:24.2.1(ts)(value*m3)` is a capture: the register as read at `ts` (hourly on
+DSMR 4, every 5 minutes on DSMR 5 and Belgian meters), repeated until the next. The flow is the
+volume between two captures over the time between their stamps: exact by the meter's clock, one
+interval behind. Nothing is made up: across a gap (over twice the usual interval, learned from
+the last pair, plus a minute) or once captures stop it is unknown (0 if nothing moved); a stamp
+going back, a register going down or an interval the electricity meter's clock disagrees with
+restarts from that capture.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-__all__ = ["Capture", "FlowState", "timed_out", "update_flow"]
 
 _HOUR_S = 3600
 _SLACK_S = 60  # beyond twice the usual interval: a gap (or a silent sub-meter)
@@ -67,20 +63,11 @@ class FlowState:
         if not data:
             return cls()
         try:
-            last = None
+            last, seen = None, data.get("seen")
             if data.get("value") is not None:
-                seen = data.get("seen")
-                last = Capture(
-                    _aware(data["at"]),
-                    Decimal(data["value"]),
-                    None if seen is None else _aware(seen),
-                )
-            return cls(
-                last,
-                _number(data.get("m3h")),
-                _number(data.get("interval_s")),
-                _number(data.get("cadence_s")),
-            )
+                at, value = _aware(data["at"]), Decimal(data["value"])
+                last = Capture(at, value, None if seen is None else _aware(seen))
+            return cls(last, *(_number(data.get(k)) for k in ("m3h", "interval_s", "cadence_s")))
         except KeyError, TypeError, ValueError, InvalidOperation:
             return cls()
 
@@ -115,11 +102,7 @@ def update_flow(
     value: Decimal | None,
     now: datetime | None,
 ) -> FlowState:
-    """The flow after a telegram with the capture (``at``, ``value``), at meter time ``now``.
-
-    ``at``/``value`` None: the telegram has no reading for the sub-meter. ``now`` is the
-    telegram's own timestamp (None when it has none).
-    """
+    """The flow after a telegram with the capture (`at`, `value`; None: none) at its time `now`."""
     state = state or FlowState()
     last = state.last
     if at is None or value is None or (last is not None and at == last.at):
@@ -133,8 +116,7 @@ def update_flow(
     moved = value - last.value
     if span <= 0 or moved < 0 or not _clocks_agree(last, at, now, span):
         return FlowState(capture, cadence_s=state.cadence_s)  # clock step or bad read
-    low, high = _CADENCE_BOUNDS_S
-    cadence = min(max(span, low), high)
+    cadence = min(max(span, _CADENCE_BOUNDS_S[0]), _CADENCE_BOUNDS_S[1])
     if span > 2 * state.expected_s() + _SLACK_S:  # a gap: nothing invented across it
         if moved:
             return FlowState(capture, cadence_s=cadence)

@@ -1,9 +1,7 @@
 """Frames out of a byte stream: plain telegrams, encrypted (DLMS) frames, RFXtrx packets.
 
-Whatever the pieces the bytes come in, each is looked at a bounded number of times, and a frame
-longer than MAX_FRAME is dropped as it comes, never held. A plain telegram is what dsmr_parser's
-TelegramBuffer takes for one: '/' up to the first '!', a CRC of 0-4 hex digits, an optional NUL,
-CRLF. What is dropped is counted (`take_dropped`).
+Whatever the pieces the bytes come in, each is looked at a bounded number of times; a frame over
+MAX_FRAME is dropped as it comes, never held. What is dropped is counted (`take_dropped`).
 """
 
 from __future__ import annotations
@@ -11,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# No meter sends a longer frame (real ones are under 3 KB, encrypted ones too).
-MAX_FRAME: Final = 16 * 1024
+MAX_FRAME: Final = 16 * 1024  # no meter sends more (real ones are under 3 KB, encrypted too)
 # A telegram ends at the first such end at least two bytes after its '/', the last '/' before
 # that end: what comes before the last '/' is never part of one.
 FRAME_END: Final = re.compile(rb"![A-F0-9]{0,4}\x00?\r\n")
@@ -28,11 +25,9 @@ class Framer:
     """Cuts plain telegrams out of a byte stream."""
 
     def __init__(self) -> None:
-        """Start with nothing."""
         self.buffer = bytearray()  # the telegram that may be coming: from its '/' on
         self._scanned = 0  # where the search for its end goes on
-        self._dropped = 0  # bytes dropped since `take_dropped`
-        self._oversized = 0  # frames over MAX_FRAME dropped since `take_dropped`
+        self._dropped = self._oversized = 0  # bytes, oversized frames, since `take_dropped`
 
     def take_dropped(self) -> tuple[int, int]:
         """Bytes and oversized frames dropped since the last call."""
@@ -79,20 +74,15 @@ class Framer:
 class EncryptedFramer(Framer):
     """Cuts encrypted (DLMS general-global-cipher) frames out of a byte stream, by length."""
 
-    def __init__(self) -> None:
-        """Start with nothing."""
-        super().__init__()
-        self._skip = 0  # bytes of an oversized frame still to come
+    _skip = 0  # bytes of an oversized frame still to come
 
     def feed(self, data: bytes) -> list[bytes]:
         """The frames `data` completes; one announcing more than MAX_FRAME is dropped."""
-        if self._skip:
-            skipped = min(self._skip, len(data))
-            self._skip -= skipped
-            self._dropped += skipped
-            data = data[skipped:]
+        skipped = min(self._skip, len(data))
+        self._skip -= skipped
+        self._dropped += skipped
         buffer = self.buffer
-        buffer += data
+        buffer += data[skipped:]
         frames: list[bytes] = []
         while (start := buffer.find(DLMS_TAG)) >= 0:
             self._dropped += start
@@ -122,20 +112,14 @@ class EncryptedFramer(Framer):
 class RfxtrxUnwrapper:
     """The P1 bytes inside RFXtrx packets, in one pass (dsmr_parser's unwrapping copies)."""
 
-    def __init__(self) -> None:
-        """Start with nothing."""
-        self.rest = b""  # an unfinished packet (less than 256 bytes)
-        self.scraps = 0  # bytes of packets too short to hold P1 data
+    rest = b""  # an unfinished packet (less than 256 bytes)
+    scraps = 0  # bytes of packets too short to hold P1 data
 
     def feed(self, data: bytes) -> bytes:
         """The P1 bytes of the packets `data` completes."""
-        if self.rest:
-            data = self.rest + data
+        data = self.rest + data
         at, size, p1 = 0, len(data), bytearray()
-        while at < size:
-            end = at + data[at] + 1
-            if end > size:
-                break
+        while at < size and (end := at + data[at] + 1) <= size:
             if end - at < 4:
                 self.scraps += end - at
             elif (data[at + 1], data[at + 2]) == RFXTRX_P1 and end > at + 4:

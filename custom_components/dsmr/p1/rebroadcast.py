@@ -1,37 +1,10 @@
 """Serve the meter's telegrams to other programs over TCP, the way ser2net does (raw mode).
 
-A P1 port can be read by one program; this server lets every other DSMR tool read the same
-meter at ``HOST:PORT`` (``socket://HOST:PORT`` for dsmr_parser, "network" in DSMR-reader or in
-another Home Assistant). Free of Home Assistant: the reader hands it each frame it accepted,
-:meth:`RebroadcastServer.publish`, and it writes those bytes, unchanged, to every client.
-
-What it promises:
-
-* Frames go out whole and byte for byte as published (CRC line included). A client that
-  connects while a telegram is on its way gets the next whole frame, never the tail of one,
-  and nothing at all before that: no greeting, no replay of the last telegram, no keep-alive
-  bytes. While the meter is silent, nothing is sent.
-* :meth:`~RebroadcastServer.publish` never waits: it hands each client's transport the frame
-  and returns. A client that does not keep up is dropped as soon as more than ``max_buffer``
-  bytes wait for it in this process (on top of its socket's send buffer, kept small with
-  ``SO_SNDBUF``), so a stalled client costs the reader and the other clients nothing, and
-  memory stays bounded per client.
-* Clients cannot reach the meter, nor keep this process busy: what a client sends is thrown
-  away, one read at most per ``READ_INTERVAL`` seconds; TCP slows a client that sends more to
-  that pace. A client that ends its side (EOF) or resets the connection is disconnected, as
-  ser2net does (one that was sending: once that is read); one that vanished without a word
-  (power cut, cable pulled) is found out by TCP keepalive in about a minute, even while the
-  meter is silent.
-* At most ``max_clients`` clients; one more is closed right after it connects (a plain close,
-  no data), and a slot is free again as soon as a client leaves.
-* :attr:`~RebroadcastServer.clients` counts connected clients; listeners added with
-  :meth:`~RebroadcastServer.add_listener` are called whenever it changes.
-* :meth:`~RebroadcastServer.start` raises :class:`CannotListen` (with a :class:`ListenFailure`
-  reason to translate) when the address cannot be bound; :meth:`~RebroadcastServer.stop`
-  closes every client and releases the port.
-
-The bytes are opaque here: plain telegrams or the DLMS frames of an encrypted meter alike; the
-caller decides which frames to publish.
+Every accepted frame (`publish`, opaque bytes) goes to every client whole and byte for byte: one
+that joins mid-telegram gets the next whole one; nothing is sent while the meter is silent. A
+client with more than `max_buffer` bytes waiting is dropped, so a stalled one costs nobody
+anything. What clients send is thrown away; one that closes or resets is let go at once, one that
+vanished by TCP keepalive. At most `max_clients`: one more is closed as it connects.
 """
 
 from __future__ import annotations
@@ -46,51 +19,23 @@ import os
 import socket
 from typing import Final
 
-__all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_MAX_BUFFER",
-    "DEFAULT_MAX_CLIENTS",
-    "KEEPALIVE_COUNT",
-    "KEEPALIVE_IDLE",
-    "KEEPALIVE_INTERVAL",
-    "READ_INTERVAL",
-    "SEND_BUFFER",
-    "CannotListen",
-    "ListenFailure",
-    "RebroadcastServer",
-    "RebroadcastStats",
-]
-
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_MAX_CLIENTS: Final = 5
-# Bytes that may wait for one client in this process before it counts as stalled: a few
-# telegrams (a DSMR 5 telegram is ~0.9 KiB, a Belgian one with its peak history ~1.5 KiB).
+# Bytes waiting for a client before it counts as stalled: a few telegrams (~0.9 KiB, Belgian 1.5).
 DEFAULT_MAX_BUFFER: Final = 8 * 1024
-# Each client socket's kernel send buffer (Linux doubles it): small, so a stalled client is
-# noticed after a few dozen telegrams instead of the megabytes a tuned buffer may grow to.
+# A client socket's kernel send buffer (Linux doubles it): small, so a stall shows within dozens
+# of telegrams, not the megabytes a tuned buffer may grow to.
 SEND_BUFFER: Final = 8 * 1024
-# After each read from a client (up to asyncio's 256 KiB, thrown away), reading pauses this
-# long: a client that sends without pause costs one read a second. Not paused for good: a paused
-# transport sees no EOF, RST or keepalive failure, so a client gone while the meter is silent
-# would hold its slot until the next telegrams.
+# A client's data is read (up to 256 KiB, thrown away) at most once per READ_INTERVAL s. Not paused
+# for good: a paused transport sees no EOF, RST or keepalive failure (a gone client keeps its slot).
 READ_INTERVAL: Final = 1.0
-# TCP keepalive on each client socket (the options the platform has): once nothing has crossed
-# the connection for IDLE seconds, COUNT probes INTERVAL seconds apart; a client that vanished
-# without closing is dropped after them, about a minute in all.
+# TCP keepalive (the options the platform has): after IDLE seconds of silence, COUNT probes
+# INTERVAL apart drop a client that vanished without closing, about a minute in all.
 KEEPALIVE_IDLE: Final = 30
 KEEPALIVE_INTERVAL: Final = 10
 KEEPALIVE_COUNT: Final = 3
-_KEEPALIVE_OPTIONS: Final = [
-    (getattr(socket, name), value)
-    for name, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
-    )
-    if hasattr(socket, name)
-]
 
 
 class ListenFailure(StrEnum):
@@ -109,10 +54,7 @@ class CannotListen(Exception):
     def __init__(self, reason: ListenFailure, host: str, port: int, detail: str) -> None:
         """Describe a failure to listen on ``host:port``."""
         super().__init__(f"Cannot listen on {_address(host, port)}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.host = host
-        self.port = port
+        self.reason, self.detail = reason, detail
 
 
 def _address(host: str, port: int) -> str:
@@ -127,8 +69,7 @@ def _listen_failure(err: OSError) -> ListenFailure:
     if err.errno in (errno.EACCES, errno.EPERM):
         return ListenFailure.PERMISSION_DENIED
     if err.errno == errno.EADDRNOTAVAIL or err.errno is None:
-        # asyncio skips an address it cannot assign (EADDRNOTAVAIL) and, when none is left,
-        # raises a bare OSError("could not bind on any address out of ...").
+        # asyncio skips an address it cannot assign; with none left: a bare OSError (errno None).
         return ListenFailure.ADDRESS_NOT_AVAILABLE
     return ListenFailure.CANNOT_LISTEN
 
@@ -144,7 +85,7 @@ class RebroadcastStats:
 
 
 class _Client(asyncio.Protocol):
-    """One connection: receives frames, discards what it sends, is dropped when it stalls."""
+    """One connection: gets frames, its data thrown away; dropped if stalled, closed at its EOF."""
 
     def __init__(self, server: RebroadcastServer) -> None:
         self.server = server
@@ -157,7 +98,7 @@ class _Client(asyncio.Protocol):
         self.transport = transport
         host, port = transport.get_extra_info("peername")[:2]  # IPv6 adds flow info, scope
         self.peer = _address(str(host), int(port))
-        self.server._connected(self)
+        self.server._connected(self, transport)
 
     def data_received(self, data: bytes) -> None:
         """Discard what the client sent; read again in ``READ_INTERVAL`` seconds."""
@@ -166,10 +107,6 @@ class _Client(asyncio.Protocol):
         self._resume = asyncio.get_running_loop().call_later(
             READ_INTERVAL, self.transport.resume_reading
         )
-
-    def eof_received(self) -> bool:
-        """The client ended its side: close ours too (a half-open client is not served)."""
-        return False
 
     def pause_writing(self) -> None:
         """More than ``max_buffer`` bytes wait for this client: it is not reading; drop it."""
@@ -184,9 +121,8 @@ class _Client(asyncio.Protocol):
 class RebroadcastServer:
     """A TCP server that writes every published frame to every connected client.
 
-    ``port=0`` binds an ephemeral port (see :attr:`port` once started). ``host`` is the
-    address to bind: ``127.0.0.1`` (this machine only), ``0.0.0.0`` (every IPv4 interface),
-    ``::`` (every IPv6 interface) or one interface's address.
+    ``host``: ``127.0.0.1`` (this machine), ``0.0.0.0``/``::`` (every IPv4/IPv6 interface) or one
+    interface's address; ``port=0`` binds an ephemeral one (:attr:`port` once started).
     """
 
     def __init__(
@@ -202,10 +138,8 @@ class RebroadcastServer:
             raise ValueError("max_clients must be at least 1")
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
-        self.host = host
-        self.port = port
-        self.max_clients = max_clients
-        self.max_buffer = max_buffer
+        self.host, self.port = host, port
+        self.max_clients, self.max_buffer = max_clients, max_buffer
         self.stats = RebroadcastStats()
         self._server: asyncio.Server | None = None
         # Transports of the clients being served, in connection order: what publish() writes
@@ -233,20 +167,14 @@ class RebroadcastServer:
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` whenever :attr:`clients` changes; return a function to stop."""
         self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def start(self) -> None:
         """Bind and listen (nothing happens when already listening); raise CannotListen."""
         if self._server is not None:
             return
-        loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(
+            self._server = await asyncio.get_running_loop().create_server(
                 lambda: _Client(self), self.host, self.port, reuse_address=True
             )
         except OSError as err:
@@ -263,10 +191,9 @@ class RebroadcastServer:
         if server is None:
             return
         server.close()
-        for transport in list(self._serving.values()):
-            # Politely, unless data still waits for the client: a close would wait for it.
+        for transport in list(self._serving.values()):  # politely, unless data waits for it
             if transport.get_write_buffer_size():
-                transport.abort()
+                transport.abort()  # (a close would wait for the data)
             else:
                 transport.close()
         self._serving.clear()
@@ -274,22 +201,14 @@ class RebroadcastServer:
         _LOGGER.debug("Stopped re-broadcasting on %s", self.address)
 
     def publish(self, frame: bytes) -> None:
-        """Write one complete frame to every client now; never waits, never raises.
-
-        A client whose unsent bytes exceed ``max_buffer`` is dropped inside the write (see
-        ``_Client.pause_writing``); a client that went away is noticed by its transport.
-        """
+        """Write one whole frame to every client now (never waits or raises; stalled: dropped)."""
         if self._server is None or not frame:
             return
         self.stats.frames += 1
         for transport in tuple(self._serving.values()):
             transport.write(frame)
 
-    # --- called by _Client -----------------------------------------------------------------
-
-    def _connected(self, client: _Client) -> None:
-        transport = client.transport
-        assert transport is not None
+    def _connected(self, client: _Client, transport: asyncio.Transport) -> None:
         if self._server is None or len(self._counted) >= self.max_clients:
             self.stats.refused += 1
             log = _LOGGER.debug if self._refusing else _LOGGER.info
@@ -305,8 +224,13 @@ class RebroadcastServer:
         sock = transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in _KEEPALIVE_OPTIONS:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        for name, value in (
+            ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+            ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
         transport.set_write_buffer_limits(high=self.max_buffer)
         self.stats.accepted += 1
         self._serving[client] = transport
@@ -315,8 +239,7 @@ class RebroadcastServer:
         self._changed()
 
     def _drop(self, client: _Client) -> None:
-        transport = self._serving.pop(client, None)
-        if transport is None:
+        if (transport := self._serving.pop(client, None)) is None:
             return
         self.stats.dropped += 1
         _LOGGER.info(

@@ -1,24 +1,22 @@
 """The update window as running figures, and the frozen snapshot each publish makes of it.
 
-`Window.add` takes each telegram as it arrives: the latest is kept, the averaged values add to
-their sum, minimum, maximum and count (from the window's second telegram on: one telegram has no
-spread), and the flows move on, telegram by telegram. Nothing grows with the number of
-telegrams. `Window.publish` makes the next `Snapshot` (the forecast from the latest telegram)
-and starts a new window. Entities read a snapshot: a value is its line's number as a float, in
-the unit its line carries, with every decimal the meter sent (or the user's `precision`); a
-number not finite as a float (`NaN`, `inf`, `1E1000000`) or a line that does not read is
-unknown, and costs no other value.
+`Window.add` keeps the latest telegram, adds the averaged values to their sum, min, max and count
+(from the window's second telegram on: one has no spread) and moves the flows on: nothing grows
+with the number of telegrams. A value is its line's number as a float, with every decimal the
+meter sent (or the user's `precision`); one not finite as a float (`NaN`, `1E1000000`) or a line
+that does not read is unknown, and costs no other value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 import math
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from dsmr_parser.objects import Telegram
 
@@ -32,13 +30,11 @@ from .demand import (
     peak_ahead,
 )
 from .flow_rate import FlowState, timed_out, update_flow
-from .telegram import identifier, unit
+from .telegram import identifier, unit, version_setup
 
-# Home Assistant's short-term statistics period (s): long-term statistics take a register's
-# last state of each.
+# HA's short-term statistics period (s): long-term statistics take a register's last of each.
 STATISTICS_PERIOD: Final = 300
-# Import minus export, averaged like a line (its key, among the value names).
-NET_POWER: Final = "net_power"
+NET_POWER: Final = "net_power"  # import minus export, averaged like a line (its key)
 SWAPPED_TARIFF_VERSIONS: Final = frozenset({"5B", "5EONHU"})  # 1 = normal, 2 = low
 FLOW_TYPES: Final = frozenset({3, 6, 7})  # gas, warm water, water: a flow when in m³
 MAIN_GAS: Final = "gas"  # the flow key of DSMR 2.2/4's gas reading on the main telegram
@@ -49,9 +45,7 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 def number(raw: Any, precision: int | None = None) -> float | None:
     """A Decimal as a float (rounded to `precision` if given); None unless finite."""
-    if not isinstance(raw, Decimal) or not raw.is_finite():
-        return None
-    value = float(raw)
+    value = float(raw) if isinstance(raw, Decimal) and raw.is_finite() else math.nan
     if not math.isfinite(value):
         return None
     return value if precision is None else round(value, precision)
@@ -76,8 +70,7 @@ def net_power(telegram: Any) -> Decimal | None:
     delivery = getattr(telegram, "CURRENT_ELECTRICITY_DELIVERY", None)
     if usage is None or delivery is None:
         return None
-    value: Decimal = usage.value - delivery.value
-    return value
+    return cast(Decimal, usage.value - delivery.value)
 
 
 def _raw(telegram: Any, name: str) -> Any:
@@ -87,29 +80,26 @@ def _raw(telegram: Any, name: str) -> Any:
     return getattr(getattr(telegram, name, None), "value", None)
 
 
-def _stamp(telegram: Any) -> datetime | None:
-    at = getattr(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None), "value", None)
+def _aware(obj: Any, attr: str = "value") -> datetime | None:
+    at = getattr(obj, attr, None)
     return at if isinstance(at, datetime) and at.tzinfo is not None else None
 
 
 def _kw(obj: Any) -> float | None:
     """A power line in kW (a meter sending W is divided); None if absent or odd."""
     value = number(getattr(obj, "value", None))
-    if value is None:
-        return None
-    return value / 1000 if getattr(obj, "unit", None) == "W" else value
+    return value / 1000 if value is not None and getattr(obj, "unit", None) == "W" else value
 
 
 def demand_reading(telegram: Any) -> DemandReading:
     """What a telegram says about demand; a missing or garbled line is None."""
     peak = getattr(telegram, "BELGIUM_MAXIMUM_DEMAND_MONTH", None)
-    at = getattr(peak, "datetime", None)
     return DemandReading(
-        at=_stamp(telegram),
+        at=_aware(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None)),
         average_kw=_kw(getattr(telegram, "BELGIUM_CURRENT_AVERAGE_DEMAND", None)),
         import_kw=_kw(getattr(telegram, "CURRENT_ELECTRICITY_USAGE", None)),
         peak_kw=_kw(peak),
-        peak_at=at if isinstance(at, datetime) and at.tzinfo is not None else None,
+        peak_at=_aware(peak, "datetime"),
     )
 
 
@@ -138,6 +128,7 @@ class SubMeter:
     unit: str | None
     at: datetime | None  # the sub-meter's own time of the reading
     has_reading: bool  # whether the channel carries a reading line at all
+    confirmed: bool = True  # the telegram before named it on this channel too
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +138,7 @@ class Snapshot:
     version: str
     telegram: Telegram  # the window's latest
     unknown_lines: Mapping[str, str]  # OBIS lines no specification names: code -> the rest
+    sure_codes: Collection[str]  # codes no line error made up (no CRC: also sent the time before)
     spreads: Mapping[str, Spread]  # averaged values, for a window of more than one telegram
     submeters: tuple[SubMeter, ...]
     timestamp: datetime | None  # the meter's clock
@@ -176,10 +168,9 @@ class Snapshot:
         """The value as a float: the window's mean if averaged; None when unreadable."""
         if (spread := self.spreads.get(name)) is not None:
             return spread.mean
-        try:
+        with suppress(ArithmeticError):
             return number(_raw(self.telegram, name), self.precision)
-        except ArithmeticError:
-            return None
+        return None
 
     def unit(self, name: str) -> str | None:
         """The unit on the line, as Home Assistant writes it."""
@@ -199,6 +190,25 @@ class Snapshot:
                 return found
         return None
 
+    def reading(self, channel: int, ident: str | None) -> float | None:
+        """A sub-meter's reading."""
+        return None if (found := self.submeter(channel, ident)) is None else found.value
+
+    def flow_rate(self, key: str, factor: float = 1.0) -> float | None:
+        """The flow `key` (m³/h, times `factor`); None: unknown."""
+        state = self.flows.get(key)
+        return None if state is None or state.m3h is None else state.m3h * factor
+
+    def flow_attributes(self, key: str) -> dict[str, Any]:
+        """The interval the flow is the mean of, and the time of its last reading."""
+        state = self.flows.get(key) or FlowState()
+        return {"interval": state.interval_s, "reading_at": state.last and state.last.at}
+
+    def shape(self) -> tuple[Any, ...]:
+        """What entities are made of: the sub-meters, the unnamed lines (not their values)."""
+        meters = tuple(replace(m, value=None, at=None) for m in self.submeters)
+        return meters, tuple(sorted(self.sure_codes))
+
 
 class _Sum:
     """Running sum, minimum, maximum, count and decimals of a value."""
@@ -211,9 +221,8 @@ class _Sum:
     def add(self, raw: Any) -> None:
         if (value := number(raw)) is None:
             return
-        self.total += value
+        self.total, self.samples = self.total + value, self.samples + 1
         self.low, self.high = min(self.low, value), max(self.high, value)
-        self.samples += 1
         if isinstance(exponent := raw.as_tuple().exponent, int):
             self.digits = max(self.digits, -exponent)
 
@@ -248,20 +257,29 @@ class Window:
         self.pending = 0
         self._latest: Any = None
         self._unknown: Mapping[str, str] = _EMPTY
-        self._first: Any = None
         self._sums: dict[str, _Sum] = {}
+        # Sub-meters by channel that the latest telegram and the one before it named, and (on
+        # versions without a CRC, where a line error can make up a code) the one before's codes.
+        self._named: dict[int, str | None] = {}
+        self._named_before: dict[int, str | None] = {}
+        self._codes: Collection[str] = ()
+        self._sure: Collection[str] = ()
+        self.checked = bool(version_setup(version)[0]["checksum_support"])
 
     def add(self, telegram: Any, unknown_lines: Mapping[str, str] = _EMPTY) -> None:
         """Take one telegram; it is kept only while it is the latest."""
         self.pending += 1
-        if self.pending == 1:
-            self._first = telegram
-        else:
-            if self.pending == 2:
-                self._accumulate(self._first)
+        if self.pending == 2:  # the window's first telegram: kept as the latest until now
+            self._accumulate(self._latest)
+        if self.pending > 1:
             self._accumulate(telegram)
+        codes, before, self._codes = unknown_lines.keys(), self._codes, unknown_lines.keys()
+        self._sure = codes if self.checked else codes & set(before)
         self._latest, self._unknown = telegram, unknown_lines
         self.flows = self._flows_after(telegram)
+        devices = getattr(telegram, "MBUS_DEVICES", None) or ()
+        named = {d.channel_id: _identifier(d) for d in devices}
+        self._named_before, self._named = self._named, named
 
     def identity(self) -> str | None:
         """The equipment identifier of the latest telegram."""
@@ -269,25 +287,17 @@ class Window:
 
     def discard(self) -> None:
         """Forget the window's telegrams (the connection was lost); the flows go on."""
-        self.pending = 0
-        self._latest = self._first = None
-        self._sums = {}
+        self.pending, self._latest, self._sums, self._codes = 0, None, {}, ()
+        self._named = self._named_before = {}
 
     def publish(
         self, previous: Snapshot | None, received_at: float, *, fresh: bool, replaced: bool
     ) -> Snapshot:
-        """The snapshot of the window (at least one telegram added); a new window begins.
-
-        `fresh`: the window starts a connection, so the meter is identified again.
-        """
+        """The snapshot; a new window begins. `fresh`: a connection's first, identified anew."""
         telegram, samples, sums = self._latest, self.pending, self._sums
-        unknown = self._unknown
-        self.discard()
-        spreads = {}
-        for name, running in sums.items():
-            if (spread := running.spread(self.precision)) is not None:
-                spreads[name] = spread
-        stamp = _stamp(telegram)
+        self.pending, self._latest, self._sums = 0, None, {}
+        spreads = {n: s for n, r in sums.items() if (s := r.spread(self.precision)) is not None}
+        stamp = _aware(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None))
         at = stamp.timestamp() if stamp is not None else received_at
         step = at - previous.at if previous is not None and previous.at < at else 0.0
         period = int(at // STATISTICS_PERIOD)
@@ -296,10 +306,8 @@ class Window:
         forecast, last = None, previous.last_forecast if previous is not None else None
         alarm = previous.alarm if previous is not None else OFF
         if self.demand:
-            try:
+            with suppress(ArithmeticError, ValueError):  # absurd numbers: none this time
                 forecast = forecast_quarter(demand_reading(telegram), last)
-            except ArithmeticError, ValueError:  # absurd numbers: none this time
-                forecast = None
             if forecast is not None and not math.isfinite(forecast.forecast_kw):
                 forecast = None  # 1E308 kW and more: it overflows
             last = forecast or last
@@ -307,9 +315,10 @@ class Window:
         return Snapshot(
             version=self.version,
             telegram=telegram,
-            unknown_lines=unknown,
+            unknown_lines=self._unknown,
+            sure_codes=self._sure,
             spreads=MappingProxyType(spreads) if spreads else _EMPTY,
-            submeters=tuple(self._submeters(telegram)),
+            submeters=self._submeters(telegram, self._named_before),
             timestamp=stamp,
             equipment_id=ident,
             replaced=replaced,
@@ -328,62 +337,56 @@ class Window:
 
     def _accumulate(self, telegram: Any) -> None:
         for name in self.averaged:
-            try:
-                raw = _raw(telegram, name)
-            except ArithmeticError:  # 1E1000000 - 1: no sample
-                continue
-            if isinstance(raw, Decimal):
-                self._sums.setdefault(name, _Sum()).add(raw)
+            with suppress(ArithmeticError):  # 1E1000000 - 1: no sample
+                self._sums.setdefault(name, _Sum()).add(_raw(telegram, name))
 
-    def _submeters(self, telegram: Any) -> Iterator[SubMeter]:
+    def _submeters(self, telegram: Any, before: dict[int, str | None]) -> tuple[SubMeter, ...]:
+        found = []
         for device in getattr(telegram, "MBUS_DEVICES", None) or ():
             reading = getattr(device, "MBUS_METER_READING", None)
-            ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
+            ident = _identifier(device)
             at = getattr(reading, "datetime", None)
             kind = getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None)
-            yield SubMeter(
-                channel=device.channel_id,
-                device_type=device_type(kind),
-                identifier=str(ident) if ident else None,
-                value=None if reading is None else number(reading.value, self.precision),
-                unit=unit(reading),
-                at=at if isinstance(at, datetime) else None,
-                has_reading=reading is not None,
+            found.append(
+                SubMeter(
+                    channel=device.channel_id,
+                    device_type=device_type(kind),
+                    identifier=ident,
+                    value=None if reading is None else number(reading.value, self.precision),
+                    unit=unit(reading),
+                    at=at if isinstance(at, datetime) else None,
+                    has_reading=reading is not None,
+                    confirmed=before.get(device.channel_id, "") == ident,
+                )
             )
+        return tuple(found)
 
     def _flows_after(self, telegram: Any) -> Mapping[str, FlowState]:
-        """The flows after one more telegram: each capture's arrival is the first that has it.
-
-        A flow not in the telegram keeps its value until it times out, unless it has none (an
-        identifier made up once leaves nothing behind); at most MAX_FLOWS are kept.
-        """
-        flows, now = self.flows, _stamp(telegram)
-        changed: dict[str, FlowState] | None = None  # a copy, once a flow moved
-        seen = set()
+        """The flows after one more telegram: each capture's arrival is the first that has it."""
+        flows, now = self.flows, _aware(getattr(telegram, "P1_MESSAGE_TIMESTAMP", None))
+        changed, moved, seen = dict(flows), False, set()
         for key, capture in _captures(telegram):
             seen.add(key)
-            at = getattr(capture, "datetime", None)
+            value = capture.value if number(capture.value) is not None else None
             try:
-                state = update_flow(
-                    flows.get(key),
-                    at if isinstance(at, datetime) and at.tzinfo is not None else None,
-                    capture.value if number(capture.value) is not None else None,
-                    now,
-                )
+                state = update_flow(flows.get(key), _aware(capture, "datetime"), value, now)
             except ArithmeticError:  # an absurd reading: this flow only is unknown
                 state = FlowState()
             if state is not flows.get(key):
-                changed = changed if changed is not None else dict(flows)
-                changed[key] = state
-        for key in flows.keys() - seen:
+                changed[key], moved = state, True
+        for key in flows.keys() - seen:  # not in the telegram: kept until it times out
             state = timed_out(flows[key], now)
-            if state.m3h is None or len(flows) > MAX_FLOWS:  # nothing to show: forgotten
-                changed = changed if changed is not None else dict(flows)
+            if state.m3h is None or len(flows) > MAX_FLOWS:  # none (made up once): forgotten
                 del changed[key]
+                moved = True
             elif state is not flows[key]:
-                changed = changed if changed is not None else dict(flows)
-                changed[key] = state
-        return flows if changed is None else MappingProxyType(changed)
+                changed[key], moved = state, True
+        return MappingProxyType(changed) if moved else flows
+
+
+def _identifier(device: Any) -> str | None:
+    ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
+    return str(ident) if ident else None
 
 
 def _captures(telegram: Any) -> Iterator[tuple[str, Any]]:
@@ -392,8 +395,7 @@ def _captures(telegram: Any) -> Iterator[tuple[str, Any]]:
         kind = device_type(getattr(getattr(device, "MBUS_DEVICE_TYPE", None), "value", None))
         reading = getattr(device, "MBUS_METER_READING", None)
         if kind in FLOW_TYPES and getattr(reading, "unit", None) == "m3":
-            ident = getattr(getattr(device, "MBUS_EQUIPMENT_IDENTIFIER", None), "value", None)
-            yield flow_key(device.channel_id, str(ident) if ident else None), reading
+            yield flow_key(device.channel_id, _identifier(device)), reading
     for name in MAIN_GAS_READINGS:
         reading = getattr(telegram, name, None)
         if getattr(reading, "unit", None) == "m3":

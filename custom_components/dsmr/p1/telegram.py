@@ -1,12 +1,10 @@
 """A frame read into dsmr_parser's `Telegram`, by dsmr_parser's specifications, line by line.
 
-dsmr_parser's `TelegramParser` runs every object's expression over the whole telegram and
-computes its CRC one character at a time (~0.4 ms a DSMR 5 telegram). `TelegramReader` gives
-the same `Telegram` (a test holds it to dsmr_parser's own on the field corpus): each line goes
-to the objects whose expression takes it, found once per OBIS code; a line as the previous
-telegram sent it keeps its value object; each object's value parser reads its line. It also
-keeps what dsmr_parser throws away: lines with an OBIS code no object takes (`unknown_lines`).
-A line that does not parse costs that line; a telegram of more than MAX_LINES lines is refused.
+dsmr_parser's `TelegramParser` runs every expression over the whole telegram and computes the CRC
+a character at a time (~0.4 ms a DSMR 5 telegram). `TelegramReader` gives the same `Telegram` (held
+to dsmr_parser's on the field corpus): a line goes to the objects of its OBIS code only, found once;
+an unchanged line keeps its value; lines no object takes are kept (`unknown_lines`); a line that
+does not parse costs that line only.
 """
 
 from __future__ import annotations
@@ -48,23 +46,16 @@ IDENTIFIER_LINE: Final = {
 UNITS: Final = {"m3": "m³", "var": "var", "kvar": "kvar", "varh": "varh", "kvarh": "kvarh"}
 
 
-def _crc_tables() -> tuple[list[int], list[int], list[int]]:
-    """CRC-16/ARC steps: one byte, and two bytes split into their low and high byte."""
-    byte = []
-    for value in range(256):
-        crc = value
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        byte.append(crc)
-
-    def two(x: int) -> int:
-        first = (x >> 8) ^ byte[x & 0xFF]
-        return (first >> 8) ^ byte[first & 0xFF]
-
-    return byte, [two(v) for v in range(256)], [two(v << 8) for v in range(256)]
+def _crc_steps(crc: int, bits: int) -> int:
+    """CRC-16/ARC over `bits` bits (the data XORed into `crc`)."""
+    for _ in range(bits):
+        crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
-_BYTE, _LOW, _HIGH = _crc_tables()
+_BYTE = [_crc_steps(v, 8) for v in range(256)]  # one byte
+_LOW = [_crc_steps(v, 16) for v in range(256)]  # two bytes: the low byte's part
+_HIGH = [_crc_steps(v << 8, 16) for v in range(256)]  # and the high byte's
 
 
 def crc16(data: bytes) -> int:
@@ -89,16 +80,12 @@ def check_crc(text: str) -> None:
 
 
 def decrypt(frame: bytes, key: str, authentication_key: str | None) -> str:
-    """The plain telegram in a general-global-cipher frame; DecryptionError if it won't.
-
-    Without an authentication key the GCM tag is not checked (dsmr_parser's `None`): AES-CTR
-    from the counter GCM starts its text at, and the telegram's CRC then checks the result.
-    """
+    """The plain telegram in a general-global-cipher frame; DecryptionError if it won't."""
     apdu = GeneralGlobalCipher.from_bytes(frame)
     try:
         if authentication_key is not None:
             plain = apdu.to_plain_apdu(bytes.fromhex(key), bytes.fromhex(authentication_key))
-        else:
+        else:  # the GCM tag unchecked (as dsmr_parser): AES-CTR from GCM's counter; the CRC checks
             iv = apdu.system_title + apdu.invocation_counter.to_bytes(4) + (2).to_bytes(4)
             decryptor = Cipher(algorithms.AES(bytes.fromhex(key)), modes.CTR(iv)).decryptor()
             plain = decryptor.update(apdu.ciphered_text[:-12]) + decryptor.finalize()
@@ -112,15 +99,11 @@ def decrypt(frame: bytes, key: str, authentication_key: str | None) -> str:
 
 @cache
 def version_setup(version: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """A version token's telegram specification and serial settings, from dsmr_parser's table.
-
-    Raises NotImplementedError for a version dsmr_parser does not know.
-    """
+    """A version's telegram specification and serial settings (NotImplementedError: unknown)."""
     factory, settings = create_dsmr_protocol(version, None)
-    specification: Mapping[str, Any] = factory.args[1].telegram_specification
     # (dsmr_parser's own reader writes a url into this shared dict: not ours to take.)
     serial = {k: v for k, v in settings.items() if k not in ("url", "low_latency")}
-    return specification, MappingProxyType(serial)
+    return factory.args[1].telegram_specification, MappingProxyType(serial)
 
 
 def value_names(version: str) -> frozenset[str]:
@@ -176,16 +159,14 @@ class TelegramReader:
 
     def __init__(self, specification: Mapping[str, Any]) -> None:
         """Prepare for `specification` (e.g. dsmr_parser's `telegram_specifications.V5`)."""
-        self.specification = specification
         self.crc = bool(specification["checksum_support"])
         self._objects = [
             (obj["obis_reference"], obj["value_parser"], obj["value_name"])
             for obj in specification["objects"]
         ]
-        patterns = [re.compile(obj["obis_reference"], _FLAGS) for obj in specification["objects"]]
+        self._patterns = patterns = [re.compile(ref, _FLAGS) for ref, _, _ in self._objects]
         # Expressions over two lines (DSMR 2.2's gas reading) run over the whole telegram.
         self._spanning = [(i, p) for i, p in enumerate(patterns) if p.pattern.count(r"\r\n") > 1]
-        self._patterns = patterns
         self._keys: dict[str, tuple[int, ...] | None] = {}  # code -> objects (None: unknown)
         self._last: dict[tuple[int, int], tuple[str, Any]] = {}  # (object, nth) -> line, value
 
@@ -197,8 +178,7 @@ class TelegramReader:
             check_crc(text)
         found: dict[int, list[Any]] = {}
         unknown: dict[str, str] = {}
-        last, now = self._last, {}
-        bad = 0
+        last, now, bad = self._last, {}, 0
         for line in text.split("\r\n"):
             paren = line.find("(")
             if paren <= 0:
@@ -232,9 +212,8 @@ class TelegramReader:
                 except Exception:
                     bad += 1
         telegram = Telegram()
-        objects = self._objects
         for index in sorted(found):  # dsmr_parser's order: the specification's
-            reference, _, name = objects[index]
+            reference, _, name = self._objects[index]
             for value in found[index]:
                 telegram.add(obis_reference=reference, dsmr_object=value, obis_name=name)
         return Read(telegram, MappingProxyType(unknown), bad)
