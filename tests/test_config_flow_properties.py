@@ -283,7 +283,7 @@ async def test_key(
     assert result["errors"]["base"] in {
         "invalid_key_format",
         "invalid_key",
-        "not_recognised",
+        "not_recognized",
         "cannot_connect",
     }
 

@@ -1,4 +1,4 @@
-"""Auto-detection: every version recognised from the simulator, over a pty and over TCP."""
+"""Auto-detection: every version recognized from the simulator, over a pty and over TCP."""
 
 from __future__ import annotations
 

@@ -236,7 +236,7 @@ async def test_a_hostile_encrypted_frame_is_a_form_error(
     finally:
         sender.cancel()
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "not_recognised"}
+    assert result["errors"] == {"base": "not_recognized"}
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
@@ -788,7 +788,7 @@ async def test_a_silent_bridge_says_nothing_arrived(
         )
     finally:
         sender.cancel()
-    assert result["errors"] == {"base": "not_recognised_network"}
+    assert result["errors"] == {"base": "not_recognized_network"}
 
 
 async def keep_sending(bridge: RawBridge, data: bytes) -> None:

@@ -25,7 +25,7 @@ P1 = "p1"  # the meter side: a package of its own
 # Modules with entity classes, and their platforms.
 ENTITY_MODULES = ["sensor", "binary_sensor", "entity", "submeters", "generic"]
 CONNECTION = "connection"
-# The connection and what recognises a meter through it: below the coordinator.
+# The connection and what recognizes a meter through it: below the coordinator.
 CONNECTION_SIDE = [CONNECTION, "detect"]
 # What sits on the connection: the connection side never imports these (not even through others).
 ABOVE_CONNECTION = {

@@ -4,7 +4,7 @@ The rules, and where they are written down:
 
 * Integration manifest, https://developers.home-assistant.io/docs/creating_integration_manifest/
   (the `domain` matches the directory; `version` is required for custom integrations and must be
-  a version AwesomeVersion recognises, like CalVer or SemVer; USB matchers are made of `vid`,
+  a version AwesomeVersion recognizes, like CalVer or SemVer; USB matchers are made of `vid`,
   `pid`, `serial_number`, `manufacturer` and `description`, and a VID/PID pair that many unrelated
   devices share, like Silicon Labs' CP2102 10C4:EA60, must also match on `description`).
 * Home Assistant's manifest JSON schema, script/json_schemas/manifest_schema.json in

@@ -87,7 +87,7 @@ KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 KEYS = (KEY, AUTH_KEY)
 SECRETS = frozenset({KEY, AUTH_KEY, CONF_SERIAL_ID, CONF_SERIAL_ID_GAS})
-NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
+NOT_RECOGNISED = {"serial": "not_recognized", "network": "not_recognized_network"}
 # Where a meter is read from: moved together when the meter turns up elsewhere.
 TRANSPORT_KEYS = (CONF_HOST, CONF_PORT, CONF_PROTOCOL, KEY, AUTH_KEY)
 VERSION_SELECTOR = selector.SelectSelector(
@@ -295,7 +295,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 except InvalidKey:
                     errors["base"] = "invalid_key"
                 except CannotCommunicate:
-                    errors["base"] = "not_recognised"
+                    errors["base"] = "not_recognized"
                 else:
                     return await self._async_confirm(data)
             else:

@@ -56,7 +56,7 @@ class Detection:
     version: str  # a version token, or ENCRYPTED
     settings: str  # e.g. "115200 8N1"; "network" for a bridge
     seconds: float
-    telegram: bytes  # what it was recognised from
+    telegram: bytes  # what it was recognized from
 
 
 class NothingReceived(CannotCommunicate):
@@ -146,7 +146,7 @@ async def async_detect(url: str, *, wait: float | None = None) -> Detection:
             return Detection(version, label, loop.time() - started, frame)
     if not received:
         raise NothingReceived(loop.time() - started)
-    raise CannotCommunicate(f"no telegram recognised in {loop.time() - started:.0f} s")
+    raise CannotCommunicate(f"no telegram recognized in {loop.time() - started:.0f} s")
 
 
 def _identified(data: Mapping[str, Any], telegram: Telegram) -> dict[str, Any] | None:

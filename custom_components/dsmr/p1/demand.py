@@ -12,7 +12,7 @@ the quarter ends; its error is (T - t) / T times how far the power strays from P
 
 Quarters are placed by the meter's clock in UTC (every European offset is whole quarters, so a
 DST day simply has 92 or 100); months by the meter zone's local months. A running value still the
-last quarter's (sampled before the boundary, first minute only) is recognised by the energy it
+last quarter's (sampled before the boundary, first minute only) is recognized by the energy it
 implies; a peak stamped in an earlier month is not this month's (0); a reading without its
 timestamp, value or power gives no forecast, and the next continues from the last good one.
 
@@ -33,7 +33,7 @@ DEFAULT_THRESHOLD_KW = 2.5
 OFF_MARGIN_KW = 0.1
 #: ... for this long (meter time), or the quarter it warned about has ended.
 OFF_AFTER = timedelta(seconds=60)
-# A running value the meter has not yet restarted is recognised within this many seconds.
+# A running value the meter has not yet restarted is recognized within this many seconds.
 _LATE_WINDOW_S = 60
 # ... as more energy than the present power plus this much could have delivered (kW), allowing
 # for a timestamp truncated to the second and a power sampled a moment before (s).
