@@ -131,6 +131,25 @@ async def test_a_lower_reading_lasting_an_hour_is_a_new_cycle(
     }
 
 
+@pytest.mark.freeze_time(T0, tick=True)
+async def test_a_lower_reading_that_does_not_move_is_a_new_cycle_after_an_hour(
+    freezer: FrozenDateTimeFactory, hass: HomeAssistant, meter: tuple[ReplayMeter, TcpServer]
+) -> None:
+    """The same line for an hour (no use on a new meter): still judged on every telegram."""
+    replay, server = meter
+    freezer.move_to(T0)
+    entry = await setup_meter(hass, server, OPTIONS)
+    replay.text = registers("000000.000")
+    await send(entry, server)
+    freezer.move_to(T0 + timedelta(minutes=59))
+    await send(entry, server)
+    assert hass.states.get(IMPORT_1).state == "1234.567"
+    freezer.move_to(T0 + timedelta(hours=1, seconds=1))
+    await send(entry, server)
+    await hass.async_block_till_done()
+    assert hass.states.get(IMPORT_1).state == "0.0"
+
+
 async def test_a_replaced_meter_starts_its_registers_at_once(
     hass: HomeAssistant, meter: tuple[ReplayMeter, TcpServer]
 ) -> None:

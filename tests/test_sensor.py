@@ -42,6 +42,7 @@ from .helpers import (
     setup_meter,
     wait_for,
 )
+from .telegrams import ReplayMeter, dsmr5
 
 POWER = "sensor.electricity_meter_power_consumption"
 
@@ -324,6 +325,59 @@ async def test_a_value_is_written_only_when_it_changed(hass: HomeAssistant) -> N
         assert hass.states.get(gas).last_reported == before.last_reported
         rendered = server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
         assert hass.states.get(POWER).state == str(float(rendered))
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_a_mean_that_stays_zero_is_not_written_again(hass: HomeAssistant) -> None:
+    """No sun, no export: the production's mean stays 0 while its samples vary per window."""
+    server = TcpServer(Meter("5", seed=6, solar_kwp=0.0))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 1})
+        await send(entry, server, 2)  # the first two after connecting are published at once
+        coordinator = entry.runtime_data.coordinator
+        production = "sensor.electricity_meter_power_production"
+        written: list[State] = []
+
+        @callback
+        def count(event: Event[Any]) -> None:
+            if event.data["entity_id"] in (production, POWER):
+                written.append(event.data["new_state"])
+
+        hass.bus.async_listen(EVENT_STATE_CHANGED, count)
+        for telegrams in (1, 3, 2):  # windows of different sizes
+            published = coordinator.published
+            await send(entry, server, telegrams)
+            await wait_for(lambda p=published: coordinator.published == p + 1, timeout=3)
+            await hass.async_block_till_done()
+        assert [s.entity_id for s in written].count(POWER) == 3
+        assert [s.entity_id for s in written].count(production) == 0
+        assert hass.states.get(production).state == "0.0"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_net_power_follows_the_export_while_the_import_stays(hass: HomeAssistant) -> None:
+    """Net power reads two lines: an import line that does not move does not hold it."""
+    meter = ReplayMeter("5", dsmr5("1-0:1.7.0(00.000*kW)", "1-0:2.7.0(01.000*kW)"))
+    server = TcpServer(meter)
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 0})
+        net = "sensor.electricity_meter_net_power"
+        er.async_get(hass).async_update_entity(net, disabled_by=None)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
+        await send(entry, server)
+        await hass.async_block_till_done()
+        assert hass.states.get(net).state == "-1.0"
+        meter.text = dsmr5("1-0:1.7.0(00.000*kW)", "1-0:2.7.0(02.500*kW)")
+        await send(entry, server)
+        await hass.async_block_till_done()
+        assert hass.states.get(net).state == "-2.5"
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

@@ -105,6 +105,7 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
     attributes_fn: Callable[[Snapshot], dict[str, Any]] | None = None
     # Its line: the value's unit; while absent, the last value stays (None: the description's unit).
     line_fn: Callable[[Snapshot], Any] | None = None
+    line_only: bool = True  # the value reads nothing but its line (and the window's mean)
     obis_name: str | None = None  # the value name it is made for
     average: str | None = None  # what the window averages for it: its mean is shown
     versions: frozenset[str] | None = None  # made only for these versions
@@ -136,6 +137,7 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
     entity_description: DsmrSensorEntityDescription
     _unrecorded_attributes = frozenset({"min", "max", "samples", "reading_at"})
     _written: tuple[Any, ...] | None = None
+    _inputs: tuple[Any, Any] = (None, None)  # the line and mean of the state written
 
     def __init__(
         self,
@@ -189,9 +191,18 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
         snapshot = self.coordinator.data
         available = self.coordinator.last_update_success
         value, attributes = self._attr_native_value, self._attr_extra_state_attributes
+        moved = attributes  # what, beside the value, is worth a state write
+        inputs: tuple[Any, Any] = (None, None)
         if available and snapshot is not None:
             d = self.entity_description
             line = d.line_fn(snapshot) if d.line_fn else None
+            spread = snapshot.spreads.get(d.average) if d.average else None
+            # The reader keeps an unchanged line's object: the same line and mean say nothing
+            # new (a held-back register still waits for its hour).
+            if d.line_only and line is not None and not self._policy.holding:
+                inputs = (line, spread)
+                if line is self._inputs[0] and spread is self._inputs[1]:
+                    return
             present = d.line_fn is None or line is not None
             reading = d.value_fn(snapshot) if present else None
             # Not in the telegram, or a number that cannot be read (NaN): the last value stays.
@@ -199,23 +210,24 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
                 unit = line_unit(line) if isinstance(reading, float) else None
                 if unit is not None and unit != self._attr_native_unit_of_measurement:
                     self._set_unit(unit)
-                value = self._judged(reading, snapshot.replaced)
-                attributes = d.attributes_fn(snapshot) if d.attributes_fn else {}
-                attributes = {  # times as the user reads them: local
-                    k: dt_util.as_local(v).isoformat() if isinstance(v, datetime) else v
-                    for k, v in attributes.items()
-                }
-                if d.average and (spread := snapshot.spreads.get(d.average)) is not None:
-                    attributes = spread.attributes()
-        written = (available, value, self._attr_native_unit_of_measurement, attributes)
+                if self._policy.register:
+                    reading = self._judged(reading, snapshot.replaced)
+                value = reading
+                moved = attributes = _local(d.attributes_fn(snapshot)) if d.attributes_fn else {}
+                if spread is not None:
+                    # A mean's min, max and samples go along with the next write, never cause
+                    # one: a zero that stays zero is not written again.
+                    attributes, moved = spread.attributes(), {}
+        written = (available, value, self._attr_native_unit_of_measurement, moved)
         if written == self._written:
+            self._inputs = inputs
             return
         shown = self._written[1] if self._written is not None and self._written[0] else None
         if snapshot is not None and not self._policy.write_now(
             shown, value, snapshot.period, snapshot.closes_period
         ):
             return
-        self._written = written
+        self._written, self._inputs = written, inputs
         self._attr_native_value, self._attr_extra_state_attributes = value, attributes
         self.async_write_ha_state()
         self._sync_registry()
@@ -241,6 +253,14 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
             before, after = f"{shown} {unit}", f"{reading} {unit}"
             async_register_new_cycle(self.hass, self._entry, self.entity_id, before, after)
         return cast(Value, judgement.value)
+
+
+def _local(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Times as the user reads them: local."""
+    return {
+        k: dt_util.as_local(v).isoformat() if isinstance(v, datetime) else v
+        for k, v in attributes.items()
+    }
 
 
 def readable(identifier: str) -> str:

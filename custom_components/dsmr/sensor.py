@@ -157,6 +157,7 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         "net_power",
         average=NET_POWER,
         value_fn=partial(Snapshot.number, name=NET_POWER),
+        line_only=False,  # export too
     ),
     _sensor(
         "ELECTRICITY_ACTIVE_TARIFF",

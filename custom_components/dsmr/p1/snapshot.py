@@ -168,9 +168,10 @@ class Snapshot:
         """The value as a float: the window's mean if averaged; None when unreadable."""
         if (spread := self.spreads.get(name)) is not None:
             return spread.mean
-        with suppress(ArithmeticError):
+        try:  # (not contextlib.suppress: this runs for most entities on every publish)
             return number(_raw(self.telegram, name), self.precision)
-        return None
+        except ArithmeticError:
+            return None
 
     def unit(self, name: str) -> str | None:
         """The unit on the line, as Home Assistant writes it."""
