@@ -227,10 +227,11 @@ class DsmrSensor(DsmrEntity, RestoreSensor):
             shown, value, snapshot.period, snapshot.closes_period
         ):
             return
-        self._written, self._inputs = written, inputs
+        before, self._written, self._inputs = self._written, written, inputs
         self._attr_native_value, self._attr_extra_state_attributes = value, attributes
         self.async_write_ha_state()
-        self._sync_registry()
+        if before is None or before[2] != written[2]:  # the first write, or another unit
+            self._sync_registry()
 
     def _sync_registry(self) -> None:
         """Give the registry the unit and class shown: it describes the entity while unloaded."""
