@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.dsmr.p1.flow_rate import Capture, FlowState, update_flow
+from custom_components.dsmr.p1.flow_rate import (
+    Capture,
+    Filed,
+    FlowState,
+    file_hourly,
+    update_flow,
+)
 from dsmr_sim import Meter
 
 from .simulated import MbusReading, mbus_capture, mbus_readings
@@ -289,3 +295,44 @@ def test_restore_round_trip_keeps_everything() -> None:
     unseen = replace(state, last=Capture(T0, Decimal("1"), None), m3h=None)
     assert FlowState.from_dict(unseen.as_dict()) == unseen
     assert FlowState.from_dict(FlowState().as_dict()) == FlowState()
+
+
+def filed(*captures: tuple[int, str, str | None]) -> list[tuple[str, str, str]]:
+    """Rows written for captures (minutes after T0, reading, identifier): (hh:mm, state, sum)."""
+    state: Filed | None = None
+    rows = []
+    for minutes, value, ident in captures:
+        state, new = file_hourly(state, T0 + timedelta(minutes=minutes), Decimal(value), ident)
+        rows += [(h.strftime("%H:%M"), f"{v:.3f}", f"{t:.3f}") for h, v, t in new]
+    return rows
+
+
+def test_a_capture_on_the_hour_closes_the_hour_before() -> None:
+    assert filed((0, "10", "G"), (60, "11.25", "G")) == [
+        ("09:00", "10.000", "0.000"),
+        ("10:00", "11.250", "1.250"),
+    ]
+
+
+def test_an_interval_across_the_hour_is_shared_by_time() -> None:
+    assert filed((55, "10", "G"), (65, "11", "G"))[1:] == [
+        ("10:00", "10.500", "0.500"),
+        ("11:00", "11.000", "1.000"),
+    ]
+
+
+def test_a_gap_over_a_week_goes_into_one_hour() -> None:
+    week = 8 * 24 * 60
+    assert filed((0, "10", "G"), (week, "50", "G"))[1:] == [("09:00", "50.000", "40.000")]
+
+
+def test_a_lower_reading_is_held_for_an_hour_unless_the_meter_was_replaced() -> None:
+    held = filed((0, "10", "G"), (5, "0", "G"), (10, "10.5", "G"))
+    assert held[-1] == ("10:00", "10.500", "0.500")
+    new_cycle = filed((0, "10", "G"), (5, "0", "G"), (65, "0.5", "G"))
+    assert new_cycle[-1] == ("11:00", "0.500", "0.000")  # a new cycle: the sum goes on
+    assert filed((0, "10", "G"), (5, "1", "H"))[-1] == ("10:00", "1.000", "0.000")
+
+
+def test_a_capture_filed_already_or_stamped_earlier_writes_nothing() -> None:
+    assert filed((60, "10", "G"), (60, "10", "G"), (0, "9", "G")) == [("10:00", "10.000", "0.000")]

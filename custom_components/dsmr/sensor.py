@@ -48,7 +48,7 @@ from .p1 import values
 from .p1.rebroadcast import RebroadcastServer
 from .p1.snapshot import MAIN_GAS, MAIN_GAS_READINGS, NET_POWER, Snapshot
 from .p1.telegram import has_demand, value_names
-from .submeters import GAS_FLOW, Submeters, flow
+from .submeters import GAS_FLOW, HourlyStatistics, Submeters, flow
 
 PARALLEL_UPDATES = 0  # push: entities never poll
 PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA  # `sensor: - platform: dsmr`, made an entry
@@ -451,6 +451,8 @@ async def async_setup_entry(
     for update in (submeters.update, generic.update):
         entry.async_on_unload(async_dispatcher_connect(hass, signal(entry.entry_id, "new"), update))
         update()  # a telegram may have come while setup opened the port
+    statistics = HourlyStatistics(entry)
+    entry.async_on_unload(coordinator.async_add_listener(statistics.update))
     _disable_absent(entry, meter)
 
 

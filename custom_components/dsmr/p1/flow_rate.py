@@ -1,4 +1,4 @@
-"""Gas and water flow from the sub-meter's own readings and the times it stamped them.
+"""Gas and water flow, and hourly statistics, from a sub-meter's readings and their own stamps.
 
 An M-Bus line `0-n:24.2.1(ts)(value*m3)` is a capture: the register as read at `ts` (hourly on
 DSMR 4, every 5 minutes on DSMR 5 and Belgian meters), repeated until the next. The flow is the
@@ -7,13 +7,17 @@ interval behind. Nothing is made up: across a gap (over twice the usual interval
 the last pair, plus a minute) or once captures stop it is unknown (0 if nothing moved); a stamp
 going back, a register going down or an interval the electricity meter's clock disagrees with
 restarts from that capture.
+
+Hourly statistics file each capture's increase in the hours its interval spans by those stamps
+(a capture stamped 11:00:00 closes hour 10-11), spread evenly over the time; a gap of more than
+MAX_SPREAD is filed in the capture's own hour (nothing to spread over, and the rows stay few).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,6 +25,9 @@ _HOUR_S = 3600
 _SLACK_S = 60  # beyond twice the usual interval: a gap (or a silent sub-meter)
 _CLOCK_SLACK_S = 60  # two clocks may disagree by this much, or a tenth of the interval
 _CADENCE_BOUNDS_S = (60.0, 3600.0)
+HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+MAX_SPREAD = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +140,51 @@ def timed_out(state: FlowState, now: datetime | None) -> FlowState:
     if now - since > timedelta(seconds=2 * state.expected_s() + _SLACK_S):
         return FlowState(last, None, None, state.cadence_s)
     return state
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """How far a register's hourly statistic goes: its last capture and the sum up to it."""
+
+    at: datetime  # the capture's stamp (restored: the end of the last hour filed)
+    value: Decimal
+    total: Decimal = Decimal(0)  # the increase filed since the statistic began
+    ident: str | None = None
+    lower_since: datetime | None = None  # the stamp of a first lower reading, held back
+
+
+def hour_of(at: datetime) -> datetime:
+    """The hour a stamp belongs to: one on the hour closes the hour before."""
+    return (at - _TICK).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def file_hourly(
+    filed: Filed | None, at: datetime, value: Decimal, ident: str | None = None
+) -> tuple[Filed, list[tuple[datetime, Decimal, Decimal]]]:
+    """The statistic after a capture, and its hourly rows to write: (start, state, sum).
+
+    A lower reading is held (a glitch) unless the sub-meter was replaced or it lasted an hour by
+    its stamps: then a new cycle, whose rows go on from the sum without a step.
+    """
+    if filed is None:
+        return Filed(at, value, ident=ident), [(hour_of(at), value, Decimal(0))]
+    if at <= filed.at:  # filed already (a restart), or a stamp going back
+        return filed, []
+    if value < filed.value:
+        since = filed.lower_since or at
+        if ident == filed.ident and at - since < HOUR:
+            return replace(filed, lower_since=since), []
+        filed = Filed(filed.at, value, filed.total)
+    moved, total = value - filed.value, filed.total + value - filed.value
+    if at - filed.at > MAX_SPREAD:
+        return Filed(at, value, total, ident), [(hour_of(at), value, total)]
+    span, rows, hour = _us(at - filed.at), [], hour_of(filed.at + _TICK)
+    while hour < at:  # every hour the interval (filed.at, at] reaches into
+        part = moved * _us(min(hour + HOUR, at) - filed.at) / span
+        rows.append((hour, filed.value + part, filed.total + part))
+        hour += HOUR
+    return Filed(at, value, total, ident), rows
+
+
+def _us(delta: timedelta) -> Decimal:
+    return Decimal(delta // _TICK)
