@@ -51,6 +51,12 @@ def dsmr5(*lines: str, stamp: str = "240115120000W", ident: str = ELECTRICITY_ID
     return telegram("1-3:0.2.8(50)", f"0-0:1.0.0({stamp})", f"0-0:96.1.1({ident})", *lines)
 
 
+def dsmr4(*lines: str, stamp: str = "240115120000W", ident: str = ELECTRICITY_ID) -> str:
+    """A DSMR 4 telegram (no CRC line check on the version): timestamp, identifier, `lines`."""
+    head = ("1-3:0.2.8(42)", f"0-0:1.0.0({stamp})", f"0-0:96.1.1({ident})")
+    return telegram(*head, *lines, header="/KFM5KAIFA-METER")
+
+
 # Lines that are hard to map: OBIS codes with nothing after them (their expression runs on into
 # the next line), empty and odd values, extra M-Bus channels, power failure logs, a DSMR 2.2
 # gas value line, stray text.

@@ -609,13 +609,14 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    assert defaults(result) == {"time_between_update": 30, "watchdog_timeout": 60}
+    assert defaults(result) == {"time_between_update": 30, "watchdog_timeout": 60, "main_fuse": 0}
+    assert result["description_placeholders"] == {"meter": "DSMR 5 (Netherlands)"}  # the title
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"time_between_update": 5, "watchdog_timeout": 90}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert entry.options == {"time_between_update": 5, "watchdog_timeout": 90}
+    assert entry.options == {"time_between_update": 5, "watchdog_timeout": 90, "main_fuse": 0}
     assert entry.runtime_data.connection.watchdog_timeout == 90
     # Saved options reload the entry: a new coordinator with the new window.
     assert entry.state is ConfigEntryState.LOADED
@@ -623,7 +624,7 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     assert entry.runtime_data.coordinator.seconds == 5
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert defaults(result) == {"time_between_update": 5, "watchdog_timeout": 90}
+    assert defaults(result) == {"time_between_update": 5, "watchdog_timeout": 90, "main_fuse": 0}
     hass.config_entries.options.async_abort(result["flow_id"])
 
 
@@ -651,6 +652,7 @@ async def test_options_peak_threshold_for_meters_that_send_the_quarter_hour_dema
         "time_between_update": 30,
         "watchdog_timeout": 60,
         "peak_threshold": 2.5,
+        "main_fuse": 0,
     }
     for wrong in (-0.1, 100.5, "high"):
         with pytest.raises(InvalidData):
@@ -665,6 +667,7 @@ async def test_options_peak_threshold_for_meters_that_send_the_quarter_hour_dema
         "time_between_update": 30,
         "watchdog_timeout": 60,
         "peak_threshold": 3.2,
+        "main_fuse": 0,
     }
     await hass.async_block_till_done()
     result = await hass.config_entries.options.async_init(entry.entry_id)
@@ -681,7 +684,7 @@ async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
     )
     entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert defaults(result) == {"time_between_update": 0, "watchdog_timeout": 120}
+    assert defaults(result) == {"time_between_update": 0, "watchdog_timeout": 120, "main_fuse": 0}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"time_between_update": 10}
     )
@@ -690,5 +693,6 @@ async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
         "time_between_update": 10,
         "watchdog_timeout": 120,
         "future_option": "x",
+        "main_fuse": 0,
     }
     await hass.async_block_till_done()

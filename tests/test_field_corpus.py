@@ -39,7 +39,7 @@ from custom_components.dsmr.const import CONF_SERIAL_ID, CONF_SERIAL_ID_GAS
 from custom_components.dsmr.detect import async_validated
 from custom_components.dsmr.entity import DsmrSensorEntityDescription
 from custom_components.dsmr.generic import obis_key, parse_value
-from custom_components.dsmr.p1.snapshot import Snapshot, Window
+from custom_components.dsmr.p1.snapshot import SIGNED_CURRENTS, Snapshot, Window
 from custom_components.dsmr.p1.telegram import (
     TelegramReader,
     decrypt,
@@ -168,7 +168,13 @@ def _shows_its_line(description: DsmrSensorEntityDescription) -> bool | None:
     value made from other lines too (net power), which no line of the meter says.
     """
     shown = description.value_fn
-    if isinstance(shown, partial) and shown.func in (Snapshot.number, Snapshot.value):
+    if isinstance(shown, partial) and shown.keywords.get("name") in SIGNED_CURRENTS:
+        return False  # the line's current, signed by the phase's power lines
+    if isinstance(shown, partial) and shown.func in (
+        Snapshot.number,
+        Snapshot.value,
+        Snapshot.total,
+    ):
         return True if shown.keywords.get("name") == description.obis_name else None
     return shown.__qualname__ == "_plain.<locals>.value"  # sensor.py's number or text
 
@@ -178,7 +184,7 @@ def _unit_of(description: DsmrSensorEntityDescription, obj: Any) -> str | None:
     if isinstance(obj, list):  # Belgian monthly peaks: each carries its unit
         units = {peak.unit for peak in obj if peak.value is not None}
         return units.pop() if len(units) == 1 else None
-    if not _shows_its_line(description):
+    if _shows_its_line(description) is None:
         return None
     unit = getattr(obj, "unit", None)
     return unit if isinstance(unit, str) and unit else None

@@ -194,7 +194,9 @@ async def test_usb_port_offered_only_when_a_meter_talks(
         await talking.stop()
 
 
-async def test_reconfigure_keeps_entities_and_refuses_another_meter(hass: HomeAssistant) -> None:
+async def test_reconfigure_keeps_entities_and_asks_before_moving_to_another_meter(
+    hass: HomeAssistant,
+) -> None:
     first = TcpServer(Meter("5", seed=45))
     await first.start()
     entry = await setup_meter(hass, first)
@@ -212,8 +214,8 @@ async def test_reconfigure_keeps_entities_and_refuses_another_meter(hass: HomeAs
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"host": "127.0.0.1", "port": other.port}
         )
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "wrong_meter"
+        assert result["step_id"] == "replace"  # another meter: moved only once confirmed
+        hass.config_entries.flow.async_abort(result["flow_id"])
         assert entry.data["port"] == first.port
         result = await entry.start_reconfigure_flow(hass)
         result = await hass.config_entries.flow.async_configure(

@@ -26,23 +26,20 @@ from dsmr_sim.tcp import TcpServer
 
 from .helpers import send, setup_meter, wait_for
 from .recorder_statistics import OPTIONS
-from .telegrams import ELECTRICITY_ID, GAS_ID, ReplayMeter, dsmr5, telegram
+from .telegrams import GAS_ID, ReplayMeter, dsmr4, dsmr5
 
 START = datetime(2024, 1, 15, 6, 0, tzinfo=UTC)
 
 
-def dsmr4(stamp: str, gas_at: str, gas: str) -> str:
+def gas4(stamp: str, gas_at: str, gas: str) -> str:
     """A DSMR 4 telegram at `stamp` with the gas meter's capture (`gas_at`, `gas` m³)."""
-    return telegram(
-        "1-3:0.2.8(42)",
-        f"0-0:1.0.0({stamp}W)",
-        f"0-0:96.1.1({ELECTRICITY_ID})",
+    return dsmr4(
         "1-0:1.8.1(001234.567*kWh)",
         "1-0:1.7.0(00.123*kW)",
         "0-1:24.1.0(003)",
         f"0-1:96.1.0({GAS_ID})",
         f"0-1:24.2.1({gas_at}W)({gas}*m3)",
-        header="/KFM5KAIFA-METER",
+        stamp=f"{stamp}W",
     )
 
 
@@ -100,12 +97,12 @@ async def hours(hass: HomeAssistant, statistic_id: str) -> list[tuple[str, float
 async def test_an_hourly_gas_reading_is_filed_in_the_hour_it_closes(
     recorder_mock: Recorder, hass: HomeAssistant, servers: list[TcpServer]
 ) -> None:
-    meter = ReplayMeter("4", dsmr4("240115100300", "240115100000", "12785.000"))
+    meter = ReplayMeter("4", gas4("240115100300", "240115100000", "12785.000"))
     server = await serve(servers, meter)
     entry = await setup_meter(hass, server, OPTIONS)
     statistic = f"dsmr:{entry.entry_id.lower()}_gas"
     await feed(hass, entry, server)
-    meter.text = dsmr4("240115110300", "240115110000", "12786.250")  # arrives minutes later
+    meter.text = gas4("240115110300", "240115110000", "12786.250")  # arrives minutes later
     await feed(hass, entry, server)
     assert await hours(hass, statistic) == [("09:00", 0.0, 12785.0), ("10:00", 1.25, 12786.25)]
 
@@ -113,10 +110,10 @@ async def test_an_hourly_gas_reading_is_filed_in_the_hour_it_closes(
     assert await hass.config_entries.async_reload(entry.entry_id)
     await wait_for(lambda: entry.runtime_data.connection.connected)
     await feed(hass, entry, server)
-    meter.text = dsmr4("240115120300", "240115120000", "12787.000")
+    meter.text = gas4("240115120300", "240115120000", "12787.000")
     await feed(hass, entry, server)
     # Home Assistant was off from 12:05 to 15:03: three hours' gas, spread over them.
-    meter.text = dsmr4("240115150300", "240115150000", "12790.000")
+    meter.text = gas4("240115150300", "240115150000", "12790.000")
     await feed(hass, entry, server)
     assert await hours(hass, statistic) == [
         ("09:00", 0.0, 12785.0),
@@ -127,9 +124,9 @@ async def test_an_hourly_gas_reading_is_filed_in_the_hour_it_closes(
         ("14:00", 1.0, 12790.0),
     ]
     # A glitch to zero is held back: no hour goes down, none spikes on the way back.
-    meter.text = dsmr4("240115160300", "240115160000", "00000.000")
+    meter.text = gas4("240115160300", "240115160000", "00000.000")
     await feed(hass, entry, server)
-    meter.text = dsmr4("240115163300", "240115163000", "12790.500")
+    meter.text = gas4("240115163300", "240115163000", "12790.500")
     await feed(hass, entry, server)
     assert (await hours(hass, statistic))[-2:] == [
         ("15:00", 0.333333, 12790.333333),  # 15:00 to 16:30 spread over its hours

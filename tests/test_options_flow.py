@@ -180,6 +180,7 @@ async def test_turning_it_on_reloads_into_a_listening_server(
         "rebroadcast_host": "127.0.0.1",
         "rebroadcast_port": port,
         "rebroadcast_max_clients": 2,
+        "main_fuse": 0,
     }
     server = entry.runtime_data.rebroadcast
     assert server is not None
@@ -229,4 +230,5 @@ async def test_a_form_without_the_section_keeps_sharing_as_it_is(
         "rebroadcast_port": 2100,
         "time_between_update": 5,
         "watchdog_timeout": 60,
+        "main_fuse": 0,
     }

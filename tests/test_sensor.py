@@ -96,17 +96,18 @@ def test_version_sensors() -> None:
     assert "hourly_gas_meter_reading" not in {d.key for d in version_sensors("5")}  # M-Bus
     for version in VERSIONS:
         names = value_names(version)
-        assert all(d.obis_name in names for d in version_sensors(version))
+        assert all(d.obis_name in names or names & set(d.sums) for d in version_sensors(version))
         described = version_sensors(version)
         assert tuple(d for d in SENSORS if d in described) == described  # in SENSORS' order
 
 
 def test_enabled_in() -> None:
-    """Totals are enabled where meters send them; what is off by default stays off."""
+    """Totals are on (the meter's, or its tariffs' sum); what is off by default stays off."""
     by_key = {d.key: d for d in SENSORS}
     total = by_key["electricity_imported_total"]
     assert total.enabled_in("5L")
-    assert not total.enabled_in("5")
+    assert total.enabled_in("5")
+    assert "electricity_imported_total" in {d.key for d in version_sensors("5B")}  # no 1.8.0
     assert by_key["electricity_used_tariff_1"].enabled_in("5")
     assert not by_key["belgium_max_power_per_phase"].enabled_in("5B")  # a diagnostic
 
@@ -212,13 +213,16 @@ async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> Non
         await server.stop()
 
 
+NO_EXPORT = dsmr5("1-0:1.8.1(000100.000*kWh)", "1-0:1.7.0(00.123*kW)")  # no total, no export
+
+
 async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
-    """A Luxembourg entry enables the import total; a meter that lacks the line hides it."""
-    server = TcpServer(Meter("5", seed=3))
+    """A Luxembourg entry enables the export total; a meter without export lines hides it."""
+    server = TcpServer(ReplayMeter("5", NO_EXPORT))
     await server.start()
     try:
         entry = await setup_meter(hass, server, validate=False, dsmr_version="5L")
-        total = "sensor.electricity_meter_energy_consumption_total"
+        total = "sensor.electricity_meter_energy_production_total"
         registry = er.async_get(hass)
         assert registry.async_get(total).disabled_by is None
         await send(entry, server, 3)
@@ -385,7 +389,7 @@ async def test_net_power_follows_the_export_while_the_import_stays(hass: HomeAss
 
 async def test_a_value_shown_before_is_never_disabled(hass: HomeAssistant) -> None:
     """A value with a state (restored from the last run) is not disabled for being absent."""
-    total = "sensor.electricity_meter_energy_consumption_total"
+    total = "sensor.electricity_meter_energy_production_total"
     mock_restore_cache_with_extra_data(
         hass,
         [
@@ -395,7 +399,7 @@ async def test_a_value_shown_before_is_never_disabled(hass: HomeAssistant) -> No
             )
         ],
     )
-    server = TcpServer(Meter("5", seed=3))
+    server = TcpServer(ReplayMeter("5", NO_EXPORT))
     await server.start()
     try:
         entry = await setup_meter(hass, server, validate=False, dsmr_version="5L")
@@ -447,6 +451,64 @@ async def test_demand_failure_and_text_values(
                     },
                 }
         assert shown == snapshot
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+PHASES = (
+    "1-0:31.7.0(010*A)",  # L1 takes 2.3 kW
+    "1-0:51.7.0(005*A)",  # L2 gives 1.15 kW (solar)
+    "1-0:71.7.0(000*A)",
+    "1-0:21.7.0(02.300*kW)",
+    "1-0:22.7.0(00.000*kW)",
+    "1-0:41.7.0(00.000*kW)",
+    "1-0:42.7.0(01.150*kW)",
+    "1-0:61.7.0(00.000*kW)",
+    "1-0:62.7.0(00.000*kW)",
+)
+
+
+async def test_currents_are_signed_and_the_fuse_leaves_what_is_available(
+    hass: HomeAssistant,
+) -> None:
+    """L1 importing 10 A, L2 exporting 5 A, a 25 A main fuse: 15 A and 30 A left, the least 15 A."""
+    meter = ReplayMeter(
+        "5", dsmr5("1-0:1.8.1(000100.000*kWh)", "1-0:1.8.2(000020.500*kWh)", *PHASES)
+    )
+    server = TcpServer(meter)
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 0, "main_fuse": 25})
+        for n in (1, 2, 3):
+            er.async_get(hass).async_update_entity(
+                f"sensor.electricity_meter_current_phase_l{n}", disabled_by=None
+            )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
+        await send(entry, server)
+        await hass.async_block_till_done()
+        states = {
+            name: hass.states.get(f"sensor.electricity_meter_{name}").state
+            for name in (
+                "current_phase_l1",
+                "current_phase_l2",
+                "available_current_phase_l1",
+                "available_current_phase_l2",
+                "available_current_phase_l3",
+                "available_current",
+                "energy_consumption_total",
+            )
+        }
+        assert states == {
+            "current_phase_l1": "10.0",
+            "current_phase_l2": "-5.0",
+            "available_current_phase_l1": "15.0",
+            "available_current_phase_l2": "30.0",
+            "available_current_phase_l3": "25.0",
+            "available_current": "15.0",
+            "energy_consumption_total": "120.5",  # no 1-0:1.8.0: the tariffs' sum
+        }
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

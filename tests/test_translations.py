@@ -15,6 +15,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
@@ -29,6 +30,8 @@ from custom_components.dsmr.const import (
     VERSION_BY_OPTION,
     version_option,
 )
+from custom_components.dsmr.sensor import DEMAND_SENSORS, SENSORS, available_current
+from custom_components.dsmr.submeters import READINGS
 from dsmr_dev.translations import (
     HA_COMPONENTS,
     STRINGS,
@@ -122,13 +125,67 @@ def test_translations_are_plain_resolved_text(language: str) -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_entity_names_are_cores_where_core_has_them(language: str) -> None:
+def test_entity_names_are_cores_unless_cores_names_another_quantity(language: str) -> None:
     """A user switching from core keeps the names (and, for new entities, the entity ids)."""
     core = flatten(load(CORE_TRANSLATIONS / f"{language}.json"))
     ours = translated(language)
     shared = [k for k in core if k.startswith("entity.") and k.endswith(".name") and k in ours]
     assert len(shared) >= 20
-    assert {k: ours[k] for k in shared} == {k: core[k] for k in shared}
+    changed = {k for k in shared if ours[k] != core[k]}
+    assert changed == {k for k in shared if misnamed(language, k, core[k])}
+
+
+# Each language's word for the quantity an entity shows: power, energy, reactive energy, and
+# voltage sags in the grid operators' term (Fluvius' and the CREG's for the capacity tariff).
+QUANTITY_WORDS = {
+    "nl": {"power": "vermogen|piek", "energy": "energie", "reactive": "blindenergie", "sag": "dip"},
+    "fr": {
+        "power": "puissance|pointe",
+        "energy": "énergie",
+        "reactive": "énergie réactive",
+        "sag": "creux de tension",
+    },
+    "de": {
+        "power": "leistung|spitze",
+        "energy": "energie",
+        "reactive": "blindenergie",
+        "sag": "spannungseinbr",
+    },
+    "sv": {"power": "effekt", "energy": "energi", "reactive": "reaktiv energi", "sag": "dipp"},
+}
+QUANTITIES = {
+    SensorDeviceClass.POWER: "power",
+    SensorDeviceClass.ENERGY: "energy",
+    SensorDeviceClass.REACTIVE_ENERGY: "reactive",
+}
+NAMED: dict[str, str] = {
+    f"entity.sensor.{d.translation_key}.name": quantity
+    for d in (*SENSORS, *DEMAND_SENSORS, *READINGS.values(), *available_current(25))
+    if (
+        quantity := "sag"
+        if str(d.translation_key).startswith("voltage_sag")
+        else QUANTITIES.get(SensorDeviceClass(d.device_class) if d.device_class else None)
+    )
+}
+
+
+def misnamed(language: str, key: str, name: str) -> bool:
+    """Whether an entity's name lacks its language's word for the quantity it shows."""
+    quantity = NAMED.get(key)
+    return quantity is not None and not re.search(
+        QUANTITY_WORDS[language][quantity], name, re.IGNORECASE
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_entity_names_say_their_quantity(language: str) -> None:
+    assert len(NAMED) >= 40
+    wrong = [
+        f"{key}: {name!r}"
+        for key, name in translated(language).items()
+        if misnamed(language, key, name)
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 # Words our own strings must not use, and what the grid operators, regulators and Home
@@ -136,7 +193,7 @@ def test_entity_names_are_cores_where_core_has_them(language: str) -> None:
 WRONG_WORDS = {
     "en": {r"recognis|unless you know better": "US spelling, no condescension"},
     "fr": {r"\b[Pp]ics?\b": "pointe", r"Électricité réactive .*\(tarif": "énergie réactive"},
-    "sv": {r"nätoperatör|nätägare": "elnätsbolag", r"(?<!effekt)topp": "effekttopp"},
+    "sv": {r"nätoperatör|nätägare": "elnätsbolag", r"(?<![Ee]ffekt)topp": "effekttopp"},
 }
 
 
@@ -230,6 +287,9 @@ async def test_a_dutch_home_assistant_names_the_entities_in_dutch(hass: HomeAssi
             if e.translation_key == "electricity_active_tariff"
         )
         assert tariff.startswith("sensor.electricity_meter_actief_tarief")
+        # Power is "vermogen" (core says "Energieverbruik"), and a new id follows the name.
+        power = "sensor.electricity_meter_verbruikt_vermogen"
+        assert registry.async_get(power).translation_key == "current_electricity_usage"  # type: ignore[union-attr]
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
@@ -251,7 +311,9 @@ async def test_the_detected_meter_is_named_in_home_assistants_language(
         )
         assert result["type"] is FlowResultType.FORM
         assert result["step_id"] == "detected"
-        assert result["description_placeholders"]["meter"] == "DSMR 5B (Belgique, Fluvius e-MUCS)"
+        placeholders = result["description_placeholders"]
+        assert placeholders["meter"] == "DSMR 5B (Belgique, Fluvius e-MUCS)"
+        assert placeholders["port"] == f"{server.host}:{server.port}"  # as typed, no socket://
         hass.config_entries.flow.async_abort(result["flow_id"])
     finally:
         await server.stop()

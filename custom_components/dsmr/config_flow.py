@@ -25,7 +25,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
@@ -46,6 +46,7 @@ from .const import (
     CONF_AUTHENTICATION_KEY as AUTH_KEY,
     CONF_DSMR_VERSION as VERSION,
     CONF_ENCRYPTION_KEY as KEY,
+    CONF_MAIN_FUSE,
     CONF_PEAK_THRESHOLD,
     CONF_PROTOCOL,
     CONF_REBROADCAST as SHARE,
@@ -77,8 +78,9 @@ from .detect import (
     identify_detected,
     identify_encrypted,
 )
+from .migration import async_replace_meter
 from .p1.demand import DEFAULT_THRESHOLD_KW
-from .p1.telegram import has_demand
+from .p1.telegram import has_demand, value_names
 from .sharing import async_trial_listen, shared, sharing_section
 from .yaml_import import yaml_key
 
@@ -101,6 +103,11 @@ PASSWORD = selector.TextSelector(
     selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
 )
 KEY_SCHEMA = vol.Schema({vol.Required(KEY): PASSWORD, vol.Optional(AUTH_KEY): PASSWORD})
+MAIN_FUSE = selector.NumberSelector(  # A per phase: 0 (off) to 400 (a large connection)
+    selector.NumberSelectorConfig(
+        min=0, max=400, step=1, unit_of_measurement="A", mode=selector.NumberSelectorMode.BOX
+    )
+)
 PEAK_THRESHOLD = selector.NumberSelector(  # kW: 0 (every new peak) to 100 (a large connection)
     selector.NumberSelectorConfig(
         min=0, max=100, step=0.1, unit_of_measurement="kW", mode=selector.NumberSelectorMode.BOX
@@ -199,6 +206,13 @@ def form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
     if isinstance(err, CannotConnect):
         return {"base": "cannot_connect"}
     return {"base": "invalid_key" if isinstance(err, InvalidKey) else "cannot_communicate"}
+
+
+async def async_meter_name(hass: HomeAssistant, version: str) -> str:
+    """The meter type as the user's language names it (a placeholder is shown as it is)."""
+    strings = await async_get_translations(hass, hass.config.language, "selector", {DOMAIN})
+    key = f"component.{DOMAIN}.selector.{VERSION}.options.{version_option(version)}"
+    return strings.get(key, version)
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
@@ -356,16 +370,11 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             return self.async_create_entry(title=title(self._data), data=self._data)
         assert self._detection is not None
         self._set_confirm_only()
-        # A placeholder is shown as it is: the meter type is translated here.
-        strings = await async_get_translations(
-            self.hass, self.hass.config.language, "selector", {DOMAIN}
-        )
-        key = f"component.{DOMAIN}.selector.{VERSION}.options.{version_option(self._data[VERSION])}"
         return self.async_show_form(
             step_id="detected",
             description_placeholders={
-                "meter": strings.get(key, self._data[VERSION]),
-                "port": redact_port(port_url(self._data)),
+                "meter": await async_meter_name(self.hass, self._data[VERSION]),
+                "port": title(self._data),  # host:port or the serial path, as the user gave it
                 "settings": self._detection.settings,
                 "seconds": f"{self._detection.seconds:.1f}",
             },
@@ -403,17 +412,48 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             if not errors:
                 self._abort_if_port_configured(data, entry.entry_id)
                 try:
-                    data = await async_validated(data)
+                    data = await self._async_meter_on(data, encrypted)
                 except (CannotConnect, CannotCommunicate, InvalidKey) as err:
                     errors = form_error(err)
                 else:
-                    if entry.unique_id:
-                        await self.async_set_unique_id(data[CONF_SERIAL_ID])
-                        self._abort_if_unique_id_mismatch(reason="wrong_meter")
+                    if entry.unique_id and data[CONF_SERIAL_ID] != entry.unique_id:
+                        self._data = data  # another meter: replaced, once confirmed
+                        return await self.async_step_replace()
                     return self.async_update_reload_and_abort(entry, title=title(data), data=data)
             # What was typed, keys included, is shown again; never what is stored.
             schema = self.add_suggested_values_to_schema(schema, user_input)
         return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
+
+    async def _async_meter_on(self, data: dict[str, Any], encrypted: bool) -> dict[str, Any]:
+        """The data for the meter on the port: of the entry's type, else (replaced) detected."""
+        unique_id = self._get_reconfigure_entry().unique_id
+        try:
+            found = await async_validated(data)
+        except CannotCommunicate:
+            if encrypted:  # no detection without the key: the type stays
+                raise
+        else:
+            if encrypted or found[CONF_SERIAL_ID] in (unique_id, None) or not unique_id:
+                return found
+        return identify_detected(data, await async_detect(port_url(data)))
+
+    @ends_well
+    async def async_step_replace(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Another meter is on the port: the entry, its entities and history move to it."""
+        entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            await self.async_set_unique_id(self._data[CONF_SERIAL_ID])
+            self._abort_if_unique_id_configured()
+            async_replace_meter(self.hass, entry, self._data, title=title(self._data))
+            return self.async_abort(reason="reconfigure_successful")
+        self._set_confirm_only()
+        placeholders = {
+            "before": await async_meter_name(self.hass, entry.data[VERSION]),
+            "after": await async_meter_name(self.hass, self._data[VERSION]),
+        }
+        return self.async_show_form(step_id="replace", description_placeholders=placeholders)
 
     @ends_well
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
@@ -532,8 +572,17 @@ class DsmrOptionsFlow(OptionsFlowWithReload):
         if has_demand(self.config_entry.data[VERSION]):
             threshold = options.get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
             fields[vol.Required(CONF_PEAK_THRESHOLD, default=threshold)] = PEAK_THRESHOLD
+        if "INSTANTANEOUS_CURRENT_L1" in value_names(self.config_entry.data[VERSION]):
+            fuse = options.get(CONF_MAIN_FUSE, 0)
+            fields[vol.Required(CONF_MAIN_FUSE, default=fuse)] = MAIN_FUSE
         fields[vol.Optional(SHARE)] = sharing_section(options, encrypted=encrypted)
-        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
+        meter = await async_meter_name(self.hass, self.config_entry.data[VERSION])
+        return self.async_show_form(
+            step_id="init",
+            data_schema=vol.Schema(fields),
+            errors=errors,
+            description_placeholders={"meter": meter},
+        )
 
     async def _async_cannot_listen(self, options: dict[str, Any]) -> str | None:
         """Why the address cannot be listened on (a translation key), or None."""

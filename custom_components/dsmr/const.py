@@ -24,11 +24,13 @@ CONF_PRECISION: Final = "precision"
 CONF_MBUS_DEVICES: Final = "mbus_devices"  # [{"channel", "type", "id", "unit"}]
 CONF_GENERIC_OBIS: Final = "generic_obis"  # [{"code": "1-0:3.8.0", "unit": "kvarh"}]
 CONF_AUTO_DISABLED: Final = "auto_disabled"  # unique ids disabled once as never sent
+CONF_NEW_METER: Final = "new_meter"  # moved to a replacing meter: its registers begin anew
 CONF_SOURCE_YAML: Final = "yaml"
 # Options.
 CONF_TIME_BETWEEN_UPDATE: Final = "time_between_update"
 CONF_WATCHDOG_TIMEOUT: Final = "watchdog_timeout"
 CONF_PEAK_THRESHOLD: Final = "peak_threshold"  # kW, Belgian meters
+CONF_MAIN_FUSE: Final = "main_fuse"  # A per phase; 0: no available current
 CONF_REBROADCAST: Final = "rebroadcast"  # sharing: flat options, one section in the form
 CONF_REBROADCAST_HOST: Final = "rebroadcast_host"
 CONF_REBROADCAST_PORT: Final = "rebroadcast_port"

@@ -23,7 +23,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .connection import ConnectionState, Counters, redact_port
-from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
+from .const import CONF_NEW_METER, CONF_SERIAL_ID, DOMAIN, LOGGER
 from .p1.flow_rate import FlowState
 from .p1.snapshot import Snapshot, Window
 from .repairs import async_connection_changed, async_meter_replaced
@@ -102,6 +102,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
             self._store = Store(hass, 1, f"{DOMAIN}.{entry.entry_id}")
         self._saved: Mapping[str, FlowState] = window.flows
         self._shape: tuple[Any, ...] = ()
+        self._stamps: tuple[Any, ...] = ()
 
     async def async_load(self) -> None:
         """Take the flows saved at the last shutdown, so a short restart keeps them."""
@@ -156,10 +157,9 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         if not self.window.pending:
             return
         try:
-            if self._fresh:
-                self._check_identity()
+            replaced = (self._fresh and self._check_identity()) or self.replaced
             snapshot = self.window.publish(
-                self.data, time.time(), fresh=self._fresh, replaced=self.replaced
+                self.data, time.time(), fresh=self._fresh, replaced=replaced
             )
         except Exception as err:  # a window the snapshot cannot be made of: skipped
             self.window.discard()
@@ -174,24 +174,32 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         if self.config_entry is not None and (shape := snapshot.shape()) != self._shape:
             self._shape = shape  # sub-meters or unnamed lines came: their entities are made
             async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "new"))
+        if self.config_entry is not None and (stamps := snapshot.stamps()) != self._stamps:
+            self._stamps = stamps  # a sub-meter's new reading: filed in its hour's statistic
+            async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "reading"))
         if fresh and self.config_entry is not None:  # available again with this publish
             async_dispatcher_send(self.hass, signal(self.config_entry.entry_id, "online"))
 
     def _flows_data(self) -> dict[str, Any]:
         return {"flows": {key: state.as_dict() for key, state in self._saved.items()}}
 
-    def _check_identity(self) -> None:
-        """On a connection's first telegram: check that it is still the entry's meter."""
+    def _check_identity(self) -> bool:
+        """On a connection's first telegram: whether another meter than before sends it."""
         entry = self.config_entry
+        if entry is not None and entry.data.get(CONF_NEW_METER):  # its registers begin anew
+            data = {k: v for k, v in entry.data.items() if k != CONF_NEW_METER}
+            self.hass.config_entries.async_update_entry(entry, data=data)
+            return True
         if entry is None or self.replaced or not (expected := entry.data.get(CONF_SERIAL_ID)):
-            return
+            return False
         if self.window.identity() in (None, expected):
-            return
+            return False
         LOGGER.warning(
             "%s reports another equipment identifier: meter replaced?", redact_port(entry.title)
         )
         self.replaced = True
         async_meter_replaced(self.hass, entry)
+        return True
 
     @property
     def online(self) -> bool:

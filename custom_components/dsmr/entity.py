@@ -107,6 +107,7 @@ class DsmrSensorEntityDescription(SensorEntityDescription):
     line_fn: Callable[[Snapshot], Any] | None = None
     line_only: bool = True  # the value reads nothing but its line (and the window's mean)
     obis_name: str | None = None  # the value name it is made for
+    sums: tuple[str, ...] = ()  # or, without it, the value names it sums
     average: str | None = None  # what the window averages for it: its mean is shown
     versions: frozenset[str] | None = None  # made only for these versions
     enabled_versions: frozenset[str] | None = None  # on by default only for these

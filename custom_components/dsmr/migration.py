@@ -1,17 +1,33 @@
-"""Entity registry migrations inherited from core `dsmr`, so old entities keep their history.
+"""Entity registry migrations: core `dsmr`'s, and a replaced meter's, so entities keep history.
 
 Either of core's old unique id forms may still be in a registry: name-based ones (before 2022),
-and DSMR 5/5B gas ones keyed by PRE_MBUS_GAS_SUFFIXES, not by their M-Bus device (2024).
+and DSMR 5/5B gas ones keyed by PRE_MBUS_GAS_SUFFIXES, not by their M-Bus device (2024). A
+replaced meter's entities and devices move to the new meter's identifiers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any
+
 from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 
-from .const import CONF_DSMR_VERSION, DOMAIN, LOGGER
+from .const import (
+    CONF_DSMR_VERSION,
+    CONF_NEW_METER,
+    CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
+    DOMAIN,
+    LOGGER,
+)
 
 # Old name-based unique id suffix -> key. Order matters: the first suffix that matches wins.
 NAME_TO_KEY: tuple[tuple[str, str], ...] = (
@@ -101,3 +117,30 @@ def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str
             LOGGER.debug("Moved %s to its M-Bus device", entity.entity_id)
         if not er.async_entries_for_device(ent_reg, device.id, include_disabled_entities=True):
             dev_reg.async_remove_device(device.id)
+
+
+@callback
+def async_replace_meter(
+    hass: HomeAssistant, entry: ConfigEntry, data: Mapping[str, Any], **changes: Any
+) -> None:
+    """Move the entry, its entities and devices to the meter in `data`, and reload it."""
+    entities, devices = er.async_get(hass), dr.async_get(hass)
+    for key in (CONF_SERIAL_ID, CONF_SERIAL_ID_GAS):
+        old, new = entry.data.get(key), data.get(key)
+        if not old or not new or old == new:
+            continue
+        for reg in er.async_entries_for_config_entry(entities, entry.entry_id):
+            if reg.unique_id.startswith(f"{old}_"):
+                with suppress(ValueError):  # the new meter's own entity (set up before) stays
+                    entities.async_update_entity(
+                        reg.entity_id, new_unique_id=new + reg.unique_id[len(old) :]
+                    )
+        device = devices.async_get_device_by_identifier((DOMAIN, old), entry.entry_id)
+        if device and not devices.async_get_device_by_identifier((DOMAIN, new), entry.entry_id):
+            devices.async_update_device(device.id, new_identifiers={(DOMAIN, new)})
+    data = {**data, CONF_NEW_METER: True}
+    hass.config_entries.async_update_entry(
+        entry, unique_id=data[CONF_SERIAL_ID], data=data, **changes
+    )
+    ir.async_delete_issue(hass, DOMAIN, f"replaced_{entry.entry_id}")
+    hass.config_entries.async_schedule_reload(entry.entry_id)

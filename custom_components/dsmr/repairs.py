@@ -1,13 +1,23 @@
-"""Repair issues: an unreachable or replaced meter, a register's new cycle, too many sub-meters."""
+"""Repair issues: an unreachable or replaced meter, a register's new cycle, too many sub-meters.
+
+A replaced meter's issue is fixed by moving the entry to the meter now sending (its entities and
+history follow); a meter of another type is found by Reconfigure, which detects it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant import data_entry_flow
+from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
 from .connection import ConnectionState, port_url, redact_port
-from .const import DOMAIN, LOGGER
+from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID, CONF_SERIAL_ID_GAS, DOMAIN, LOGGER
+from .migration import async_replace_meter
+from .p1.telegram import gas_identifier, identifier
 
 # Failed attempts in a row (1, 2, 4, 8 ... s apart) before a meter counts as unreachable: a
 # bridge rebooting does not deserve an issue.
@@ -20,12 +30,15 @@ def _create(
     key: str,
     placeholders: dict[str, str],
     severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+    *,
+    data: dict[str, str | int | float | None] | None = None,
 ) -> None:
     ir.async_create_issue(
         hass,
         DOMAIN,
         issue_id,
-        is_fixable=False,
+        data=data,
+        is_fixable=data is not None,
         is_persistent=False,
         severity=severity,
         translation_key=key,
@@ -54,7 +67,51 @@ def async_connection_changed(
 def async_meter_replaced(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """The electricity meter reports another equipment identifier than the entry's."""
     placeholders = {"title": redact_port(entry.title)}
-    _create(hass, f"replaced_{entry.entry_id}", "meter_replaced", placeholders)
+    data: dict[str, str | int | float | None] = {"entry_id": entry.entry_id}
+    _create(hass, f"replaced_{entry.entry_id}", "meter_replaced", placeholders, data=data)
+
+
+class ReplacedMeterFlow(RepairsFlow):
+    """Move the entry to the meter that now sends on its port."""
+
+    def __init__(self, entry: ConfigEntry) -> None:
+        """For the entry whose meter was replaced."""
+        self.entry = entry
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """The confirmation (what starts the flow gives the issue id, not an answer)."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Confirm; then the entry, its entities and devices take the new meter's identifiers."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="confirm", description_placeholders={"title": redact_port(self.entry.title)}
+            )
+        snapshot = getattr(getattr(self.entry, "runtime_data", None), "coordinator", None)
+        telegram = getattr(getattr(snapshot, "data", None), "telegram", None)
+        version = self.entry.data[CONF_DSMR_VERSION]
+        if telegram is None or not (serial := identifier(telegram, version)):
+            return self.async_abort(reason="no_telegram")
+        if any(e.unique_id == serial for e in self.hass.config_entries.async_entries(DOMAIN)):
+            return self.async_abort(reason="already_configured")
+        data = {**self.entry.data, CONF_SERIAL_ID: serial}
+        if CONF_SERIAL_ID_GAS in data:
+            data[CONF_SERIAL_ID_GAS] = gas_identifier(telegram, version)
+        async_replace_meter(self.hass, self.entry, data)
+        return self.async_create_entry(data={})
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, Any] | None
+) -> RepairsFlow:
+    """The flow that fixes a replaced meter's issue."""
+    entry = hass.config_entries.async_get_entry(str((data or {}).get("entry_id")))
+    if entry is None:
+        raise data_entry_flow.UnknownFlow
+    return ReplacedMeterFlow(entry)
 
 
 @callback

@@ -40,7 +40,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from . import yaml_import
-from .const import CONF_AUTO_DISABLED, CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS, LOGGER
+from .const import (
+    CONF_AUTO_DISABLED,
+    CONF_DSMR_VERSION,
+    CONF_MAIN_FUSE,
+    CONF_SERIAL_ID_GAS,
+    LOGGER,
+)
 from .coordinator import DsmrConfigEntry, signal
 from .entity import DsmrEntity, DsmrSensor, DsmrSensorEntityDescription, Value, main_device
 from .generic import GenericObisEntities
@@ -73,6 +79,39 @@ def _energy(
     kw.setdefault("native_unit_of_measurement", UnitOfEnergy.KILO_WATT_HOUR)
     kw.setdefault("state_class", State.TOTAL_INCREASING)
     return _sensor(name, key, tk, **kw)
+
+
+def _total(name: str, direction: str) -> DsmrSensorEntityDescription:
+    """A total register; from the tariff registers when the meter sends none."""
+    parts = tuple(f"ELECTRICITY_{direction}_TARIFF_{n}" for n in (1, 2, 3, 4))
+    return _energy(
+        name,
+        sums=parts,
+        value_fn=partial(Snapshot.total, name=name, parts=parts),
+        line_fn=partial(Snapshot.total_line, name=name, parts=parts),
+        line_only=False,
+    )
+
+
+def available_current(fuse: float) -> list[DsmrSensorEntityDescription]:
+    """What each phase has left under the main fuse, and the least of them."""
+    signed = [f"SIGNED_CURRENT_L{n}" for n in L123]
+    return [
+        _measure(
+            f"INSTANTANEOUS_CURRENT_L{n}",
+            Class.CURRENT,
+            A,
+            key,
+            average=None,
+            value_fn=partial(Snapshot.available, phases=phases, fuse=fuse),
+            line_only=False,
+            entity_registry_enabled_default=True,
+        )
+        for n, key, phases in (
+            *((n, f"available_current_l{n}", (signed[n - 1],)) for n in L123),
+            (1, "available_current", tuple(signed)),
+        )
+    ]
 
 
 def _reactive(name: str) -> DsmrSensorEntityDescription:
@@ -128,13 +167,13 @@ KVARH = UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR
 KVA = UnitOfApparentPower.KILO_VOLT_AMPERE
 A, V = UnitOfElectricCurrent.AMPERE, UnitOfElectricPotential.VOLT
 L123 = (1, 2, 3)
-TOTALS_SENT_BY = frozenset({"5L", "5S", "Q3D", "5EONHU", "MSn", "SAGEMCOM_T210_D_R"})
 BE = frozenset({"5B"})
 NOT_BE = frozenset(
     {"2.2", "5EONHU", "MSn", "4", "4+", "5", "5L", "5S", "Q3D", "ISKRA_IE", "SAGEMCOM_T210_D_R"}
 )
 ON: dict[str, Any] = {"entity_registry_enabled_default": True}
-AS_SENT_ON: dict[str, Any] = {"average": None, **ON}  # the meter's own averages: on
+# The meter's own averages: on; shown to 3 decimals, as the capacity-tariff entities beside them.
+AS_SENT_ON: dict[str, Any] = {"average": None, "suggested_display_precision": 3, **ON}
 DIAGNOSTIC: dict[str, Any] = {"entity_category": EntityCategory.DIAGNOSTIC, "average": None}
 PEAKS = "BELGIUM_MAXIMUM_DEMAND_13_MONTHS"
 MONTH_PEAK = "BELGIUM_MAXIMUM_DEMAND_MONTH"
@@ -166,8 +205,10 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         value_fn=Snapshot.tariff,
     ),
     *(_energy(f"ELECTRICITY_{d}_TARIFF_{n}") for d in ("USED", "DELIVERED") for n in (1, 2, 3, 4)),
-    _energy("ELECTRICITY_IMPORTED_TOTAL", enabled_versions=TOTALS_SENT_BY),
-    _energy("ELECTRICITY_EXPORTED_TOTAL", enabled_versions=TOTALS_SENT_BY),
+    *(
+        _total(f"ELECTRICITY_{way}_TOTAL", d)
+        for way, d in (("IMPORTED", "USED"), ("EXPORTED", "DELIVERED"))
+    ),
     *(
         _measure(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{d}", Class.POWER, KW)
         for n in L123
@@ -187,7 +228,17 @@ SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
         for n in L123
     ),
     *(_measure(f"INSTANTANEOUS_VOLTAGE_L{n}", Class.VOLTAGE, V) for n in L123),
-    *(_measure(f"INSTANTANEOUS_CURRENT_L{n}", Class.CURRENT, A) for n in L123),
+    *(
+        _measure(
+            f"INSTANTANEOUS_CURRENT_L{n}",
+            Class.CURRENT,
+            A,
+            average=f"SIGNED_CURRENT_L{n}",
+            value_fn=partial(Snapshot.number, name=f"SIGNED_CURRENT_L{n}"),
+            line_only=False,  # signed by the phase's power lines
+        )
+        for n in L123
+    ),
     # Belgium (e-MUCS): thresholds and the capacity tariff.
     _measure(
         "ACTUAL_TRESHOLD_ELECTRICITY",
@@ -342,8 +393,13 @@ NOT_SENSORS: Final = frozenset(
 )
 
 
+def _kw(value: float | None) -> float | None:
+    """A power to the meter's three decimals (kW): no float noise in a state or attribute."""
+    return None if value is None else round(value, 3)
+
+
 def _forecast(s: Snapshot) -> float | None:
-    return None if s.forecast is None else s.forecast.forecast_kw
+    return None if s.forecast is None else _kw(s.forecast.forecast_kw)
 
 
 def _forecast_attributes(s: Snapshot) -> dict[str, Any]:
@@ -352,20 +408,20 @@ def _forecast_attributes(s: Snapshot) -> dict[str, Any]:
     return {  # (times shown local by the entity)
         "quarter_start": quarter.quarter_start,
         "quarter_end": quarter.quarter_end,
-        "demand_so_far": quarter.average_kw,
-        "previous_quarter": quarter.previous_quarter_kw,
+        "demand_so_far": _kw(quarter.average_kw),
+        "previous_quarter": _kw(quarter.previous_quarter_kw),
     }
 
 
 def _headroom(s: Snapshot) -> float | None:
-    return None if s.forecast is None else s.forecast.headroom_kw(s.threshold_kw)
+    return None if s.forecast is None else _kw(s.forecast.headroom_kw(s.threshold_kw))
 
 
 def _headroom_attributes(s: Snapshot) -> dict[str, Any]:
     quarter = s.forecast
     return {
-        "limit": None if quarter is None else quarter.limit_kw(s.threshold_kw),
-        "month_peak": None if quarter is None else quarter.month_peak_kw,
+        "limit": None if quarter is None else _kw(quarter.limit_kw(s.threshold_kw)),
+        "month_peak": None if quarter is None else _kw(quarter.month_peak_kw),
         "threshold": s.threshold_kw,
     }
 
@@ -407,7 +463,10 @@ def version_sensors(version: str) -> tuple[DsmrSensorEntityDescription, ...]:
     """The sensors of a version's values (the DSMR 2.2/4 gas meter's among them)."""
     names = value_names(version)
     return tuple(
-        d for d in SENSORS if d.obis_name in names and (d.versions is None or version in d.versions)
+        d
+        for d in SENSORS
+        if (d.obis_name in names or names.intersection(d.sums))
+        and (d.versions is None or version in d.versions)
     )
 
 
@@ -436,6 +495,13 @@ async def async_setup_entry(
     entities += [HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS]
     if has_demand(version):
         entities += [DsmrSensor(entry, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS]
+    if fuse := float(entry.options.get(CONF_MAIN_FUSE, 0)):
+        names = value_names(version)
+        entities += [
+            DsmrSensor(entry, d, device, f"{serial}_{d.key}")
+            for d in available_current(fuse)
+            if d.obis_name in names
+        ]
     entities += [
         DsmrSensor(entry, flow(GAS_FLOW, MAIN_GAS), gas_device, f"{gas_serial}_{d.key}_flow")
         for d in described
@@ -452,7 +518,10 @@ async def async_setup_entry(
         entry.async_on_unload(async_dispatcher_connect(hass, signal(entry.entry_id, "new"), update))
         update()  # a telegram may have come while setup opened the port
     statistics = HourlyStatistics(entry)
-    entry.async_on_unload(coordinator.async_add_listener(statistics.update))
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal(entry.entry_id, "reading"), statistics.update)
+    )
+    statistics.update()
     _disable_absent(entry, meter)
 
 

@@ -169,3 +169,102 @@ async def _add_meter(page: Any, url: str, port: int) -> None:
     await _step(page, "04-created")
     await finish.click()
     await finish.wait_for(state="detached")
+
+
+# Each language's word for power and energy (tests/test_translations.py holds the full table).
+WORDS = {
+    "nl": ("vermogen|piek", "energie"),
+    "fr": ("puissance|pointe", "énergie"),
+    "de": ("leistung|spitze", "energie"),
+    "sv": ("effekt", "energi"),
+}
+LANGUAGE_SHOTS = ARTIFACTS / "e2e" / "languages"
+
+
+async def test_device_pages_in_four_languages(
+    page: Any,
+    simulators: Callable[..., Simulator],
+    hass_processes: Callable[[str], HassProcess],
+) -> None:
+    """Issue 27: a DSMR 5 and a 5B meter's device page in Dutch, French, German and Swedish.
+
+    Home Assistant names entities in its system language: each language is set there, the
+    entries reloaded, and the owner's profile follows it; every power and energy entity's name
+    says its quantity, and no kW state has more decimals than the meter's three.
+    """
+    sims = {
+        "5": await asyncio.to_thread(simulators, seed=21),
+        "5B": await asyncio.to_thread(simulators, seed=22, version="5B"),
+    }
+    hass = hass_processes("languages")
+    hass.install_integration()
+    hass.write_configuration()
+    await asyncio.to_thread(hass.start)
+    await asyncio.to_thread(hass.onboard)
+    LANGUAGE_SHOTS.mkdir(parents=True, exist_ok=True)
+    async with hass.client() as api:
+        entries = {}
+        for version, sim in sims.items():
+            menu = await api.flow_start("dsmr")
+            form = await api.flow_next(menu["flow_id"], {"next_step_id": "network"})
+            done = await api.flow_next(
+                form["flow_id"],
+                {"host": "127.0.0.1", "port": sim.port, "dsmr_version": version.lower()},
+            )
+            assert done["type"] == "create_entry", done
+            entries[version] = done["result"]["entry_id"]
+        await _log_in(page, hass.url)
+        for language, (power, energy) in WORDS.items():
+            await api.ws("config/core/update", language=language)
+            await api.ws("frontend/set_user_data", key="language", value={"language": language})
+            for entry_id in entries.values():
+                await api.post(f"/api/config/config_entries/entry/{entry_id}/reload")
+            for version, entry_id in entries.items():
+                names = await _names_and_states(api, entry_id, language)
+                for name, (device_class, unit, state) in names.items():
+                    word = {"power": power, "energy": energy}.get(device_class or "")
+                    assert word is None or re.search(word, name, re.IGNORECASE), (language, name)
+                    if unit == "kW" and re.fullmatch(r"-?\d+\.\d+", state):
+                        assert len(state.split(".")[1]) <= 3, (name, state)
+                device = next(
+                    d
+                    for d in await api.device_registry()
+                    if entry_id in d["config_entries"] and d["name"] == "Electricity Meter"
+                )
+                await page.goto(f"{hass.url}/config/devices/device/{device['id']}")
+                await page.wait_for_load_state("networkidle")
+                await page.screenshot(
+                    path=str(LANGUAGE_SHOTS / f"{language}-{version}.png"), full_page=True
+                )
+    assert hass.dsmr_errors() == []
+
+
+async def _log_in(page: Any, url: str) -> None:
+    await page.goto(url + "/")
+    await page.get_by_label("Username").fill(USERNAME)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.get_by_role("link", name=re.compile("Settings")).wait_for()
+
+
+async def _names_and_states(
+    api: Any, entry_id: str, language: str
+) -> dict[str, tuple[str | None, str | None, str]]:
+    """Friendly name -> (device class, unit, state) of the entry's entities, once translated."""
+
+    async def translated() -> dict[str, tuple[str | None, str | None, str]] | None:
+        registry = [e for e in await api.entity_registry() if e["config_entry_id"] == entry_id]
+        found = {}
+        for reg in registry:
+            if reg["disabled_by"] or (state := await api.state(reg["entity_id"])) is None:
+                continue
+            attributes = state["attributes"]
+            found[attributes.get("friendly_name", "")] = (
+                attributes.get("device_class"),
+                attributes.get("unit_of_measurement"),
+                state["state"],
+            )
+        power = next((n for n, v in found.items() if v[0] == "power"), "")
+        return found if re.search(WORDS[language][0], power, re.IGNORECASE) else None
+
+    return await async_wait_until(translated, 60, f"entity names in {language}")

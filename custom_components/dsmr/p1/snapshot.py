@@ -39,6 +39,8 @@ SWAPPED_TARIFF_VERSIONS: Final = frozenset({"5B", "5EONHU"})  # 1 = normal, 2 = 
 FLOW_TYPES: Final = frozenset({3, 6, 7})  # gas, warm water, water: a flow when in m³
 MAIN_GAS: Final = "gas"  # the flow key of DSMR 2.2/4's gas reading on the main telegram
 MAIN_GAS_READINGS: Final = ("HOURLY_GAS_METER_READING", "GAS_METER_READING")
+# A phase's current, negative while the phase exports (the meter's own is unsigned): by name.
+SIGNED_CURRENTS: Final = {f"SIGNED_CURRENT_L{n}": n for n in (1, 2, 3)}
 MAX_FLOWS: Final = 10  # channels 1-9 and the main gas reading
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -73,10 +75,22 @@ def net_power(telegram: Any) -> Decimal | None:
     return cast(Decimal, usage.value - delivery.value)
 
 
+def signed_current(telegram: Any, phase: int) -> Decimal | None:
+    """The phase's current, negative while it exports more than it imports."""
+    current = _raw(telegram, f"INSTANTANEOUS_CURRENT_L{phase}")
+    taken = _raw(telegram, f"INSTANTANEOUS_ACTIVE_POWER_L{phase}_POSITIVE")
+    given = _raw(telegram, f"INSTANTANEOUS_ACTIVE_POWER_L{phase}_NEGATIVE")
+    if isinstance(current, Decimal) and isinstance(taken, Decimal) and isinstance(given, Decimal):
+        return -current if given > taken else current
+    return cast(Decimal | None, current)
+
+
 def _raw(telegram: Any, name: str) -> Any:
-    """A line's value, or NET_POWER."""
+    """A line's value, NET_POWER or a SIGNED_CURRENTS."""
     if name == NET_POWER:
         return net_power(telegram)
+    if (phase := SIGNED_CURRENTS.get(name)) is not None:
+        return signed_current(telegram, phase)
     return getattr(getattr(telegram, name, None), "value", None)
 
 
@@ -173,6 +187,25 @@ class Snapshot:
         except ArithmeticError:
             return None
 
+    def total(self, name: str, parts: tuple[str, ...]) -> float | None:
+        """The meter's total register if it sends one, else the sum of its tariff registers."""
+        if self.line(name) is not None:
+            return self.number(name)
+        sent = [value for part in parts if isinstance(value := self.value(part), Decimal)]
+        try:
+            return number(sum(sent), self.precision) if sent else None
+        except ArithmeticError:
+            return None
+
+    def available(self, phases: tuple[str, ...], fuse: float) -> float | None:
+        """The main fuse less the largest signed current of the window, on the worst phase."""
+        found = [
+            spread.max if (spread := self.spreads.get(name)) else self.number(name)
+            for name in phases
+        ]
+        currents = [current for current in found if current is not None]
+        return round(fuse - max(currents), 3) if currents else None
+
     def unit(self, name: str) -> str | None:
         """The unit on the line, as Home Assistant writes it."""
         return unit(self.line("CURRENT_ELECTRICITY_USAGE" if name == NET_POWER else name))
@@ -197,13 +230,22 @@ class Snapshot:
 
     def flow_rate(self, key: str, factor: float = 1.0) -> float | None:
         """The flow `key` (m³/h, times `factor`); None: unknown."""
-        state = self.flows.get(key)
-        return None if state is None or state.m3h is None else state.m3h * factor
+        state = self.flows.get(key)  # (3 decimals: the readings' own; no float noise)
+        return None if state is None or state.m3h is None else round(state.m3h * factor, 3)
 
     def flow_attributes(self, key: str) -> dict[str, Any]:
         """The interval the flow is the mean of, and the time of its last reading."""
         state = self.flows.get(key) or FlowState()
         return {"interval": state.interval_s, "reading_at": state.last and state.last.at}
+
+    def stamps(self) -> tuple[Any, ...]:
+        """When the sub-meters' readings were taken (and whether confirmed): another is new."""
+        main_gas = (getattr(self.line(name), "datetime", None) for name in MAIN_GAS_READINGS)
+        return (*((m.at, m.confirmed) for m in self.submeters), *main_gas)
+
+    def total_line(self, name: str, parts: tuple[str, ...]) -> Any:
+        """A total's line, else its first tariff line (the unit of their sum)."""
+        return next((line for n in (name, *parts) if (line := self.line(n)) is not None), None)
 
     def shape(self) -> tuple[Any, ...]:
         """What entities are made of: the sub-meters, the unnamed lines (not their values)."""
