@@ -178,7 +178,7 @@ WORDS = {
     "de": ("leistung|spitze", "energie"),
     "sv": ("effekt", "energi"),
 }
-LANGUAGE_SHOTS = ARTIFACTS / "e2e" / "languages"
+LANGUAGE_SHOTS = ARTIFACTS / "e2e" / "device-pages"
 
 
 async def test_device_pages_in_four_languages(
