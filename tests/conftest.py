@@ -90,9 +90,20 @@ def loopback_sockets(socket_enabled: None) -> None:
 
 
 @pytest.fixture
-def ha_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """Snapshots with Home Assistant's serializer (registry entries without their ids)."""
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's extension, in tests/snapshots/ (one convention).
+
+    Its serializer shows registry entries and states without their ids. (syrupy's own
+    `snapshot` fixture is registered after pytest_homeassistant_custom_component's, which would
+    make the same choice: this one overrides both.)
+    """
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def ha_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """The same snapshots, under the name some tests use."""
+    return snapshot
 
 
 @pytest.fixture

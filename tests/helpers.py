@@ -16,8 +16,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.identify import async_validated
-from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
+from custom_components.dsmr.detect import async_validated
+from custom_components.dsmr.p1.telegram import gas_identifier, identifier
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -128,8 +128,8 @@ def identified(server: BaseServer, **extra: Any) -> dict[str, Any]:
     telegram = factory.args[1].parse(server.meter.telegram())
     version = data["dsmr_version"]
     return data | {
-        "serial_id": equipment_identifier(telegram, version),
-        "serial_id_gas": gas_equipment_identifier(telegram, version),
+        "serial_id": identifier(telegram, version),
+        "serial_id_gas": gas_identifier(telegram, version),
     }
 
 
@@ -152,7 +152,7 @@ async def setup_meter(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     return entry
 
@@ -164,12 +164,12 @@ async def enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
         if reg.disabled_by is not None:
             registry.async_update_entity(reg.entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
 
 
 async def send(entry: MockConfigEntry, server: BaseServer, count: int = 1) -> None:
     """Send telegrams and wait until each has been read (and so taken by the coordinator)."""
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
 
     def frames() -> int:
         return stats.telegrams + stats.crc_errors + stats.parse_errors

@@ -39,19 +39,27 @@ NOT_CHECKED = ("dsmr_sim",)
 # (one of the reasons to switch), not ours: while core runs, its and dsmr_parser's records are
 # not checked.
 CORE = ("homeassistant.components.dsmr", "dsmr_parser")
+HARNESS_STORAGE = "pytest_homeassistant_custom_component.common"
 
 
 def not_ours(record: logging.LogRecord) -> bool:
     """Records that are not the integration's to keep clean.
 
-    The simulator's; core `dsmr`'s and dsmr_parser's while core runs; and asyncio's debug-mode note of a slow step ("Executing <Task ...
-    result={...}> took 0.1 seconds"), which prints whatever the task returned (a flow result,
-    entry data and all): the test harness runs asyncio in debug mode, Home Assistant only with
-    --debug, and that note is about every integration's tasks, not this one's.
+    The simulator's; core `dsmr`'s and dsmr_parser's while core runs; asyncio's debug-mode note
+    of a slow step ("Executing <Task ... result={...}> took 0.1 seconds"), which prints
+    whatever the task returned (a flow result, entry data and all): the test harness runs
+    asyncio in debug mode, Home Assistant only with --debug, and that note is about every
+    integration's tasks, not this one's; and the test harness's stand-in for Home Assistant's
+    storage, which logs what it is given to write (a Store's data, e.g. the flows by sub-meter
+    identifier), where Home Assistant's own logs only the file's name.
     """
     if record.name.startswith(NOT_CHECKED):
         return True
     if HANDLER.core_running and record.name.startswith(CORE):
+        return True
+    if record.name == HARNESS_STORAGE and str(record.msg).startswith(
+        ("Writing data to ", "Loading data for ")
+    ):
         return True
     return record.name == "asyncio" and str(record.msg).startswith("Executing ")
 

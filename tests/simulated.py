@@ -16,7 +16,7 @@ from typing import Any
 
 from dsmr_parser.parsers import TelegramParser
 
-from custom_components.dsmr.demand import DemandReading
+from custom_components.dsmr.p1.demand import DemandReading
 from dsmr_sim import Meter
 
 

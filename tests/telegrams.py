@@ -2,6 +2,8 @@
 
 `ReplayMeter` is a simulated meter of one version that sends exactly the text it is given
 (encrypted like a real meter of that version when it is one), so a test controls every line.
+`mutate` and `MUTATION` change a telegram's lines (property tests), `recrc` gives it a CRC that
+fits again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from hypothesis import strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
@@ -46,6 +49,87 @@ def telegram(*lines: str, header: str = "/ISk5\\2MT382-1000") -> str:
 def dsmr5(*lines: str, stamp: str = "240115120000W", ident: str = ELECTRICITY_ID) -> str:
     """A DSMR 5 telegram: version, timestamp and equipment identifier, then `lines`."""
     return telegram("1-3:0.2.8(50)", f"0-0:1.0.0({stamp})", f"0-0:96.1.1({ident})", *lines)
+
+
+# Lines that are hard to map: OBIS codes with nothing after them (their expression runs on into
+# the next line), empty and odd values, extra M-Bus channels, power failure logs, a DSMR 2.2
+# gas value line, stray text.
+TRICKY_LINES = [
+    "1-0:1.7.0",
+    "1-0:1.8.1",
+    "0-1:24.3.0",
+    "1-0:1.8.1()",
+    "1-0:1.8.1(",
+    "1-0:1.8.10(000001.000*kWh)",
+    "1-0:1.7.0(xx.x*kW)",
+    "0-0:96.14.0(0001)",
+    "0-0:1.0.0(991332250000W)",
+    "0-2:24.1.0(007)",
+    "0-2:96.1.0(4730303339303031363532303530323136)",
+    "0-2:24.2.1(240101000000W)(00001.000*m3)",
+    "0-1:24.2.1(240101000000W)(00012.345*m3)",
+    "0-1:24.3.0(240115120000)(00)(60)(1)(0-1:24.2.1)(m3)",
+    "(01186.848)",
+    "1-0:99.97.0()",
+    "1-0:99.97.0(1)(0-0:96.7.19)(240101000000W)(0000000010*s)",
+    "1-0:99.97.0(2)(0-0:96.7.19)",
+    "0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(230101000000W)(632525252525W)(00.000*kW)",
+    "0-0:96.13.0(48656C6C6F)",
+    "1-3:0.2.8(50)",
+    "1-0:3.8.0(000123.456*kvarh)",  # no specification names these two
+    "0-0:96.50.1(Xemex)",
+    "garbage (1) here",
+    "",
+    "!",
+    "/XMX5LGBBFG1009",
+]
+MUTATION_CHARS = "0123456789()*.:-!/ AWS\r\n"
+
+
+def mutate(text: str, op: str, a: int, b: int, char: str, line: str) -> str:
+    """Apply one mutation to the lines of a plain telegram (its first and last lines kept)."""
+    lines = text.split("\r\n")
+    body = lines[1:-2]  # between the header and the "!CRC" line
+    if not body:
+        return text
+    i, j = a % len(body), b % len(body)
+    target = body[i]
+    if op == "char" and target:
+        k = b % len(target)
+        body[i] = target[:k] + char + target[k + 1 :]
+    elif op == "delete_char" and target:
+        k = b % len(target)
+        body[i] = target[:k] + target[k + 1 :]
+    elif op == "drop":
+        del body[i]
+    elif op == "duplicate":
+        body.insert(j, target)
+    elif op == "swap":
+        body[i], body[j] = body[j], body[i]
+    elif op == "insert":
+        body.insert(i, line)
+    elif op == "lone_lf":
+        body[i] = target[: b % (len(target) + 1)] + "\n" + target[b % (len(target) + 1) :]
+    return "\r\n".join([lines[0], *body, *lines[-2:]])
+
+
+def recrc(text: str) -> str:
+    """The same telegram with a CRC that fits its (mutated) content."""
+    start, end = text.find("/"), text.rfind("!")
+    if start < 0 or end < start:
+        return text
+    fixed: str = with_crc(text[start : end + 1])
+    return fixed
+
+
+# A mutation's arguments to `mutate`.
+MUTATION = st.tuples(
+    st.sampled_from(["char", "delete_char", "drop", "duplicate", "swap", "insert", "lone_lf"]),
+    st.integers(0, 200),
+    st.integers(0, 200),
+    st.sampled_from(MUTATION_CHARS),
+    st.sampled_from(TRICKY_LINES),
+)
 
 
 # dsmr_parser's own test frame of the Sagemcom T210-D-r (Austria), inside the encryption

@@ -19,14 +19,14 @@ CONNECTION = "binary_sensor.electricity_meter_connection"
 
 
 async def test_binary_sensor_platform(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, ha_snapshot: SnapshotAssertion
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, snapshot: SnapshotAssertion
 ) -> None:
     server = TcpServer(Meter("5", seed=12))
     await server.start()
     try:
         with patch("custom_components.dsmr.PLATFORMS", [Platform.BINARY_SENSOR]):
             entry = await setup_meter(hass, server)
-            await snapshot_platform(hass, entity_registry, ha_snapshot, entry.entry_id)
+            await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
             assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
@@ -44,7 +44,7 @@ async def test_connection_follows_the_meter(hass: HomeAssistant) -> None:
         await wait_for(lambda: hass.states.get(CONNECTION).state == STATE_OFF)
         server = TcpServer(Meter("5", seed=13), port=port)
         await server.start()
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
         assert hass.states.get(CONNECTION).state == STATE_OFF  # connected, no telegram yet
         await send(entry, server)
         await wait_for(lambda: hass.states.get(CONNECTION).state == STATE_ON)

@@ -15,6 +15,7 @@ from typing import Any
 
 from dsmr_parser import obis_references as obis
 from dsmr_parser.objects import CosemObject, MBusObject, Telegram
+from dsmr_parser.parsers import TelegramParser
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
@@ -24,13 +25,9 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.dsmr.connection import ConnectionState
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.dsmr_library import library_parser
-from custom_components.dsmr.reader import (
-    ConnectionState,
-    equipment_identifier,
-    gas_equipment_identifier,
-)
+from custom_components.dsmr.p1.telegram import gas_identifier, identifier, version_setup
 from dsmr_sim.crc import with_crc
 from dsmr_sim.meter import Meter
 from dsmr_sim.server import BaseServer
@@ -87,15 +84,15 @@ async def meter_entry(
     """An entry for a meter behind a bridge that sent `first` (its identifiers from it)."""
     bridge = await RawBridge().start()
     servers.append(bridge)  # type: ignore[arg-type]  # stopped after the entries, as servers
-    telegram = library_parser(version).parse(first)
+    telegram = TelegramParser(version_setup(version)[0]).parse(first)
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={
             "port": bridge.url,
             "dsmr_version": version,
             "protocol": "dsmr_protocol",
-            "serial_id": equipment_identifier(telegram, version),
-            "serial_id_gas": gas_equipment_identifier(telegram, version),
+            "serial_id": identifier(telegram, version),
+            "serial_id_gas": gas_identifier(telegram, version),
         },
         options=options if options is not None else {"time_between_update": 0},
     )
@@ -109,7 +106,7 @@ async def meter_entry(
 
 async def send(entry: MockConfigEntry, bridge: RawBridge, *texts: str) -> None:
     """Send telegrams and wait until the reader has taken each."""
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     for text in texts:
         before = stats.telegrams + stats.crc_errors + stats.parse_errors
         await bridge.send(text.encode("ascii"))
@@ -150,7 +147,7 @@ async def test_a_flood_inside_the_window_keeps_nothing_per_telegram(
         meter.step(1)
         payloads.append(meter.payload())
     burst = b"".join(payloads)
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     before_count, before_rss = stats.telegrams, resident()
     for _ in range(rounds):
         await bridge.send(burst)
@@ -228,7 +225,7 @@ async def test_an_unreadable_value_costs_only_its_entity(
         for entity_id in witnesses:
             assert float(state(hass, entity_id)) == 9000 + n + n / 1000, (code, bad, entity_id)
         assert state(hass, victim) not in ("inf", "nan", "-inf"), (code, bad)
-    assert entry.runtime_data.counters.update_errors == 0
+    assert entry.runtime_data.coordinator.counters.update_errors == 0
 
 
 # --- the gas flow entity of a DSMR 2.2/4 meter whose reading gives no flow --------------------
@@ -251,7 +248,7 @@ async def test_a_gas_flow_without_a_flow_is_unknown_not_an_error(
     await send(entry, bridge, telegram(), telegram())
     await hass.async_block_till_done()
     assert state(hass, GAS_FLOW) == "unknown"
-    assert entry.runtime_data.counters.update_errors == 0
+    assert entry.runtime_data.coordinator.counters.update_errors == 0
 
 
 # --- an M-Bus device type given as text, as core's own tests give it ------------------------

@@ -28,7 +28,7 @@ from .helpers import free_port, send, wait_for
 
 KEY = "00112233445566778899AABBCCDDEEFF"
 WRONG_KEY = "FFEEDDCCBBAA99887766554433221100"
-TIMEOUT = "custom_components.dsmr.identify.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.detect.VALIDATION_TIMEOUT"
 
 type Tcp = Callable[..., Awaitable[TcpServer]]
 type Pty = Callable[[str], Awaitable[PtyServer]]
@@ -209,9 +209,9 @@ async def test_network(
     assert entry.options == {}
     # The new entry is set up and reads the same bridge.
     assert entry.state is ConfigEntryState.LOADED
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
-    assert entry.runtime_data.reader.stats.telegrams == 1
+    assert entry.runtime_data.coordinator.counters.telegrams == 1
 
 
 async def test_network_without_equipment_id(hass: HomeAssistant, tcp: Tcp) -> None:
@@ -604,7 +604,7 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     entry = result["result"]
     await hass.async_block_till_done()
     coordinator = entry.runtime_data.coordinator
-    assert coordinator.window == 30  # the default
+    assert coordinator.seconds == 30  # the default
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
@@ -616,11 +616,11 @@ async def test_options_flow(hass: HomeAssistant, tcp: Tcp) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options == {"time_between_update": 5, "watchdog_timeout": 90}
-    assert entry.runtime_data.reader.watchdog_timeout == 90
+    assert entry.runtime_data.connection.watchdog_timeout == 90
     # Saved options reload the entry: a new coordinator with the new window.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.coordinator is not coordinator
-    assert entry.runtime_data.coordinator.window == 5
+    assert entry.runtime_data.coordinator.seconds == 5
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert defaults(result) == {"time_between_update": 5, "watchdog_timeout": 90}

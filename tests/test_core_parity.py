@@ -77,7 +77,7 @@ async def _setup_ours(
         before(hass, entry)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server, 2)  # a sub-meter: named by two telegrams in a row
     await hass.async_block_till_done()
     return entry

@@ -1,4 +1,4 @@
-"""Auto-detection: every version recognised from the simulator, over a pty and over TCP."""
+"""Auto-detection: every version recognized from the simulator, over a pty and over TCP."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from custom_components.dsmr import detect
+from custom_components.dsmr.connection import CannotCommunicate, CannotConnect
 from custom_components.dsmr.detect import ENCRYPTED, async_detect, detect_version
-from custom_components.dsmr.ports import CannotConnect
-from custom_components.dsmr.reader import CannotCommunicate
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer

@@ -120,7 +120,7 @@ async def test_diagnostics_name_the_kind_of_error_not_the_bridge(
     server = TcpServer(Meter("5", seed=5))
     await server.start()
     entry = await setup_meter(hass, server)
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     await server.stop()  # gone: every reconnect to 127.0.0.1:port is refused
     await wait_for(lambda: stats.connection_errors >= 1, timeout=10)
     assert f"'{server.host}', {server.port}" in str(stats.last_error)  # the log names it

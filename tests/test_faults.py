@@ -13,7 +13,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.dsmr import reader as reader_module
+from custom_components.dsmr import connection as connection_module
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -30,7 +30,7 @@ OPTIONS = {"time_between_update": 0, "watchdog_timeout": WATCHDOG}
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect after 50 ms instead of 1 s (the backoff still doubles from there)."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
 
 
 def power(hass: HomeAssistant) -> str:
@@ -48,10 +48,10 @@ async def test_tcp_server_restart(hass: HomeAssistant) -> None:
     await server.stop()
     await wait_for(lambda: power(hass) == STATE_UNAVAILABLE)
     await server.start()  # same port
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=WATCHDOG + 5)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=WATCHDOG + 5)
     await send(entry, server)
     assert float(power(hass)) == expected_power(server)
-    assert entry.runtime_data.reader.stats.connects == 2
+    assert entry.runtime_data.coordinator.counters.connects == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
     await server.stop()
 
@@ -66,11 +66,11 @@ async def test_half_open_tcp_is_caught_by_the_watchdog(hass: HomeAssistant) -> N
     started = loop.time()
     await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
     assert loop.time() - started < WATCHDOG + 1.5
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     assert stats.watchdog_timeouts == 1
     server.faults.clear()
     await wait_for(
-        lambda: entry.runtime_data.reader.connected and server.client_count == 1, timeout=5
+        lambda: entry.runtime_data.connection.connected and server.client_count == 1, timeout=5
     )
     await send(entry, server)
     assert float(power(hass)) == expected_power(server)
@@ -86,14 +86,14 @@ async def test_silent_serial_meter_and_unplug_replug(hass: HomeAssistant, tmp_pa
     server.faults.set("stall")
     await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
     server.faults.clear()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=5)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=5)
     await send(entry, server)
     assert float(power(hass)) == expected_power(server)
     # Unplug: the device vanishes; replug: a new pty behind the same by-id link.
     await server.unplug()
     await wait_for(lambda: power(hass) == STATE_UNAVAILABLE, timeout=WATCHDOG + 3)
     await server.replug()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
     await send(entry, server)
     assert float(power(hass)) == expected_power(server)
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -105,7 +105,7 @@ async def test_stream_faults_keep_values_right(hass: HomeAssistant, fault: str) 
     server = TcpServer(Meter("5B", seed=14, mbus=("gas", "water")))
     await server.start()
     entry = await setup_meter(hass, server, OPTIONS)
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     server.faults.set(fault)
     server.faults.drip_size = 16  # 16 bytes a millisecond: still hundreds of reads a telegram
     for _ in range(3):
@@ -125,7 +125,7 @@ async def test_stream_faults_keep_values_right(hass: HomeAssistant, fault: str) 
     )
     if fault in {"garbage", "truncate"}:
         assert stats.discarded_bytes > 0
-    assert entry.runtime_data.reader.connected
+    assert entry.runtime_data.connection.connected
     assert await hass.config_entries.async_unload(entry.entry_id)
     await server.stop()
 
@@ -136,7 +136,7 @@ async def test_duplicate_telegrams_write_no_state(hass: HomeAssistant) -> None:
     entry = await setup_meter(hass, server, OPTIONS)
     await send(entry, server)  # the gas meter: named by two telegrams in a row
     before = hass.states.get(TARIFF_1)
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     writes: list[str] = []
     hass.bus.async_listen("state_changed", lambda event: writes.append(event.data["entity_id"]))
     # The same bytes again (a bridge replaying its buffer): parsed, nothing changes, nothing written.
@@ -178,7 +178,9 @@ async def test_connection_errors_are_logged_once_without_traceback(
     await server.start()
     entry = await setup_meter(hass, server, OPTIONS)
     await server.stop()  # gone: every reconnect fails
-    await wait_for(lambda: entry.runtime_data.reader.stats.connection_errors >= 4, timeout=10)
+    await wait_for(
+        lambda: entry.runtime_data.coordinator.counters.connection_errors >= 4, timeout=10
+    )
     ours = [r for r in caplog.records if r.name.startswith("custom_components.dsmr")]
     failures = [r for r in ours if r.levelname == "WARNING" and "Cannot open" in r.getMessage()]
     assert len(failures) == 1
@@ -202,7 +204,7 @@ async def test_a_hundred_reloads_leak_nothing(hass: HomeAssistant) -> None:
     baseline_fds, baseline_tasks = fds(), tasks()
     for _ in range(100):
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
     await hass.async_block_till_done()
     await wait_for(lambda: server.client_count == 1)
     assert fds() == baseline_fds
@@ -222,7 +224,7 @@ async def test_health_numbers_are_written_on_their_timer_not_on_every_push(
     entry = await setup_meter(hass, server, OPTIONS)
     er.async_get(hass).async_update_entity(per_minute, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server, 3)
     assert hass.states.get(per_minute).state == "1"  # the first push's value, at once
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
@@ -249,7 +251,7 @@ async def test_health_entities_follow_the_faults(hass: HomeAssistant) -> None:
     for entity_id in health.values():
         registry.async_update_entity(entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server, 3)
     connection = "binary_sensor.electricity_meter_connection"
     assert hass.states.get(connection).state == "on"  # connection state: on every push
@@ -264,7 +266,7 @@ async def test_health_entities_follow_the_faults(hass: HomeAssistant) -> None:
     server.faults.set("bad_crc")
     await server.send_telegram()
     await server.send_telegram()
-    await wait_for(lambda: entry.runtime_data.reader.stats.crc_errors == 2)
+    await wait_for(lambda: entry.runtime_data.coordinator.counters.crc_errors == 2)
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=22))
     await hass.async_block_till_done()
     assert hass.states.get(health["skipped_telegrams"]).state == "2"

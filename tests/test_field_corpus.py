@@ -5,8 +5,8 @@ a real socket; the integration is set up on it (all entities enabled) and, for e
 dsmr_parser reads from the telegram (M-Bus devices included) and every line no specification
 names (our generic sensors), some entity must show the meter's number, in the meter's unit (as
 Home Assistant's constant for it; a unit HA has no constant for is kept as written), with the
-device class the unit calls for. Value names in `descriptions.NOT_ENTITIES` are identifiers and
-the like, deliberately not entities.
+device class the unit calls for. Value names in `sensor.NOT_SENSORS` are identifiers and the
+like, deliberately not entities.
 
 What fails today is in `KNOWN_GAPS`, per file, with the reason. The check is strict both ways:
 a new problem fails, and so does a listed one that no longer occurs (remove it then).
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from dsmr_parser.objects import Telegram
@@ -33,18 +34,20 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.dsmr.connection import CannotCommunicate
 from custom_components.dsmr.const import CONF_SERIAL_ID, CONF_SERIAL_ID_GAS
-from custom_components.dsmr.descriptions import (
-    MBUS_SENSORS,
-    NOT_ENTITIES,
-    SENSORS,
-    DsmrSensorEntityDescription,
-)
-from custom_components.dsmr.dsmr_library import caching_parser
+from custom_components.dsmr.detect import async_validated
+from custom_components.dsmr.entity import DsmrSensorEntityDescription
 from custom_components.dsmr.generic import obis_key, parse_value
-from custom_components.dsmr.identify import async_read_telegram
-from custom_components.dsmr.parser import unknown_lines
-from custom_components.dsmr.reader import CannotCommunicate
+from custom_components.dsmr.p1.snapshot import Snapshot, Window
+from custom_components.dsmr.p1.telegram import (
+    TelegramReader,
+    decrypt,
+    gas_identifier,
+    identifier,
+)
+from custom_components.dsmr.sensor import NOT_SENSORS, SENSORS
+from custom_components.dsmr.submeters import KINDS
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -158,15 +161,34 @@ def _values(telegram: Telegram) -> Iterator[tuple[str, Any, int | None, int | No
                 yield item_name, item, device.channel_id, typed
 
 
+def _shows_its_line(description: DsmrSensorEntityDescription) -> bool | None:
+    """Whether the description shows its line's value as sent (a number, a text, a time).
+
+    False: a conversion of it (a tariff, a decoded text, the average of the peaks); None: a
+    value made from other lines too (net power), which no line of the meter says.
+    """
+    shown = description.value_fn
+    if isinstance(shown, partial) and shown.func in (Snapshot.number, Snapshot.value):
+        return True if shown.keywords.get("name") == description.obis_name else None
+    return shown.__qualname__ == "_plain.<locals>.value"  # sensor.py's number or text
+
+
 def _unit_of(description: DsmrSensorEntityDescription, obj: Any) -> str | None:
     """The unit the meter gave the value this description shows (None: not a unit value)."""
     if isinstance(obj, list):  # Belgian monthly peaks: each carries its unit
         units = {peak.unit for peak in obj if peak.value is not None}
         return units.pop() if len(units) == 1 else None
-    if description.convert_fn is not None:
+    if not _shows_its_line(description):
         return None
     unit = getattr(obj, "unit", None)
     return unit if isinstance(unit, str) and unit else None
+
+
+def _snapshot(telegram: Telegram, version: str) -> Snapshot:
+    """The snapshot of one telegram, as the coordinator publishes it."""
+    window = Window(version, ())
+    window.add(telegram)
+    return window.publish(None, 0.0, fresh=True, replaced=False)
 
 
 def _class_for(unit: str | None, *, gas: bool) -> SensorDeviceClass | None:
@@ -179,18 +201,19 @@ def _class_for(unit: str | None, *, gas: bool) -> SensorDeviceClass | None:
 
 def check_telegram(shown: Shown, telegram: Telegram, version: str) -> None:
     """Check every value dsmr_parser read from `telegram`."""
+    snapshot = _snapshot(telegram, version)
     for name, obj, channel, device_type in _values(telegram):
         label = name if channel is None else f"{name}@{channel}"
         if name == "MBUS_METER_READING":
             _check_mbus_reading(shown, telegram, label, obj, channel, device_type)
             continue
-        if name in NOT_ENTITIES:
+        if name in NOT_SENSORS:
             continue
         descriptions = [
             d
             for d in SENSORS
             if d.obis_name == name
-            and d.telegram_fn is None
+            and _shows_its_line(d) is not None
             and (d.versions is None or version in d.versions)
         ]
         if not descriptions:
@@ -201,9 +224,7 @@ def check_telegram(shown: Shown, telegram: Telegram, version: str) -> None:
             shown.check(
                 label if len(descriptions) == 1 else f"{label} ({description.key})",
                 [f"{serial}_{description.key}"],
-                obj.value
-                if description.convert_fn is None
-                else description.convert_fn(obj, version),
+                obj.value if _shows_its_line(description) else description.value_fn(snapshot),
                 unit,
                 _class_for(unit, gas=True),
             )
@@ -217,7 +238,7 @@ def _check_mbus_reading(
     channel: int | None,
     device_type: int | None,
 ) -> None:
-    if device_type not in MBUS_SENSORS:
+    if device_type not in KINDS:
         shown.problems[label] = f"M-Bus device type {device_type} has no sensor"
         return
     device = telegram.get_mbus_device_by_channel(channel)
@@ -229,9 +250,9 @@ def _check_mbus_reading(
     shown.check(label, unique_ids, obj.value, unit, _class_for(unit, gas=gas))
 
 
-def check_generic(shown: Shown, telegram: Telegram) -> None:
+def check_generic(shown: Shown, unknown_lines: dict[str, str]) -> None:
     """Check every line no specification names (the generic sensors, a number or text)."""
-    for code, rest in unknown_lines(telegram).items():
+    for code, rest in unknown_lines.items():
         parsed = parse_value(rest)
         expected, unit = parsed if isinstance(parsed, tuple) else (parsed, None)
         shown.check(f"obis {code}", [f"{shown.serial}_{obis_key(code)}"], expected, unit, None)
@@ -251,15 +272,28 @@ async def shown_problems(
     await send(entry, server)
     await enable_all(hass, entry)
     await send(entry, server)
-    spec = expect.specification()
-    if expect.key is not None:
-        data, keys = expect.frame.hex(), {"encryption_key": expect.key, "authentication_key": None}
-    else:
-        data, keys = expect.text, {}
     shown = Shown(hass, entry)
-    check_telegram(shown, TelegramParser(spec).parse(data, **keys), expect.version)
-    check_generic(shown, caching_parser(spec).parse(data, **keys))
+    check_telegram(shown, dsmr_parsers_reading(expect), expect.version)
+    check_generic(
+        shown, dict(TelegramReader(expect.specification()).read(plain(expect)).unknown_lines)
+    )
     return shown.problems
+
+
+def plain(recording: Recording) -> str:
+    """The telegram's text, decrypted (without checking the tag) as the reader decrypts it."""
+    if recording.key is None:
+        return recording.text
+    return decrypt(recording.frame, recording.key, None)
+
+
+def dsmr_parsers_reading(recording: Recording) -> Telegram:
+    """The telegram as dsmr_parser's own parser reads it."""
+    spec = recording.specification()
+    if recording.key is not None:
+        keys = {"encryption_key": recording.key, "authentication_key": None}
+        return TelegramParser(spec).parse(recording.frame.hex(), **keys)
+    return TelegramParser(spec).parse(recording.text)
 
 
 @pytest.mark.parametrize("recording", CORPUS, ids=lambda recording: recording.name)
@@ -285,10 +319,12 @@ async def test_validation(
     servers.append(server)
     if recording.name in NOT_IDENTIFIED:
         with pytest.raises(CannotCommunicate):
-            await async_read_telegram(entry_data(server), 1)
+            await async_validated(entry_data(server), 1)
         return
-    telegram = await async_read_telegram(entry_data(server), 10)
-    assert len(telegram) > 0
+    data = await async_validated(entry_data(server), 10)
+    telegram, version = dsmr_parsers_reading(recording), recording.version
+    assert data[CONF_SERIAL_ID] == identifier(telegram, version)
+    assert data[CONF_SERIAL_ID_GAS] == gas_identifier(telegram, version)
 
 
 async def test_a_wrong_expectation_is_caught(

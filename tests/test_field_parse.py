@@ -1,7 +1,7 @@
-"""Every telegram of the field corpus parses, identically with dsmr_parser and our parser.
+"""Every telegram of the field corpus parses, identically with dsmr_parser and our reader.
 
 No Home Assistant here: the corpus against dsmr_parser's `TelegramParser` for the version the
-meter's owner chooses, our `CachingTelegramParser`, and the CRC the meter printed. Lines that
+meter's owner chooses, our `TelegramReader`, and the CRC the meter printed. Lines that
 dsmr_parser cannot read (it logs them and leaves them out) are listed in `SKIPPED_LINES` with
 the reason: a real meter's line that the library misreads.
 """
@@ -17,13 +17,11 @@ from typing import Any
 from dsmr_parser.parsers import TelegramParser
 import pytest
 
-from custom_components.dsmr.checksum import crc16, validate_checksum
-from custom_components.dsmr.dsmr_library import caching_parser
-from custom_components.dsmr.parser import unknown_lines
+from custom_components.dsmr.p1.telegram import TelegramReader, check_crc, crc16, decrypt
 from dsmr_sim.crc import crc16 as reference_crc16
 
 from .field_corpus import CORPUS, FIELD, Recording
-from .test_parser import snapshot
+from .test_telegram import snapshot
 
 # Lines of real meters that dsmr_parser logs as unreadable and drops (file -> OBIS reference).
 SKIPPED_LINES: dict[str, dict[str, str]] = {}
@@ -67,8 +65,10 @@ def test_crc(recording: Recording) -> None:
     # Iskra IE.5: dsmr_parser's ISKRA_IE does not check CRCs ("the meter's is wrong"); it is not.
     assert printed is not None
     body = text[text.index("/") : body_end]
-    assert crc16(body) == reference_crc16(body) == int(printed.group()[:4], 16)
-    validate_checksum(text)
+    assert crc16(body.encode("latin-1")) == reference_crc16(body) == int(printed.group()[:4], 16)
+    assert TelegramParser.crc16(body) == crc16(body.encode("latin-1"))
+    check_crc(text)
+    TelegramParser.validate_checksum(text)
 
 
 @pytest.mark.parametrize("recording", CORPUS, ids=lambda recording: recording.name)
@@ -87,8 +87,12 @@ def test_parsers_agree(recording: Recording, caplog: pytest.LogCaptureFixture) -
         for record in caplog.records
         if (match := re.search(r"signature (\S+)", record.getMessage())) is not None
     }
-    ours = caching_parser(spec).parse(data, **keys)
-    assert snapshot(ours) == snapshot(expected)
+    text = recording.text
+    if recording.key is not None:  # as the reader has it: decrypted with the tag checked
+        text = decrypt(recording.frame, recording.key, recording.auth_key)
+    ours = TelegramReader(spec).read(text)
+    assert snapshot(ours.telegram) == snapshot(expected)
+    assert ours.bad_lines == len(dropped)
     assert len(expected) > 0
     assert set(dropped) == set(SKIPPED_LINES.get(recording.name, {}))
 
@@ -114,7 +118,7 @@ def test_dsmr_parser_reads_each_line_as_written(recording: Recording) -> None:
     keys = {"encryption_key": recording.key, "authentication_key": None} if recording.key else {}
     data = recording.frame.hex() if recording.key else recording.text
     telegram = TelegramParser(spec).parse(data, **keys)
-    unknown = unknown_lines(caching_parser(spec).parse(data, **keys))
+    unknown = TelegramReader(spec).read(recording.text).unknown_lines
     read = _read_values(telegram)
     misread, checked = [], 0
     for line in recording.text.split("\r\n"):

@@ -127,7 +127,7 @@ async def test_encrypted_meter_told_apart_by_its_key(
     assert await hass.config_entries.async_unload(result["result"].entry_id)
 
 
-async def test_nothing_recognisable(hass: HomeAssistant, tcp: Servers) -> None:
+async def test_nothing_recognizable(hass: HomeAssistant, tcp: Servers) -> None:
     """Connected, silent: nothing arrived (see test_hostile.py for bytes that are no telegram)."""
     server = TcpServer(Meter("5"))  # manual mode: connected, silent
     await server.start()

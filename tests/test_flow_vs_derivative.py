@@ -14,7 +14,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.dsmr.flow import FlowState, update_flow
+from custom_components.dsmr.p1.flow_rate import FlowState, update_flow
 from dsmr_sim import Meter
 
 from .simulated import mbus_readings

@@ -12,21 +12,21 @@ import asyncio
 import logging
 from typing import Any
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from dsmr_parser.objects import Telegram
+from dsmr_parser.parsers import TelegramParser
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.dsmr.connection import Counters, P1Protocol
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.counters import ReaderStats
-from custom_components.dsmr.protocol import P1Protocol
+from custom_components.dsmr.p1.telegram import version_setup
 from dsmr_sim.meter import Meter
 
 from .helpers import RawBridge, wait_for
-from .test_parser import MUTATION, mutate, recrc
+from .telegrams import MUTATION, mutate, recrc
 
 METER = Meter("5", seed=21, mbus=("gas", "water"))
 GOOD: list[bytes] = []
@@ -56,7 +56,7 @@ def _fingerprint(telegram: Telegram) -> tuple[Any, ...]:
 
 
 EXPECTED = {
-    i: _fingerprint(_create_dsmr_protocol("5", None, object)[0].args[1].parse(t.decode()))
+    i: _fingerprint(TelegramParser(version_setup("5")[0]).parse(t.decode()))
     for i, t in enumerate(GOOD)
 }
 
@@ -77,10 +77,13 @@ def test_streams(segments: list[tuple[Any, ...]], cuts: list[int]) -> None:
     loop = asyncio.new_event_loop()
     try:
         received: list[Telegram] = []
-        factory, _ = _create_dsmr_protocol(
-            "5", received.append, P1Protocol, loop, stats=ReaderStats(), watchdog_timeout=60
-        )
-        protocol = factory()
+
+        async def opened() -> P1Protocol:  # (a protocol belongs to a running loop)
+            return P1Protocol(
+                "5", lambda telegram, _: received.append(telegram), Counters(), watchdog_timeout=60
+            )
+
+        protocol = loop.run_until_complete(opened())
         stream = b""
         wanted = []
         for kind, *args in segments:
@@ -181,7 +184,7 @@ async def pipeline(hass: HomeAssistant, servers: list[Any]) -> tuple[RawBridge, 
         registry.async_update_entity(reg.entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     return bridge, entry
 
 

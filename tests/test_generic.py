@@ -18,6 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.dsmr.const import CONF_GENERIC_OBIS
 from custom_components.dsmr.generic import (
+    MAX_CODES,
     line_value,
     obis_description,
     parse_value,
@@ -68,7 +69,7 @@ async def enable_generic(hass: HomeAssistant, entry: MockConfigEntry) -> None:
             registry.async_update_entity(reg.entity_id, disabled_by=None)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
 
 
 def test_parse_value() -> None:
@@ -181,7 +182,7 @@ async def test_restored_after_a_reload_before_any_telegram(
     sent = server.telegrams_sent
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     assert entry.runtime_data.coordinator.data is None  # nothing received since the reload
     assert server.telegrams_sent == sent
     after = {e: hass.states.get(e).state for e in ENTITY_IDS.values()}
@@ -241,7 +242,7 @@ async def test_restored_at_setup_after_a_restart(hass: HomeAssistant, server: Tc
     assert state.attributes["state_class"] == "measurement"
     assert hass.states.get("sensor.electricity_meter_obis_0_0_96_50_1").state == "Xemex"
     # The meter's telegram replaces the text; the line it does not send keeps its value.
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     server.meter.extra_lines = ["0-0:96.50.1(Other)"]
     await send(entry, server)
     assert hass.states.get("sensor.electricity_meter_obis_0_0_96_50_1").state == "Other"
@@ -363,4 +364,21 @@ async def test_without_crc_a_code_counts_from_its_second_telegram(
     rows = generic_rows(hass, entry)
     assert [r["entity_id"] for r in rows] == [ENTITY_IDS["1-0:3.8.0"]]
     assert entry.data[CONF_GENERIC_OBIS] == [{"code": "1-0:3.8.0", "unit": "kvarh"}]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_codes_are_bounded(
+    hass: HomeAssistant, servers: list[BaseServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter sending more unnamed codes than any real one gets sensors for MAX_CODES of them."""
+    lines = [f"1-0:99.{n}.0({n}*W)" for n in range(MAX_CODES + 50)]
+    server = TcpServer(Meter("5", seed=7, extra_lines=lines))
+    await server.start()
+    servers.append(server)
+    entry = await setup_meter(hass, server)
+    await send(entry, server, 3)
+    assert len(generic_rows(hass, entry)) == MAX_CODES
+    assert len(entry.data[CONF_GENERIC_OBIS]) == MAX_CODES
+    assert caplog.text.count(f"more than {MAX_CODES} OBIS lines") == 1
+    assert "1-0:99.149.0" in caplog.text  # which ones got none
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -21,8 +21,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr import detect
+from custom_components.dsmr.connection import InvalidPort
 from custom_components.dsmr.const import DOMAIN, version_option
-from custom_components.dsmr.ports import InvalidPort
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.server import BaseServer
@@ -188,7 +188,7 @@ async def test_a_pty_behind_a_link_is_a_serial_port(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     entry = result["result"]
-    await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
+    await wait_for(lambda: entry.runtime_data.coordinator.counters.telegrams >= 1)
 
 
 # --- 2. every flow step ends well ---------------------------------------------------------
@@ -236,7 +236,7 @@ async def test_a_hostile_encrypted_frame_is_a_form_error(
     finally:
         sender.cancel()
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "not_recognised"}
+    assert result["errors"] == {"base": "not_recognized"}
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
 
 
@@ -385,9 +385,9 @@ async def test_port_url_secrets_are_never_shown(
         get_diagnostics_for_config_entry,
     )
 
-    from custom_components.dsmr import reader
+    from custom_components.dsmr import connection
 
-    monkeypatch.setattr(reader, "FIRST_RETRY_DELAY", 0.01)
+    monkeypatch.setattr(connection, "FIRST_RETRY_DELAY", 0.01)
     caplog.set_level(logging.DEBUG)
     server = await tcp(Meter("5", seed=54))
     url = f"socket://p1:{SECRET}@127.0.0.1:{server.port}/?key={SECRET}K"
@@ -399,7 +399,7 @@ async def test_port_url_secrets_are_never_shown(
     entry = result["result"]
     shown.append(entry.title)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.stats.telegrams >= 1)
+    await wait_for(lambda: entry.runtime_data.coordinator.counters.telegrams >= 1)
     await server.stop()  # the bridge goes away: reconnects, failures, a repair issue
     registry = ir.async_get(hass)
     await wait_for(lambda: registry.async_get_issue(DOMAIN, f"unreachable_{entry.entry_id}"))
@@ -480,7 +480,7 @@ async def bridge_entry(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     return bridge, entry
 
 
@@ -509,7 +509,7 @@ async def test_an_entity_that_fails_stops_nothing(
     """
     meter = Meter("5", seed=56)
     bridge, entry = await bridge_entry(hass, servers, meter)
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     energy = "sensor.electricity_meter_energy_consumption_tarif_1"
     await bridge.send(meter.telegram().encode())
     await wait_for(lambda: stats.telegrams >= 1)
@@ -561,7 +561,7 @@ async def test_the_reader_survives_what_the_parser_raises(
         meter = Meter("5", seed=57)
         bridge, entry = await bridge_entry(hass, servers, meter, protocol="rfxtrx_dsmr_protocol")
         scrap, good = b"\x00", lambda: rfxtrx(meter.payload())
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     for _ in range(3):
         await bridge.send(scrap)
         await asyncio.sleep(0.05)  # a chunk of its own
@@ -608,7 +608,7 @@ async def test_parser_warnings_are_rate_limited(
     """A meter whose frames name an untested security suite: one warning, not one a second."""
     meter = Meter("MSn", seed=58, key=KEY)
     bridge, entry = await bridge_entry(hass, servers, meter)
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     for count in range(1, 6):
         meter.step(1)
         await bridge.send(encrypted(meter, 0x31))  # suite 1: dsmr_parser warns, decrypts
@@ -628,7 +628,7 @@ async def test_nothing_waits_between_protocol_and_coordinator(
     meter = Meter("5", seed=59)
     bridge, entry = await bridge_entry(hass, servers, meter)
     coordinator = entry.runtime_data.coordinator
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     published = coordinator.published
     burst = b""
     for _ in range(100):
@@ -650,7 +650,7 @@ async def test_noise_does_not_keep_a_dead_encrypted_meter_connected(
     """Line noise on an encrypted meter's line: the watchdog still sees the meter is silent."""
     meter = Meter("MSn", seed=60, key=KEY)
     bridge, entry = await bridge_entry(hass, servers, meter, options={"watchdog_timeout": 0.5})
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
     meter.step(1)
     await bridge.send(meter.payload())
     await wait_for(lambda: stats.telegrams == 1)
@@ -747,7 +747,7 @@ async def test_a_known_meter_on_the_other_transport_moves_its_entry(
     await wait_for(
         lambda: (
             entry.state is ConfigEntryState.LOADED
-            and entry.runtime_data.reader.stats.telegrams >= 1
+            and entry.runtime_data.coordinator.counters.telegrams >= 1
         )
     )
 
@@ -788,7 +788,7 @@ async def test_a_silent_bridge_says_nothing_arrived(
         )
     finally:
         sender.cancel()
-    assert result["errors"] == {"base": "not_recognised_network"}
+    assert result["errors"] == {"base": "not_recognized_network"}
 
 
 async def keep_sending(bridge: RawBridge, data: bytes) -> None:

@@ -1,10 +1,11 @@
 """The package's shape, read from its source: who imports whom, and who touches what.
 
-connection (ports, dsmr_parser adapter, parser, protocol, reader, counters) -> coordinator ->
-entities: no import cycles (imports under TYPE_CHECKING count: they are a cycle in disguise), pure modules
-that import nothing from Home Assistant (tested without it), entity modules that never import
-the connection or reach into the reader, connection modules that never import what sits on top
-of them, one module that opens ports and one that touches dsmr_parser's private names.
+p1 (the meter side, free of Home Assistant) <- connection <- coordinator <- entities: no import
+cycles (imports under TYPE_CHECKING count: they are a cycle in disguise); the p1 package imports
+nothing from Home Assistant, not even through other modules, and nothing from the Home Assistant
+side (nothing is imported upward); entity modules never import the connection module nor reach
+`runtime_data.connection`; the connection never imports what sits on it; no module uses
+dsmr_parser's private names; one module opens ports.
 """
 
 from __future__ import annotations
@@ -14,112 +15,114 @@ from collections.abc import Collection, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
+import dsmr_parser
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "custom_components" / "dsmr"
 PREFIX = "custom_components.dsmr"
+P1 = "p1"  # the meter side: a package of its own
 
-# Modules that must import nothing from homeassistant, not even through other modules of ours.
-# (units.py is Home Assistant's view of a line's unit, its constants and device classes, by
-# role: the snapshot carries the unit as the line sends it, and entities map it.)
-PURE = ["snapshot", "policy", "derived", "demand", "flow"]
 # Modules with entity classes, and their platforms.
-ENTITY_MODULES = [
-    "sensor",
-    "binary_sensor",
-    "entity",
-    "health",
-    "generic",
-    "mbus",
-]
-# The connection: what an entity must never import (it reads the coordinator's data).
-CONNECTION = {
-    "reader",
-    "protocol",
-    "counters",
-    "ports",
-    "dsmr_library",
-    "parser",
-    "decryption",
-    "values",
-    "checksum",
-}
-CONNECTION_SIDE = sorted(CONNECTION | {"detect", "identify"})
-# What sits on top of the connection: the connection never imports these.
+ENTITY_MODULES = ["sensor", "binary_sensor", "entity", "submeters", "generic"]
+CONNECTION = "connection"
+# The connection and what recognizes a meter through it: below the coordinator.
+CONNECTION_SIDE = [CONNECTION, "detect"]
+# What sits on the connection: the connection side never imports these (not even through others).
 ABOVE_CONNECTION = {
     "__init__",
     "coordinator",
-    "issues",
+    "repairs",
     "diagnostics",
     "config_flow",
-    "descriptions",
-    "derived_descriptions",
+    "migration",
+    "policy",
+    "sharing",
+    "yaml_import",
     *ENTITY_MODULES,
 }
-# Attributes through which an entity would reach the connection or its counters.
-READER_ATTRIBUTES = {"reader", "stats"}
-# dsmr_parser's private names (and its undocumented ones) we rely on: dsmr_library.py only.
-DSMR_PARSER_PRIVATE = {
-    "_create_dsmr_protocol",
-    "_item_names",
-    "_mbus_devices",
-    "_add_mbus",
-    "_SYSTEM_TZ",
-    "_encrypted",
-    "_encryption_key",
-    "_authentication_key",
-    "_closed",
-    "_take_frame",
-    "telegram_specification_regexes",
-}
-
-ISSUE_16 = "issue 16 (redesign branch) removes this"
-# Rules the code broke when the test was written, each removed by the redesign (issue 16):
-# strict, so the mark has to go when that work lands. (All gone with it.)
-KNOWN: dict[tuple[str, str], str] = {}
-
-
-def _known(rule: str, module: str = "") -> pytest.MarkDecorator | tuple[()]:
-    if (rule, module) in KNOWN:
-        return pytest.mark.xfail(strict=True, reason=f"{ISSUE_16}: {KNOWN[rule, module]}")
-    return ()
-
-
-def _cases(rule: str, modules: list[str]) -> list[object]:
-    return [pytest.param(module, marks=_known(rule, module)) for module in modules]
+# Below the connection: what every side may import.
+BELOW_CONNECTION = {"const"}
+# dsmr_parser's undocumented attribute of its parser (the compiled expressions).
+DSMR_PARSER_UNDOCUMENTED = {"telegram_specification_regexes"}
 
 
 @cache
 def _tree(module: str) -> ast.Module:
-    return ast.parse((PACKAGE / f"{module}.py").read_text(), f"{module}.py")
+    return ast.parse(_path(module).read_text(), str(_path(module)))
 
 
+def _path(module: str) -> Path:
+    """A module's file: '__init__' is the package, 'p1' its p1 package, 'p1.x' a module of it."""
+    if module == "__init__":
+        return PACKAGE / "__init__.py"
+    if (PACKAGE / module.replace(".", "/")).is_dir():
+        return PACKAGE / module.replace(".", "/") / "__init__.py"
+    return PACKAGE / f"{module.replace('.', '/')}.py"
+
+
+@cache
 def _modules() -> list[str]:
-    return sorted(path.stem for path in PACKAGE.glob("*.py"))
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts == ("__init__",):
+            found.append("__init__")
+        elif parts[-1] == "__init__":
+            found.append(".".join(parts[:-1]))
+        else:
+            found.append(".".join(parts))
+    return sorted(found)
+
+
+def _is_package(module: str) -> bool:
+    return module == "__init__" or _path(module).name == "__init__.py"
+
+
+def _named(dotted: str) -> str | None:
+    """Our module for a dotted name relative to the package ('' is the package); None if none."""
+    if not dotted:
+        return "__init__"
+    return dotted if dotted in _modules() else None
+
+
+def _resolve(module: str, level: int, name: str) -> str:
+    """The dotted name (relative to the package) of `from <level dots><name>` in `module`."""
+    if module == "__init__":
+        base: list[str] = []
+    else:
+        base = module.split(".") if _is_package(module) else module.split(".")[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return ".".join([*base, *([name] if name else [])])
 
 
 def _imported(module: str) -> Iterator[tuple[str, bool]]:
-    """(name, is ours) of everything a module imports, anywhere in it."""
+    """(name, is ours) of everything a module imports, anywhere in it (TYPE_CHECKING too)."""
     for node in ast.walk(_tree(module)):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield _ours(alias.name, 0, module)
+                yield _absolute(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level and not node.module:  # from . import X: the package, or its module X
-                for alias in node.names:
-                    ours = alias.name if (PACKAGE / f"{alias.name}.py").exists() else "__init__"
-                    yield ours, True
+            if node.level:
+                dotted = _resolve(module, node.level, node.module or "")
+            elif node.module == PREFIX or (node.module or "").startswith(PREFIX + "."):
+                dotted = (node.module or "").removeprefix(PREFIX).removeprefix(".")
             else:
-                yield _ours(node.module or "", node.level, module)
+                yield node.module or "", False
+                continue
+            # from .p1 import values: the module p1.values, else the package p1
+            for alias in node.names:
+                inner = f"{dotted}.{alias.name}" if dotted else alias.name
+                ours = _named(inner) or _named(dotted)
+                assert ours is not None, f"{module} imports {dotted} ({alias.name}): not ours"
+                yield ours, True
 
 
-def _ours(name: str, level: int, module: str) -> tuple[str, bool]:
-    if level:
-        return name.split(".", maxsplit=1)[0], True
-    if name == PREFIX:
-        return "__init__", True
-    if name.startswith(PREFIX + "."):
-        return name.removeprefix(PREFIX + ".").split(".")[0], True
+def _absolute(name: str) -> tuple[str, bool]:
+    if name == PREFIX or name.startswith(PREFIX + "."):
+        ours = _named(name.removeprefix(PREFIX).removeprefix("."))
+        assert ours is not None, name
+        return ours, True
     return name, False
 
 
@@ -163,21 +166,34 @@ def _cycles(graph: Mapping[str, Collection[str]]) -> list[list[str]]:
     return found
 
 
+def _p1_modules() -> list[str]:
+    return [m for m in _modules() if m == P1 or m.startswith(P1 + ".")]
+
+
 def test_the_graph_sees_the_package() -> None:
     graph = _graph()
-    assert {"reader", "coordinator", "sensor", "dsmr_library", "__init__"} <= set(graph)
+    assert {"__init__", CONNECTION, "coordinator", "sensor", "p1", "p1.telegram"} <= set(graph)
+    assert {"p1.framing", "p1.snapshot", "p1.values", "p1.rebroadcast"} <= set(graph)
     assert "coordinator" in graph["__init__"]
-    assert "ports" in graph["reader"]
+    assert "p1.values" in graph["sensor"]  # from .p1 import values
+    assert {"p1.framing", "p1.telegram"} <= graph[CONNECTION]
+    assert {"p1.telegram", "p1.demand"} <= graph["p1.snapshot"]  # relative inside p1
+    assert CONNECTION in graph["coordinator"]  # TYPE_CHECKING: Connection
     assert "coordinator" in graph["entity"]  # DsmrConfigEntry, DsmrCoordinator
 
 
-@pytest.mark.parametrize("_", [pytest.param("all", marks=_known("cycles"), id="package")])
-def test_no_import_cycles(_: str) -> None:
+def test_every_module_has_a_side() -> None:
+    """A new module is placed: below, the connection side, or above it (or in p1)."""
+    sides = {*_p1_modules(), *BELOW_CONNECTION, *CONNECTION_SIDE, *ABOVE_CONNECTION}
+    assert set(_modules()) == sides
+
+
+def test_no_import_cycles() -> None:
     assert _cycles(_graph()) == []
 
 
-@pytest.mark.parametrize("module", _cases("pure", PURE))
-def test_pure_modules_import_nothing_from_home_assistant(module: str) -> None:
+@pytest.mark.parametrize("module", _p1_modules())
+def test_p1_imports_nothing_from_home_assistant(module: str) -> None:
     reached = {
         f"{ours_module} imports {name}"
         for ours_module in _closure(module)
@@ -187,48 +203,114 @@ def test_pure_modules_import_nothing_from_home_assistant(module: str) -> None:
     assert reached == set()
 
 
-@pytest.mark.parametrize("module", _cases("imports", ENTITY_MODULES))
+@pytest.mark.parametrize("module", _p1_modules())
+def test_p1_imports_nothing_upward(module: str) -> None:
+    """The meter side never imports the Home Assistant side (not even its constants)."""
+    assert _closure(module) <= set(_p1_modules())
+
+
+@pytest.mark.parametrize("module", ENTITY_MODULES)
 def test_entity_modules_do_not_import_the_connection(module: str) -> None:
-    assert _graph()[module] & CONNECTION == set()
+    assert CONNECTION not in _graph()[module]
 
 
-@pytest.mark.parametrize("module", _cases("reach", ENTITY_MODULES))
-def test_entity_modules_do_not_reach_into_the_reader(module: str) -> None:
+@pytest.mark.parametrize("module", ENTITY_MODULES)
+def test_entity_modules_do_not_reach_the_connection(module: str) -> None:
     reached = {
         f"line {node.lineno}: .{node.attr}"
         for node in ast.walk(_tree(module))
-        if isinstance(node, ast.Attribute) and node.attr in READER_ATTRIBUTES
+        if isinstance(node, ast.Attribute) and node.attr == CONNECTION
     }
     assert reached == set()
 
 
 @pytest.mark.parametrize("module", CONNECTION_SIDE)
 def test_the_connection_does_not_import_what_sits_on_it(module: str) -> None:
-    assert _graph()[module] & ABOVE_CONNECTION == set()
+    assert _closure(module) & ABOVE_CONNECTION == set()
 
 
-@pytest.mark.parametrize("module", _modules())
-def test_dsmr_parser_private_names_only_in_the_adapter(module: str) -> None:
+@cache
+def _dsmr_parser_private() -> frozenset[str]:
+    """The private names dsmr_parser defines: functions, classes, attributes, module names."""
     names: set[str] = set()
-    for node in ast.walk(_tree(module)):
-        if isinstance(node, ast.Attribute):
-            names.add(node.attr)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dsmr_parser"):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names.add(node.value)
-    own = {  # a module's own function of the same name is not dsmr_parser's
-        node.name for node in ast.walk(_tree(module)) if isinstance(node, ast.FunctionDef)
-    }
-    touched = names & DSMR_PARSER_PRIVATE - own
-    if module == "dsmr_library":
-        assert touched  # the adapter is where they are (so this test sees them)
-    else:
-        assert touched == set()
+    for path in Path(dsmr_parser.__file__).parent.rglob("*.py"):
+        names.add(path.stem)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return frozenset(n for n in names if n.startswith("_") and not n.startswith("__"))
+
+
+@cache
+def _defined_by_us() -> frozenset[str]:
+    """Names our package defines itself (its own `_closed` is not dsmr_parser's)."""
+    names: set[str] = set()
+    for module in _modules():
+        for node in ast.walk(_tree(module)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+    return frozenset(names)
+
+
+def _dsmr_parser_names_used(tree: ast.Module) -> set[str]:
+    """dsmr_parser's private and undocumented names a module touches."""
+    touched: set[str] = set()
+    watched = _dsmr_parser_private() - _defined_by_us() | DSMR_PARSER_UNDOCUMENTED
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dsmr_parser"):
+            parts = (node.module or "").split(".")
+            touched |= {p for p in parts if p.startswith("_")}
+            touched |= {a.name for a in node.names if a.name.startswith("_")}
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("dsmr_parser"):
+                    touched |= {p for p in alias.name.split(".") if p.startswith("_")}
+        elif isinstance(node, ast.Attribute) and node.attr in watched:
+            touched.add(node.attr)
+        elif isinstance(node, ast.Constant) and node.value in watched:
+            touched.add(str(node.value))  # getattr(obj, "_name"): as good as the attribute
+    return touched
+
+
+def test_the_private_names_are_known() -> None:
+    """The check below knows what it looks for (names the old adapter used)."""
+    private = _dsmr_parser_private()
+    assert {"_create_dsmr_protocol", "_item_names", "_mbus_devices", "_add_mbus"} <= private
 
 
 @pytest.mark.parametrize("module", _modules())
-def test_only_ports_opens_a_port(module: str) -> None:
+def test_no_dsmr_parser_private_names(module: str) -> None:
+    assert _dsmr_parser_names_used(_tree(module)) == set()
+
+
+def test_private_names_would_be_seen() -> None:
+    """The check sees an import, a getattr, an attribute, the undocumented regexes."""
+    source = (
+        "from dsmr_parser.clients.protocol import _create_dsmr_protocol\n"
+        "x = telegram._mbus_devices\n"
+        "y = getattr(telegram, '_item_names')\n"
+        "z = parser.telegram_specification_regexes\n"
+    )
+    assert _dsmr_parser_names_used(ast.parse(source)) == {
+        "_create_dsmr_protocol",
+        "_mbus_devices",
+        "_item_names",
+        "telegram_specification_regexes",
+    }
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_only_the_connection_opens_a_port(module: str) -> None:
     opens = {
         name
         for node in ast.walk(_tree(module))
@@ -236,7 +318,7 @@ def test_only_ports_opens_a_port(module: str) -> None:
         for name in (alias.name for alias in node.names)
         if name.startswith("create_") or name in {"open_serial_connection", "Serial"}
     }
-    assert opens == (set() if module != "ports" else {"create_serial_connection"})
+    assert opens == (set() if module != CONNECTION else {"create_serial_connection"})
 
 
 def test_cycles_are_found() -> None:

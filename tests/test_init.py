@@ -1,5 +1,5 @@
 """Setting a meter up and down: the port opened first (not ready until it opens), runtime data,
-the reader's task, devices that can be removed."""
+the connection's task, devices that can be removed, the saved flows removed with the entry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -17,10 +17,9 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.dsmr.connection import Connection, Counters
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.coordinator import DsmrCoordinator, DsmrRuntimeData
-from custom_components.dsmr.counters import ReaderStats
-from custom_components.dsmr.reader import DsmrReader
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
@@ -40,16 +39,16 @@ async def test_setup_and_unload(hass: HomeAssistant) -> None:
         data = entry.runtime_data
         assert isinstance(data, DsmrRuntimeData)
         assert isinstance(data.coordinator, DsmrCoordinator)
-        assert isinstance(data.reader, DsmrReader)
-        assert isinstance(data.counters, ReaderStats)
-        assert data.reader.stats is data.counters is data.coordinator.counters
+        assert isinstance(data.connection, Connection)
+        assert isinstance(data.coordinator.counters, Counters)
+        assert data.connection.counters is data.coordinator.counters
         assert data.coordinator.data is not None  # the first telegram's snapshot
         assert server.client_count == 1
         assert await hass.config_entries.async_unload(entry.entry_id)
         assert entry.state is ConfigEntryState.NOT_LOADED
         await wait_for(lambda: server.client_count == 0)
         assert await hass.config_entries.async_setup(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         assert entry.runtime_data is not data
         assert await hass.config_entries.async_unload(entry.entry_id)
@@ -67,7 +66,7 @@ async def test_stale_mbus_device_can_be_removed(hass: HomeAssistant, hass_ws_cli
     only_gas = TcpServer(Meter("5", seed=9, mbus=("gas",)), port=server.port)  # water meter removed
     await only_gas.start()
     try:
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+        await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
         await send(entry, only_gas)
         assert await async_setup_component(hass, "config", {})
         client = await hass_ws_client(hass)
@@ -133,24 +132,17 @@ async def test_a_port_that_is_no_serial_port_asks_for_reconfiguration(hass: Home
     )
 
 
-async def test_snapshots_read_the_fields_the_entities_show(hass: HomeAssistant) -> None:
-    """Once set up, a publish reads only the fields of added entities; enabling one reads it."""
-    server = TcpServer(Meter("5", seed=8))
-    await server.start()
-    try:
-        entry = await setup_meter(hass, server)
-        readings = entry.runtime_data.coordinator.data.readings
-        assert "current_electricity_usage" in readings  # enabled by default
-        assert "net_power" not in readings  # disabled by default: not read
-        registry = er.async_get(hass)
-        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_net_power")
-        assert entity_id is not None
-        registry.async_update_entity(entity_id, disabled_by=None)
-        assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
-        await send(entry, server)
-        assert "net_power" in entry.runtime_data.coordinator.data.readings
-        assert hass.states.get(entity_id) is not None
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        await server.stop()
+async def test_a_removed_meter_takes_its_saved_flows_along(
+    hass: HomeAssistant, hass_storage: dict[str, Any], silent_port: str
+) -> None:
+    """The flows the coordinator saved for a restart (`dsmr.<entry_id>`) go with the entry."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={"port": silent_port, "dsmr_version": "5", "serial_id": None}
+    )
+    key = f"{DOMAIN}.{entry.entry_id}"
+    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": {"flows": {}}}
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage

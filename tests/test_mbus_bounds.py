@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.dsmr.const import CONF_MBUS_DEVICES, DOMAIN
-from custom_components.dsmr.mbus import MAX_SUBMETERS
+from custom_components.dsmr.submeters import MAX_SUBMETERS
 
 from .helpers import RawBridge, wait_for
 from .telegrams import ELECTRICITY_ID, GAS_ID, WATER_ID, dsmr5
@@ -97,7 +97,7 @@ async def bridge_entry(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     return bridge, entry
 
 
@@ -105,7 +105,7 @@ async def deliver(
     hass: HomeAssistant, bridge: RawBridge, entry: MockConfigEntry, data: bytes
 ) -> None:
     """Send one telegram and wait until it is read and what it made is registered."""
-    stats = entry.runtime_data.counters
+    stats = entry.runtime_data.coordinator.counters
     before = stats.telegrams
     await bridge.send(data)
     await wait_for(lambda: stats.telegrams == before + 1)
@@ -193,11 +193,12 @@ async def test_a_gas_meter_appears_after_its_second_telegram(
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     assert unique_id_of(hass, GAS) == GAS_ID  # core's: the bare M-Bus identifier
     assert state(hass, GAS) == "12.346"
-    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": GAS_ID, "unit": "m3"}]
+    # The unit as Home Assistant writes it (a record of the unit as sent, "m3", is read too).
+    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": GAS_ID, "unit": "m³"}]
     # At the next start it is there before any telegram, and shows the first one published.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     assert hass.states.get(GAS) is not None
     await deliver(hass, bridge, entry, frame(3, channel(1, GAS_ID, 12.347)))
     assert state(hass, GAS) == "12.347"
@@ -239,7 +240,7 @@ async def test_a_known_gas_meter_needs_no_second_telegram(
         register_gas_meter(hass, entry, GAS_ID)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+        await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     await deliver(hass, bridge, entry, frame(1, channel(1, GAS_ID, 12.345)))
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     assert unique_id_of(hass, GAS) == GAS_ID
@@ -259,7 +260,7 @@ async def test_a_replaced_gas_meter_replaces_its_record(
     new = mbus_id("G0039001652059999")
     for n in range(2, 4):
         await deliver(hass, bridge, entry, frame(n, channel(1, new, 0.5 + n / 1000)))
-    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": new, "unit": "m3"}]
+    assert entry.data[CONF_MBUS_DEVICES] == [{"channel": 1, "type": 3, "id": new, "unit": "m³"}]
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     assert sorted(ident for d in devices for _, ident in d.identifiers) == sorted(
         [ELECTRICITY_ID, GAS_ID, new]
@@ -269,14 +270,14 @@ async def test_a_replaced_gas_meter_replaces_its_record(
     assert state(hass, f"{GAS}_2") == "0.503"
 
 
-async def test_window_counts_publishes_not_telegrams(
+async def test_a_window_publishes_a_sub_meter_two_telegrams_named(
     hass: HomeAssistant, servers: list[Any]
 ) -> None:
-    """With a 30 s window telegrams inside one window are one publish: a new sub-meter waits.
+    """With a 30 s window a new sub-meter waits for the publish after two telegrams named it.
 
     A connection's first two telegrams are published at once (the gas meter comes with the
-    second); a water meter named by two telegrams of one window comes with the second publish
-    that names it. Before: the device came with the first telegram.
+    second); a water meter that two telegrams of one window name comes with that window's
+    publish, not before. Before: the device came with the first telegram.
     """
     bridge, entry = await bridge_entry(hass, servers, window=30)
     coordinator = entry.runtime_data.coordinator
@@ -290,13 +291,9 @@ async def test_window_counts_publishes_not_telegrams(
     await deliver(hass, bridge, entry, frame(3, gas, water))  # in the window
     await deliver(hass, bridge, entry, frame(4, gas, water))  # in the window too
     assert coordinator.published == 2
+    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))
     await wait_for(lambda: coordinator.published == 3)
-    await hass.async_block_till_done()
-    assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter"]  # named by one publish
-    await deliver(hass, bridge, entry, frame(5, gas, water))
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=62))
-    await wait_for(lambda: coordinator.published == 4)
     await hass.async_block_till_done()
     assert device_names(hass, entry) == ["Electricity Meter", "Gas Meter", "Water Meter"]
 
@@ -351,7 +348,7 @@ async def test_no_more_sub_meters_than_the_cap(
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue.issue_id) is None
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     for n in range(2):
         await deliver(hass, bridge, entry, frame(30 + n, *lines(30 + n, steady[0])))
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue.issue_id) is not None
@@ -381,7 +378,7 @@ async def test_an_entry_filled_by_an_earlier_release_is_told_at_start(
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"too_many_submeters_{entry.entry_id}")
     assert issue is not None
     assert issue.translation_placeholders == {"title": "Meter in the hall", "max": "8"}
-    await wait_for(lambda: entry.runtime_data.reader.connected and bridge.client_count == 1)
+    await wait_for(lambda: entry.runtime_data.connection.connected and bridge.client_count == 1)
     for n in range(2):
         await deliver(hass, bridge, entry, frame(n, channel(2, WATER_ID, 1 + n, kind="007")))
     assert "Water Meter" not in device_names(hass, entry)

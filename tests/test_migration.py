@@ -217,7 +217,7 @@ async def test_belgian_meter_with_two_mbus_devices(hass: HomeAssistant) -> None:
         }
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server, 2)
         await hass.async_block_till_done()
         registry = er.async_get(hass)
@@ -258,7 +258,7 @@ async def test_pre_mbus_gas_entity_moves_to_the_mbus_device(hass: HomeAssistant)
         )
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server, 2)  # the M-Bus device: named by two telegrams in a row
         await hass.async_block_till_done()
         moved = er.async_get(hass).async_get("sensor.gas_meter_gas_consumption")

@@ -10,7 +10,7 @@ from homeassistant.data_entry_flow import FlowResult, FlowResultType, InvalidDat
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.dsmr import options_flow
+from custom_components.dsmr import config_flow
 from custom_components.dsmr.const import DOMAIN
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
@@ -187,13 +187,13 @@ async def test_turning_it_on_reloads_into_a_listening_server(
     assert (server.host, server.port, server.max_clients) == ("127.0.0.1", port, 2)
 
     tried: list[tuple[str, int]] = []
-    trial = options_flow.async_trial_listen
+    trial = config_flow.async_trial_listen
 
     async def recording(host: str, port: int) -> Any:
         tried.append((host, port))
         return await trial(host, port)
 
-    monkeypatch.setattr(options_flow, "async_trial_listen", recording)
+    monkeypatch.setattr(config_flow, "async_trial_listen", recording)
     result = await submit(
         hass, entry, answers(rebroadcast=True, rebroadcast_port=port, rebroadcast_max_clients=3)
     )

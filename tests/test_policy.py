@@ -1,68 +1,76 @@
-"""The register rules of one value (policy.py), without Home Assistant."""
+"""The register rules of one value (policy.py), without Home Assistant: the decrease hold, the
+new cycle, one write per statistics period. (Through the entities: tests/test_registers.py.)"""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from custom_components.dsmr.policy import (
-    ABSENT_TELEGRAMS_BEFORE_DISABLE,
-    NEW_CYCLE_AFTER,
-    Judgement,
-    RegisterPolicy,
-    Verdict,
-)
-from custom_components.dsmr.snapshot import SnapshotBuilder
-
-from .test_snapshot import publish
+from custom_components.dsmr.policy import NEW_CYCLE_AFTER, Judgement, RegisterPolicy, Verdict
 
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
 
+def judge(policy: RegisterPolicy, shown: Any, reading: Any, **kwargs: Any) -> tuple[Any, Verdict]:
+    """What the value shows for `reading` while it shows `shown`, and why."""
+    judgement = policy.decide(shown, reading, **kwargs)
+    return judgement.value, judgement.verdict
+
+
 def test_a_lower_reading_is_held_then_a_new_cycle() -> None:
     policy = RegisterPolicy(register=True, per_period=False)
-    assert policy.judge(None, 5.0, now=T0) == (5.0, Verdict.SHOW)  # first value
-    assert policy.judge(5.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
-    assert policy.judge(6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)  # a glitch: keep showing 6
+    assert judge(policy, None, 5.0, now=T0) == (5.0, Verdict.SHOW)  # first value
+    assert judge(policy, 5.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
+    assert judge(policy, 6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)  # a glitch: keep showing 6
     assert policy.holding
     later = T0 + NEW_CYCLE_AFTER - timedelta(seconds=1)
-    assert policy.judge(6.0, 0.5, now=later) == (6.0, Verdict.HOLD)
-    assert policy.judge(6.0, 0.5, now=T0 + NEW_CYCLE_AFTER) == (0.5, Verdict.NEW_CYCLE)
+    assert judge(policy, 6.0, 0.5, now=later) == (6.0, Verdict.HOLD)
+    assert judge(policy, 6.0, 0.5, now=T0 + NEW_CYCLE_AFTER) == (0.5, Verdict.NEW_CYCLE)
     assert not policy.holding
 
 
 def test_a_recovered_reading_ends_the_hold() -> None:
     policy = RegisterPolicy(register=True, per_period=False)
-    assert policy.judge(6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)
-    assert policy.judge(6.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
+    assert judge(policy, 6.0, 0.0, now=T0) == (6.0, Verdict.HOLD)
+    assert judge(policy, 6.0, 6.0, now=T0) == (6.0, Verdict.SHOW)
     assert not policy.holding
+
+
+def test_a_lower_reading_that_came_back_is_held_afresh() -> None:
+    """The hour of a hold counts from the lower reading that follows the last good one."""
+    policy = RegisterPolicy(register=True, per_period=False)
+    assert judge(policy, 10.0, 9.0, now=T0) == (10.0, Verdict.HOLD)
+    assert judge(policy, 10.0, 10.0, now=T0 + timedelta(minutes=30)) == (10.0, Verdict.SHOW)
+    assert judge(policy, 10.0, 9.0, now=T0 + NEW_CYCLE_AFTER) == (10.0, Verdict.HOLD)
+    assert judge(policy, 10.0, 10.5, now=T0 + NEW_CYCLE_AFTER) == (10.5, Verdict.SHOW)
 
 
 def test_a_replaced_meter_shows_its_lower_reading_at_once() -> None:
     policy = RegisterPolicy(register=True, per_period=False)
-    assert policy.judge(6.0, 0.1, replaced=True, now=T0) == (0.1, Verdict.SHOW)
+    assert judge(policy, 6.0, 0.1, replaced=True, now=T0) == (0.1, Verdict.SHOW)
 
 
 def test_zeros_are_values() -> None:
+    """A first value is shown, zero or not; so is a register that only ever read 0."""
     policy = RegisterPolicy(register=True, per_period=False)
-    assert policy.judge(None, 0.0, now=T0) == (0.0, Verdict.SHOW)
-    assert policy.judge(0.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
+    assert judge(policy, None, 0.0, now=T0) == (0.0, Verdict.SHOW)
+    assert judge(policy, 0.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
 
 
 def test_measurements_are_not_registers() -> None:
     policy = RegisterPolicy(register=False, per_period=True)
-    assert policy.judge(6.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
+    assert judge(policy, 6.0, 0.0, now=T0) == (0.0, Verdict.SHOW)
     assert not policy.per_period  # only registers wait for their period
     assert not policy.hold_for_period(1.0, 2.0, 10, False)
 
 
 def test_one_write_per_statistics_period() -> None:
     policy = RegisterPolicy(register=True, per_period=True)
-    policy.wrote(10, False)
+    assert policy.write_now(None, 1.0, 10, False)  # a first value: at once
     assert policy.hold_for_period(1.0, 2.0, 10, False)  # grown inside the written period: wait
     assert not policy.hold_for_period(1.0, 2.0, 10, True)  # the period's last window: write
-    policy.wrote(10, True)  # written in the last window: it stands for period 11's start too
-    assert policy.hold_for_period(2.0, 3.0, 11, False)
+    assert policy.write_now(1.0, 2.0, 10, True)  # written in the last window: it stands for
+    assert policy.hold_for_period(2.0, 3.0, 11, False)  # period 11's start too
     assert not policy.hold_for_period(2.0, 3.0, 12, False)  # a new period: write
     # Anything but growth is written at once: a decrease, the same, a first or text value.
     assert not policy.hold_for_period(2.0, 1.0, 11, False)
@@ -73,21 +81,9 @@ def test_one_write_per_statistics_period() -> None:
 
 def test_every_write_when_every_telegram_is_published() -> None:
     policy = RegisterPolicy(register=True, per_period=False)
-    policy.wrote(10, False)
+    assert policy.write_now(None, 1.0, 10, False)
     assert not policy.hold_for_period(1.0, 2.0, 10, False)
-
-
-def test_a_value_never_sent_is_disabled_once() -> None:
-    policy = RegisterPolicy(register=False, per_period=False)
-    decisions = [policy.absent() for _ in range(ABSENT_TELEGRAMS_BEFORE_DISABLE + 3)]
-    assert decisions.index(True) == ABSENT_TELEGRAMS_BEFORE_DISABLE - 1
-    assert decisions.count(True) == 1
-
-
-def test_a_value_seen_once_is_never_disabled() -> None:
-    policy = RegisterPolicy(register=False, per_period=False)
-    policy.present()  # e.g. restored from the last run
-    assert not any(policy.absent() for _ in range(ABSENT_TELEGRAMS_BEFORE_DISABLE + 3))
+    assert policy.write_now(1.0, 2.0, 10, False)
 
 
 def test_decide_judges_a_register_against_the_state_it_shows() -> None:
@@ -126,20 +122,12 @@ def test_decide_passes_everything_else_as_it_is() -> None:
 
 
 def test_write_now_notes_the_period_of_what_it_lets_through() -> None:
-    """`hold_for_period` and `wrote` for a published snapshot; before one, nothing waits."""
+    """`write_now` for a publish in `period`, `closes_period` if it is the period's last."""
     policy = RegisterPolicy(register=True, per_period=True)
-
-    class Telegram:
-        pass
-
-    published = publish(SnapshotBuilder(()), [Telegram()], None, 3_000.0)
-    in_period_10 = dataclasses.replace(published, period=10, closes_period=False)
-    assert policy.write_now(1.0, 2.0, in_period_10)  # first write of period 10
+    assert policy.write_now(1.0, 2.0, 10, False)  # first write of period 10
     assert policy.written_period == 10
-    assert not policy.write_now(2.0, 3.0, in_period_10)  # grown inside it: waits
-    assert policy.write_now(2.0, 1.0, in_period_10)  # a decrease: at once
-    last_window = dataclasses.replace(in_period_10, closes_period=True)
-    assert policy.write_now(2.0, 3.0, last_window)
+    assert not policy.write_now(2.0, 3.0, 10, False)  # grown inside it: waits
+    assert policy.written_period == 10
+    assert policy.write_now(2.0, 1.0, 10, False)  # a decrease: at once
+    assert policy.write_now(2.0, 3.0, 10, True)  # the period's last window
     assert policy.written_period == 11  # stands for period 11's start too
-    assert policy.write_now(3.0, 4.0, None)  # no telegram yet
-    assert policy.written_period == 11

@@ -1,4 +1,4 @@
-"""The port rule, its opening function and URL redaction (ports.py), on real devices and files."""
+"""The port rule, its opening function and URL redaction (connection.py), on real devices."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.dsmr import ports
-from custom_components.dsmr.ports import (
+from custom_components.dsmr import connection
+from custom_components.dsmr.connection import (
     CannotConnect,
     InvalidPort,
     async_open_port,
@@ -58,7 +58,7 @@ def test_ports_the_rule_refuses(port: str) -> None:
 
 
 def test_com_ports_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ports, "WINDOWS", True)
+    monkeypatch.setattr(connection, "WINDOWS", True)
     for port in ("COM3", "com12", r"\\.\COM10"):
         check_port(port)
         check_device(port)  # Windows has no device nodes to look at
@@ -97,7 +97,7 @@ def test_without_a_tty_driver_list_any_character_device_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Where /proc/tty/drivers does not exist (not Linux), the device type cannot be told."""
-    monkeypatch.setattr(ports, "TTY_DRIVERS", "/proc/no-such-file")
+    monkeypatch.setattr(connection, "TTY_DRIVERS", "/proc/no-such-file")
     check_device("/dev/zero")
     with pytest.raises(InvalidPort):
         check_device("/etc/passwd")

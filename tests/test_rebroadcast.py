@@ -21,8 +21,8 @@ from dsmr_parser.clients.protocol import create_tcp_dsmr_reader
 import pytest
 import pytest_socket
 
-from custom_components.dsmr.protocol import TELEGRAM_FRAME
-from custom_components.dsmr.rebroadcast import (
+from custom_components.dsmr.p1.framing import Framer
+from custom_components.dsmr.p1.rebroadcast import (
     DEFAULT_MAX_BUFFER,
     KEEPALIVE_COUNT,
     KEEPALIVE_IDLE,
@@ -340,7 +340,7 @@ async def test_a_client_leaving_while_the_meter_is_silent_frees_its_slot(
 async def test_one_client_too_many_is_closed_at_once(
     rebroadcast: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="custom_components.dsmr.rebroadcast")
+    caplog.set_level(logging.DEBUG, logger="custom_components.dsmr.p1.rebroadcast")
     server = await rebroadcast(max_clients=2)
     counts: list[int] = []
     server.add_listener(lambda: counts.append(server.clients))
@@ -379,24 +379,21 @@ async def test_one_client_too_many_is_closed_at_once(
 async def test_a_client_joining_mid_telegram_gets_only_whole_telegrams(
     rebroadcast: Factory, dsmr_tcp_server: Callable[..., Awaitable[TcpServer]]
 ) -> None:
-    """As wired: a meter drips telegrams into a framer (the reader's expression) that publishes
-    each complete frame. A client that connects while a telegram is half-received gets that
-    telegram whole once it is complete, and the following ones, never a tail."""
+    """As wired: a meter drips telegrams into the reader's framer, which publishes each complete
+    frame. A client that connects while a telegram is half-received gets that telegram whole
+    once it is complete, and the following ones, never a tail."""
     server = await rebroadcast()
     meter = await dsmr_tcp_server("5", faults=Faults(drip=True, drip_size=64, drip_delay=0.02))
-    pending = bytearray()
+    framer = Framer()
+    pending = framer.buffer  # the telegram on its way
 
-    class Framer(asyncio.Protocol):
+    class Reader(asyncio.Protocol):
         def data_received(self, data: bytes) -> None:
-            pending.extend(data)
-            end = 0
-            for match in TELEGRAM_FRAME.finditer(pending):
-                server.publish(match.group())
-                end = match.end()
-            del pending[:end]
+            for frame in framer.feed(data):
+                server.publish(frame)
 
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_connection(Framer, LOOPBACK, meter.port)
+    transport, _ = await loop.create_connection(Reader, LOOPBACK, meter.port)
     await meter.wait_for_clients(1)
     early_reader, early = await stream(server)
     sending = asyncio.create_task(meter.send_telegram())

@@ -1,40 +1,48 @@
 """The sensor platform: every version's values through the whole pipeline (simulator -> real
-socket or tty -> reader -> coordinator -> entities), the platform snapshot, and the life of a
-value: restored, late M-Bus devices, values the meter does not send, bad telegrams, the update
-window's mean and the statistics period's one write."""
+socket or tty -> connection -> coordinator -> entities), the platform snapshot, and the life of
+a value: restored, written only when it changed, values the meter does not send, bad telegrams,
+the update window's mean, the values beyond energy and power. (The register rules: decrease
+hold, new cycle, one write per statistics period: tests/test_registers.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
-from homeassistant.const import STATE_UNAVAILABLE, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATE_UNAVAILABLE,
+    Platform,
+)
+from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    mock_restore_cache_with_extra_data,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.dsmr.coordinator import DsmrCoordinator
-from custom_components.dsmr.descriptions import (
-    NOT_ENTITIES,
-    SENSORS,
-    spec_value_names,
-    version_sensors,
-)
-from custom_components.dsmr.health import Health
-from custom_components.dsmr.sensor import DsmrSensor
+from custom_components.dsmr.coordinator import DsmrCoordinator, Health
+from custom_components.dsmr.p1.telegram import value_names
+from custom_components.dsmr.sensor import NOT_SENSORS, SENSORS, version_sensors
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
 from dsmr_sim.tcp import TcpServer
 
-from .helpers import entity_snapshot, restored_power_entry, send, setup_meter, wait_for
+from .helpers import (
+    enable_all,
+    entity_snapshot,
+    restored_power_entry,
+    send,
+    setup_meter,
+    wait_for,
+)
+from .telegrams import ReplayMeter, dsmr5
 
 POWER = "sensor.electricity_meter_power_consumption"
 
@@ -71,8 +79,8 @@ async def tcp_server(request: pytest.FixtureRequest) -> AsyncIterator[TcpServer]
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_value_has_an_entity_or_a_reason(version: str) -> None:
-    covered = {d.obis_name for d in SENSORS} | set(NOT_ENTITIES)
-    assert spec_value_names(version) - covered == set()
+    covered = {d.obis_name for d in SENSORS} | set(NOT_SENSORS)
+    assert value_names(version) - covered == set()
 
 
 def test_version_sensors() -> None:
@@ -87,9 +95,10 @@ def test_version_sensors() -> None:
     assert "hourly_gas_meter_reading" in {d.key for d in version_sensors("4")}
     assert "hourly_gas_meter_reading" not in {d.key for d in version_sensors("5")}  # M-Bus
     for version in VERSIONS:
-        names = spec_value_names(version)
+        names = value_names(version)
         assert all(d.obis_name in names for d in version_sensors(version))
-        assert [d for d in SENSORS if d in version_sensors(version)] == version_sensors(version)
+        described = version_sensors(version)
+        assert tuple(d for d in SENSORS if d in described) == described  # in SENSORS' order
 
 
 def test_enabled_in() -> None:
@@ -144,7 +153,7 @@ async def test_unavailable_when_the_bridge_goes_away(
     await tcp_server.stop()
     await wait_for(lambda: hass.states.get(entity_id).state == STATE_UNAVAILABLE)
     await tcp_server.start()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
     await send(entry, tcp_server)
     assert hass.states.get(entity_id).state != STATE_UNAVAILABLE
     assert er.async_get(hass).async_get(entity_id) is not None
@@ -155,7 +164,7 @@ async def test_unavailable_when_the_bridge_goes_away(
 async def test_sensor_platform(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    ha_snapshot: SnapshotAssertion,
+    snapshot: SnapshotAssertion,
 ) -> None:
     """Every sensor of a DSMR 5 meter with gas and water, all enabled, after two telegrams.
 
@@ -179,7 +188,7 @@ async def test_sensor_platform(
             entry = await setup_meter(hass, server)
             await send(entry, server)
             await hass.async_block_till_done()
-            await snapshot_platform(hass, entity_registry, ha_snapshot, entry.entry_id)
+            await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
             assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
@@ -193,7 +202,7 @@ async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> Non
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         assert hass.states.get(POWER).state == "1.234"
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server)
         assert float(hass.states.get(POWER).state) == float(
             server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
@@ -201,39 +210,6 @@ async def test_restored_value_shown_while_connecting(hass: HomeAssistant) -> Non
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()
-
-
-async def test_mbus_device_appearing_later_is_added_and_remembered(hass: HomeAssistant) -> None:
-    without = TcpServer(Meter("5", seed=2, mbus=()))
-    await without.start()
-    port = without.port
-    entry = await setup_meter(hass, without)
-    devices = dr.async_get(hass)
-    assert len(dr.async_entries_for_config_entry(devices, entry.entry_id)) == 1
-    await without.stop()
-    # The same meter, now with a gas and a water meter connected (channels 1 and 2).
-    with_mbus = TcpServer(Meter("5", seed=2, mbus=("gas", "water")), port=port)
-    await with_mbus.start()
-    try:
-        await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
-        await send(entry, with_mbus, 2)  # a new sub-meter: named by two telegrams in a row
-        await hass.async_block_till_done()
-        names = sorted(d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id))
-        assert names == ["Electricity Meter", "Gas Meter", "Water Meter"]
-        gas = hass.states.get("sensor.gas_meter_gas_consumption")
-        assert gas.attributes["unit_of_measurement"] == "m³"
-        water = hass.states.get("sensor.water_meter_water_consumption")
-        assert float(water.state) > 0
-        assert len(entry.data["mbus_devices"]) == 2
-        # After a reload they exist at once, before any telegram.
-        assert await hass.config_entries.async_reload(entry.entry_id)
-        await hass.async_block_till_done()
-        state = hass.states.get("sensor.water_meter_water_consumption")
-        assert state is not None
-        assert "restored" not in state.attributes
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        await with_mbus.stop()
 
 
 async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
@@ -252,7 +228,7 @@ async def test_values_never_sent_are_disabled_once(hass: HomeAssistant) -> None:
         registry.async_update_entity(total, disabled_by=None)
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server, 4)
         await hass.async_block_till_done()
         assert registry.async_get(total).disabled_by is None
@@ -269,7 +245,7 @@ async def test_bad_crc_is_counted_and_changes_nothing(hass: HomeAssistant) -> No
         before = hass.states.get(POWER)
         server.faults.set("bad_crc")
         await send(entry, server, 3)
-        stats = entry.runtime_data.reader.stats
+        stats = entry.runtime_data.coordinator.counters
         assert stats.crc_errors == 3
         after = hass.states.get(POWER)
         assert after.state == before.state
@@ -293,7 +269,7 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
             "sensor.electricity_meter_net_power", disabled_by=None
         )
         assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
         await send(entry, server, 2)  # the first two after connecting are published at once
         coordinator = entry.runtime_data.coordinator
         published = coordinator.published
@@ -311,7 +287,7 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         assert state.attributes["min"] == min(samples)
         assert state.attributes["max"] == max(samples)
         assert state.attributes["samples"] == 5
-        # Registers publish a telegram's value, not a mean (which one: see the next test).
+        # Registers publish a telegram's value, not a mean (which one: tests/test_registers.py).
         tariff = hass.states.get("sensor.electricity_meter_energy_consumption_tarif_1")
         assert float(tariff.state) in registers
         net = hass.states.get("sensor.electricity_meter_net_power")
@@ -321,108 +297,156 @@ async def test_window_publishes_the_true_mean(hass: HomeAssistant) -> None:
         await server.stop()
 
 
-async def test_registers_written_once_per_statistics_period(hass: HomeAssistant) -> None:
-    """With an update window, a growing register is written in each 5-minute period's last
-    window (by the meter's clock): the value long-term statistics take at every period's end is
-    the meter's, with one write per period instead of one per window. Power: every window."""
-    server = TcpServer(Meter("5", seed=6), step_seconds=10.0)  # a telegram per 10 meter seconds
-    await server.start()
-    try:
-        entry = await setup_meter(hass, server, {"time_between_update": 0.001})
-        tariffs = {
-            name: f"sensor.electricity_meter_energy_consumption_tarif_{name[-1]}"
-            for name in ("ELECTRICITY_USED_TARIFF_1", "ELECTRICITY_USED_TARIFF_2")
-        }
-        sent: list[tuple[int, dict[str, float], dict[str, float]]] = []
-        power_written = 0
-        for _ in range(95):  # meter time: about 16 minutes, 4 periods started
-            await asyncio.sleep(0.005)  # past the (tiny) window: every telegram is published
-            await send(entry, server)
-            values = server.last_rendered.values
-            period = int(server.meter.now.timestamp() // 300)
-            sent.append(
-                (
-                    period,
-                    {name: float(values[name]) for name in tariffs},
-                    {
-                        name: float(hass.states.get(entity).state)
-                        for name, entity in tariffs.items()
-                    },
-                )
-            )
-            power_written += float(hass.states.get(POWER).state) == float(
-                values["CURRENT_ELECTRICITY_USAGE"]
-            )
-        assert power_written == 95
-        periods = sorted({period for period, _, _ in sent})
-        for name in tariffs:
-            changes = sum(a[1][name] != b[1][name] for a, b in pairwise(sent))
-            writes = sum(a[2][name] != b[2][name] for a, b in pairwise(sent))
-            if changes == 0:
-                continue  # this tariff was not in use
-            assert changes > 2 * len(periods)  # the register moved nearly every telegram ...
-            assert writes <= len(periods)  # ... and was written once per period
-            for period in periods[:-1]:  # every finished period ends on the meter's value
-                _, meter, shown = [item for item in sent if item[0] == period][-1]
-                assert shown[name] == meter[name], (name, period)
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        await server.stop()
-
-
-async def test_lowering_precision_is_not_a_decrease(hass: HomeAssistant) -> None:
-    server = TcpServer(Meter("5", seed=10))
-    await server.start()
-    try:
-        entry = await setup_meter(hass, server)
-        tariff = "sensor.electricity_meter_energy_consumption_tarif_1"
-        hass.config_entries.async_update_entry(entry, data={**entry.data, "precision": 1})
-        assert await hass.config_entries.async_reload(entry.entry_id)
-        await wait_for(lambda: entry.runtime_data.reader.connected)
-        await send(entry, server)
-        expected = round(float(server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]), 1)
-        assert float(hass.states.get(tariff).state) == expected
-        assert (
-            entry.runtime_data.reader.stats.last_error is None
-            or "went down" not in entry.runtime_data.reader.stats.last_error
-        )
-        device = dr.async_get(hass).async_get_device_by_identifier(
-            ("dsmr", entry.data["serial_id"]), entry.entry_id
-        )
-        assert device.serial_number == server.meter.equipment_id  # readable, not hex
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        await server.stop()
-
-
-async def test_a_push_that_brings_an_entity_nothing_costs_it_one_look(
-    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An entity that shows its reading looks no further while the snapshot does not change it
-    (`Snapshot.changed`); one whose reading changed is updated on every push."""
-    looked: dict[str, int] = {}
-    update = DsmrSensor._update
-
-    def counting(self: DsmrSensor) -> None:
-        looked[self.entity_id] = looked.get(self.entity_id, 0) + 1
-        update(self)
-
-    monkeypatch.setattr(DsmrSensor, "_update", counting)
+async def test_a_value_is_written_only_when_it_changed(hass: HomeAssistant) -> None:
+    """A value the telegrams do not move (the hourly gas reading) is not written again; one
+    that moves (the power) is written on every publish."""
     server = TcpServer(Meter("5", seed=4, mbus=("gas",)))
     await server.start()
     try:
         entry = await setup_meter(hass, server)
         await send(entry, server)
-        looked.clear()
         gas = "sensor.gas_meter_gas_consumption"
         before = hass.states.get(gas)
+        written: dict[str, int] = {}
+
+        @callback
+        def count(event: Event[Any]) -> None:
+            entity_id = event.data["entity_id"]
+            written[entity_id] = written.get(entity_id, 0) + 1
+
+        hass.bus.async_listen(EVENT_STATE_CHANGED, count)
+        # The same state written again is reported, not changed.
+        hass.bus.async_listen(EVENT_STATE_REPORTED, count, event_filter=callback(lambda _: True))
         await send(entry, server, 4)
         await hass.async_block_till_done()
-        assert looked.get(POWER) == 4  # the meter's power moves every telegram
-        assert gas not in looked  # the hourly gas reading did not move
+        assert written.get(POWER) == 4  # the meter's power moves every telegram
+        assert gas not in written  # the hourly gas reading did not move
         assert hass.states.get(gas).last_updated == before.last_updated
+        assert hass.states.get(gas).last_reported == before.last_reported
         rendered = server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"]
         assert hass.states.get(POWER).state == str(float(rendered))
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_a_mean_that_stays_zero_is_not_written_again(hass: HomeAssistant) -> None:
+    """No sun, no export: the production's mean stays 0 while its samples vary per window."""
+    server = TcpServer(Meter("5", seed=6, solar_kwp=0.0))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 1})
+        await send(entry, server, 2)  # the first two after connecting are published at once
+        coordinator = entry.runtime_data.coordinator
+        production = "sensor.electricity_meter_power_production"
+        written: list[State] = []
+
+        @callback
+        def count(event: Event[Any]) -> None:
+            if event.data["entity_id"] in (production, POWER):
+                written.append(event.data["new_state"])
+
+        hass.bus.async_listen(EVENT_STATE_CHANGED, count)
+        for telegrams in (1, 3, 2):  # windows of different sizes
+            published = coordinator.published
+            await send(entry, server, telegrams)
+            await wait_for(lambda p=published: coordinator.published == p + 1, timeout=3)
+            await hass.async_block_till_done()
+        assert [s.entity_id for s in written].count(POWER) == 3
+        assert [s.entity_id for s in written].count(production) == 0
+        assert hass.states.get(production).state == "0.0"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_net_power_follows_the_export_while_the_import_stays(hass: HomeAssistant) -> None:
+    """Net power reads two lines: an import line that does not move does not hold it."""
+    meter = ReplayMeter("5", dsmr5("1-0:1.7.0(00.000*kW)", "1-0:2.7.0(01.000*kW)"))
+    server = TcpServer(meter)
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, {"time_between_update": 0})
+        net = "sensor.electricity_meter_net_power"
+        er.async_get(hass).async_update_entity(net, disabled_by=None)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for(lambda: entry.runtime_data.connection.connected)
+        await send(entry, server)
+        await hass.async_block_till_done()
+        assert hass.states.get(net).state == "-1.0"
+        meter.text = dsmr5("1-0:1.7.0(00.000*kW)", "1-0:2.7.0(02.500*kW)")
+        await send(entry, server)
+        await hass.async_block_till_done()
+        assert hass.states.get(net).state == "-2.5"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+async def test_a_value_shown_before_is_never_disabled(hass: HomeAssistant) -> None:
+    """A value with a state (restored from the last run) is not disabled for being absent."""
+    total = "sensor.electricity_meter_energy_consumption_total"
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(total, "1234.5"),
+                {"native_value": 1234.5, "native_unit_of_measurement": "kWh"},
+            )
+        ],
+    )
+    server = TcpServer(Meter("5", seed=3))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server, validate=False, dsmr_version="5L")
+        registry = er.async_get(hass)
+        await send(entry, server, 5)
+        await hass.async_block_till_done()
+        assert registry.async_get(total).disabled_by is None
+        assert hass.states.get(total).state == "1234.5"
+        assert registry.async_get(total).unique_id not in entry.data["auto_disabled"]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.stop()
+
+
+DEMAND_FAILURES_AND_TEXTS = (
+    "current_average_demand",
+    "maximum_demand_current_month",
+    "average_monthly_peak_demand_12_months",
+    "power_failure_log",
+    "long_power_failure_count",
+    "short_power_failure_count",
+    "text_message",
+    "text_message_code",
+    "timestamp",
+)
+
+
+@pytest.mark.parametrize("version", ["5B", "5", "4", "2.2"])
+async def test_demand_failure_and_text_values(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, version: str
+) -> None:
+    """The values beyond energy and power: Belgian capacity tariff, power failures, texts."""
+    server = TcpServer(Meter(version, seed=51, text_message="Storing gepland 03:00"))
+    await server.start()
+    try:
+        entry = await setup_meter(hass, server)
+        await enable_all(hass, entry)
+        await send(entry, server)
+        shown = {}
+        for key in DEMAND_FAILURES_AND_TEXTS:
+            state = hass.states.get(f"sensor.electricity_meter_{key}")
+            if state is not None:
+                shown[key] = {
+                    "state": state.state,
+                    **{
+                        k: v
+                        for k, v in state.attributes.items()
+                        if k not in {"friendly_name", "icon"}
+                    },
+                }
+        assert shown == snapshot
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.stop()

@@ -27,14 +27,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.dsmr import (
-    dsmr_library,
-    reader as reader_module,
-    sharing as sharing_module,
-)
+from custom_components.dsmr import connection as connection_module, sharing as sharing_module
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
-from custom_components.dsmr.rebroadcast import RebroadcastServer
+from custom_components.dsmr.p1.rebroadcast import RebroadcastServer
+from custom_components.dsmr.p1.telegram import gas_identifier, identifier
 from dsmr_sim.faults import corrupt_crc
 from dsmr_sim.meter import Meter
 from dsmr_sim.tcp import TcpServer
@@ -147,7 +143,7 @@ async def test_a_second_home_assistant_reads_the_same_values(hass: HomeAssistant
         assert hass.states.get(CLIENTS).state == "1"
         frames = served.stats.frames
         await send(entry, meter, 5)
-        await wait_for(lambda: second.runtime_data.reader.stats.telegrams == 5)
+        await wait_for(lambda: second.runtime_data.coordinator.counters.telegrams == 5)
         await other.async_block_till_done()
         await hass.async_block_till_done()
         first, then = observe(hass, entry), observe(other, second)
@@ -216,7 +212,7 @@ async def test_line_faults_stay_on_our_side(hass: HomeAssistant, servers: list[A
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(lambda: bridge.client_count == 1 and server_of(entry).listening)
     served = server_of(entry)
-    stats = entry.runtime_data.reader.stats
+    stats = entry.runtime_data.coordinator.counters
 
     def good() -> bytes:
         meter.step(1)
@@ -274,15 +270,9 @@ async def test_encrypted_frames_are_served_as_received(hass: HomeAssistant, vers
 
 
 @pytest.mark.usefixtures("stock_reader")
-@pytest.mark.parametrize("parser", ["ours", "dsmr_parser's own"])
-async def test_decrypted_opt_in_serves_the_plain_telegram(
-    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, parser: str
-) -> None:
+async def test_decrypted_opt_in_serves_the_plain_telegram(hass: HomeAssistant) -> None:
     """With the second opt-in, a Luxembourg Smarty's plain telegram is served (its own CRC
-    inside): a reader without the key, set to 5L, reads it. Also when dsmr_library's
-    self-check failed and the reader parses with dsmr_parser's own parser."""
-    if parser != "ours":
-        monkeypatch.setattr(dsmr_library, "SELF_CHECK_PROBLEM", "a test says so")
+    inside): a reader without the key, set to 5L, reads it."""
     meter = TcpServer(make_meter("MSn", seed=24))
     await meter.start()
     entry = await shared_meter(hass, meter, rebroadcast_decrypted=True)
@@ -319,7 +309,7 @@ async def test_clients_outlive_the_meters_connection(
 ) -> None:
     """The server lives with the entry: while the meter is away its clients stay connected and
     get nothing; they get the next telegram when it comes."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
     meter = TcpServer(Meter("5", seed=26))
     await meter.start()
     entry = await shared_meter(hass, meter, watchdog_timeout=5)
@@ -327,12 +317,12 @@ async def test_clients_outlive_the_meters_connection(
     raw = await StreamClient.connect(served.port)
     await wait_for(lambda: served.clients == 1)
     await meter.stop()
-    await wait_for(lambda: not entry.runtime_data.reader.connected)
+    await wait_for(lambda: not entry.runtime_data.connection.connected)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):
             await raw.reader.read(1)  # silence: nothing is served while the meter is away
     await meter.start()
-    await wait_for(lambda: entry.runtime_data.reader.connected, timeout=10)
+    await wait_for(lambda: entry.runtime_data.connection.connected, timeout=10)
     sent = await meter.send_telegram()
     assert await raw.read(len(sent)) == sent
     assert served.clients == 1
@@ -366,7 +356,7 @@ async def test_sharing_off_serves_nothing(hass: HomeAssistant) -> None:
     await meter.start()
     entry = await setup_meter(hass, meter)
     assert entry.runtime_data.rebroadcast is None
-    assert entry.runtime_data.reader.sharing["frame_sink"] is None
+    assert entry.runtime_data.connection.sharing["frame_sink"] is None
     assert hass.states.get(CLIENTS) is None
     assert await hass.config_entries.async_unload(entry.entry_id)
     await meter.stop()
@@ -485,8 +475,8 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
     meter = Meter("5", seed=32)
     parsed = parse(meter, meter.render().text)
     ids = {
-        "serial_id": equipment_identifier(parsed, "5"),
-        "serial_id_gas": gas_equipment_identifier(parsed, "5"),
+        "serial_id": identifier(parsed, "5"),
+        "serial_id_gas": gas_identifier(parsed, "5"),
     }
     entry = MockConfigEntry(
         domain=DOMAIN, data=bridge_data(bridge.port) | ids, options=sharing(free_port())
@@ -506,7 +496,7 @@ async def test_core_dsmr_reads_the_rebroadcast(hass: HomeAssistant, servers: lis
         meter.render().values["CURRENT_ELECTRICITY_USAGE"]
     )
     assert served.stats.accepted == 1  # core connected once and stayed
-    assert entry.runtime_data.reader.stats.parse_errors == 3  # the non-ASCII frames, ours
+    assert entry.runtime_data.coordinator.counters.parse_errors == 3  # the non-ASCII frames, ours
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -516,7 +506,7 @@ async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
     """The meter goes silent: a reader of the share (entry B, our integration, watchdog 1 s)
     hears nothing, closes and reconnects to A, whose server stayed up all along; when the meter
     talks again, B shows its telegram."""
-    monkeypatch.setattr(reader_module, "FIRST_RETRY_DELAY", 0.05)
+    monkeypatch.setattr(connection_module, "FIRST_RETRY_DELAY", 0.05)
     meter = TcpServer(Meter("5", seed=33, mbus=()))
     await meter.start()
     entry = await shared_meter(hass, meter)
@@ -532,11 +522,11 @@ async def test_a_silent_meter_leaves_the_server_up_for_readers_that_reconnect(
     meter.faults.set("stall")
     await meter.send_telegram()  # nothing: the meter is silent
     await wait_for(lambda: served.stats.accepted == 2 and served.clients == 1, timeout=10)
-    assert second.runtime_data.reader.stats.watchdog_timeouts >= 1
-    assert entry.runtime_data.reader.connected  # A's own watchdog (60 s) is far off
+    assert second.runtime_data.coordinator.counters.watchdog_timeouts >= 1
+    assert entry.runtime_data.connection.connected  # A's own watchdog (60 s) is far off
     meter.faults.clear()
     await send(entry, meter)
-    await wait_for(lambda: second.runtime_data.counters.telegrams == 1)
+    await wait_for(lambda: second.runtime_data.coordinator.counters.telegrams == 1)
     power = f"{POWER}_2"  # B's entity, next to A's
     await wait_for(lambda: hass.states.get(power).state == hass.states.get(POWER).state)
     assert await hass.config_entries.async_unload(second.entry_id)

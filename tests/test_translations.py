@@ -21,6 +21,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 
+from custom_components.dsmr.config_flow import VERSION_SELECTOR
 from custom_components.dsmr.const import (
     DOMAIN,
     DSMR_VERSIONS,
@@ -28,7 +29,6 @@ from custom_components.dsmr.const import (
     VERSION_BY_OPTION,
     version_option,
 )
-from custom_components.dsmr.forms import VERSION_SELECTOR
 from dsmr_dev.translations import (
     HA_COMPONENTS,
     STRINGS,
@@ -129,6 +129,37 @@ def test_entity_names_are_cores_where_core_has_them(language: str) -> None:
     shared = [k for k in core if k.startswith("entity.") and k.endswith(".name") and k in ours]
     assert len(shared) >= 20
     assert {k: ours[k] for k in shared} == {k: core[k] for k in shared}
+
+
+# Words our own strings must not use, and what the grid operators, regulators and Home
+# Assistant say instead (core's entity names stay core's, so they are not checked).
+WRONG_WORDS = {
+    "en": {r"recognis|unless you know better": "US spelling, no condescension"},
+    "fr": {r"\b[Pp]ics?\b": "pointe", r"Électricité réactive .*\(tarif": "énergie réactive"},
+    "sv": {r"nätoperatör|nätägare": "elnätsbolag", r"(?<!effekt)topp": "effekttopp"},
+}
+
+
+@pytest.mark.parametrize("language", sorted(WRONG_WORDS))
+def test_our_strings_use_the_operators_words(language: str) -> None:
+    core = flatten(load(CORE_TRANSLATIONS / f"{language}.json"))
+    wrong = [
+        f"{key}: {text!r} (say {word})"
+        for key, text in translated(language).items()
+        if core.get(key) != text
+        for pattern, word in WRONG_WORDS[language].items()
+        if re.search(pattern, text)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("language", ["en", *LANGUAGES])
+def test_the_reconfigure_port_is_a_port(language: str) -> None:
+    """The field holds a serial path or a bridge's TCP port: labelled as the network step's."""
+    strings = translated(language)
+    reconfigure = strings["config.step.reconfigure.data.port"]
+    assert reconfigure == strings["config.step.network.data.port"]
+    assert reconfigure != strings["config.step.serial.data.port"]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -33,7 +33,7 @@ from dsmr_sim.tcp import TcpServer
 
 from .helpers import send, wait_for
 
-TIMEOUT = "custom_components.dsmr.identify.VALIDATION_TIMEOUT"
+TIMEOUT = "custom_components.dsmr.detect.VALIDATION_TIMEOUT"
 POWER = "sensor.electricity_meter_power_consumption"
 ENERGY_T1 = "sensor.electricity_meter_energy_consumption_tarif_1"
 
@@ -89,14 +89,19 @@ async def import_again(hass: HomeAssistant, *servers: BaseServer, blocks: list[A
         await hass.async_block_till_done()
 
 
-async def first_telegram(entry: ConfigEntry, server: TcpServer) -> None:
-    """Wait until the entry is connected and has taken a telegram.
+async def first_telegrams(entry: ConfigEntry, server: TcpServer) -> None:
+    """Wait until the entry is connected and its meter's M-Bus device is remembered.
 
-    The protocol hands telegrams to the coordinator as it reads them: what the meter's
-    telegrams add to the entry (its M-Bus devices) is there before the next import looks.
+    The protocol hands telegrams to the coordinator as it reads them; a sub-meter is made (and
+    remembered in the entry) once two publishes in a row name it: what the meter's telegrams add
+    to the entry is there before the next import looks.
     """
-    await wait_for(lambda: entry.runtime_data.reader.connected)
-    await send(entry, server)  # type: ignore[arg-type]
+    await wait_for(lambda: entry.runtime_data.connection.connected)
+    for _ in range(5):
+        await send(entry, server)  # type: ignore[arg-type]
+        if entry.data.get("mbus_devices"):
+            return
+    pytest.fail(f"no M-Bus device remembered: {dict(entry.data)}")
 
 
 def free_port() -> int:
@@ -144,7 +149,7 @@ async def test_network_block(hass: HomeAssistant, server: TcpServer) -> None:
     # Setup opened the port while the meter talked: those telegrams started the 30 s update
     # window. A fresh connection publishes its first telegram at once: reload, then send one.
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     assert server.last_rendered is not None
     expected = float(server.last_rendered.values["CURRENT_ELECTRICITY_USAGE"])
@@ -184,9 +189,9 @@ async def test_every_key_is_honoured(hass: HomeAssistant, servers: list[BaseServ
     assert entry.data["reconnect_interval"] == 7
     assert entry.data["precision"] == 1
     assert entry.data["serial_id"] == bridge.meter.render().values["BELGIUM_EQUIPMENT_IDENTIFIER"]
-    reader = entry.runtime_data.reader
-    assert reader.reconnect_interval == 7
-    await wait_for(lambda: reader.connected)
+    connection = entry.runtime_data.connection
+    assert connection.reconnect_interval == 7
+    await wait_for(lambda: connection.connected)
     await send(entry, bridge)
     assert bridge.last_rendered is not None
     raw = bridge.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]
@@ -253,7 +258,7 @@ async def test_same_yaml_again(hass: HomeAssistant, server: TcpServer) -> None:
     blocks = [block(server)]
     await setup_yaml(hass, server, blocks=blocks)
     entry = only_entry(hass)
-    await first_telegram(entry, server)  # its M-Bus device is remembered: data of the meter's
+    await first_telegrams(entry, server)  # its M-Bus device is remembered: data of the meter's
     data, coordinator = dict(entry.data), entry.runtime_data
     await import_again(hass, server, blocks=blocks)
     assert only_entry(hass) is entry
@@ -274,8 +279,8 @@ async def test_changed_key_updates_the_entry(hass: HomeAssistant, server: TcpSer
     # Reloaded with the new settings.
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not coordinator
-    assert entry.runtime_data.reader.reconnect_interval == 9
-    await wait_for(lambda: entry.runtime_data.reader.connected)
+    assert entry.runtime_data.connection.reconnect_interval == 9
+    await wait_for(lambda: entry.runtime_data.connection.connected)
     await send(entry, server)
     assert server.last_rendered is not None
     raw = server.last_rendered.values["ELECTRICITY_USED_TARIFF_1"]
@@ -436,7 +441,7 @@ async def test_invalid_block_keeps_the_entries(
     """A typo in a block does not delete the entry (and its history) the block names."""
     await setup_yaml(hass, server, blocks=[block(server)])
     entry = only_entry(hass)
-    await first_telegram(entry, server)  # its M-Bus device is remembered: data of the meter's
+    await first_telegrams(entry, server)  # its M-Bus device is remembered: data of the meter's
     data = dict(entry.data)
     await import_again(hass, server, blocks=[block(server, dsmr_version="5 ")])
     assert only_entry(hass) is entry

@@ -1,88 +1,218 @@
-"""Config flow: add a meter on a serial port or a network bridge, validated by a real telegram.
+"""Config flow: add a meter validated by a real telegram, reconfigure it, its options.
 
-The meter type defaults to "Detect automatically": the port is listened to with each line setting
-in turn and the version is read from the first telegram (detect.py); the user confirms what was
-found. USB discovery offers a port only after a telegram was heard on it. Reconfigure changes the
-port, host or key of an existing meter, which must still be the same meter.
+USB discovery offers a port only after a telegram was heard on it. No form is pre-filled with a
+stored secret: reconfigure leaves the key fields empty (empty keeps the stored key) and shows a
+port URL redacted (sent back unchanged, it keeps the stored URL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Mapping
+import functools
+import ipaddress
 import math
-from typing import Any
+import re
+import traceback
+from typing import Any, Concatenate
 
 from homeassistant.components.usb import get_serial_by_id
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    OptionsFlow,
+    OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
+from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from homeassistant.helpers.translation import async_get_translations
+import probatio as vol
 
+from .connection import (
+    REDACTED,
+    CannotCommunicate,
+    CannotConnect,
+    InvalidKey,
+    InvalidPort,
+    async_check_port,
+    port_url,
+    redact_port,
+)
 from .const import (
-    CONF_AUTHENTICATION_KEY,
-    CONF_DSMR_VERSION,
-    CONF_ENCRYPTION_KEY,
+    CONF_AUTHENTICATION_KEY as AUTH_KEY,
+    CONF_DSMR_VERSION as VERSION,
+    CONF_ENCRYPTION_KEY as KEY,
+    CONF_PEAK_THRESHOLD,
     CONF_PROTOCOL,
+    CONF_REBROADCAST as SHARE,
+    CONF_REBROADCAST_HOST,
+    CONF_REBROADCAST_PORT,
     CONF_SERIAL_ID,
+    CONF_SERIAL_ID_GAS,
     CONF_SOURCE_YAML,
+    CONF_TIME_BETWEEN_UPDATE,
+    CONF_WATCHDOG_TIMEOUT,
+    DEFAULT_PORT,
+    DEFAULT_TIME_BETWEEN_UPDATE,
+    DEFAULT_WATCHDOG_TIMEOUT,
     DOMAIN,
     DSMR_PROTOCOL,
     ENCRYPTED_DSMR_VERSIONS,
     LOGGER,
+    RFXTRX_DSMR_PROTOCOL,
     VERSION_AUTO,
+    VERSION_BY_OPTION,
     version_option,
 )
-from .detect import ENCRYPTED, Detection, NothingReceived, async_detect
-from .flow_guard import ends_well
-from .forms import (
-    KEY_SCHEMA,
-    OPTIONAL_KEYS,
-    clean_host,
-    form_error,
-    keys,
-    network_schema,
-    reconfigured,
-    serial_schema,
-    title,
-    version_and_protocol,
+from .detect import (
+    ENCRYPTED,
+    Detection,
+    NothingReceived,
+    async_detect,
+    async_validated,
+    identify_detected,
+    identify_encrypted,
 )
-from .identify import async_validated, identify_detected, identify_encrypted
-from .options_flow import DsmrOptionsFlow
-from .ports import CannotConnect, InvalidPort, async_check_port, port_url, redact_port
-from .reader import CannotCommunicate, InvalidKey
+from .p1.demand import DEFAULT_THRESHOLD_KW
+from .p1.telegram import has_demand
+from .sharing import async_trial_listen, shared, sharing_section
 from .yaml_import import yaml_key
 
-# Detection heard bytes but no telegram: line settings are worth mentioning on a serial port.
-NOT_RECOGNISED = {"serial": "not_recognised", "network": "not_recognised_network"}
-# What says where a meter is read from: moved together when the meter turns up elsewhere.
-TRANSPORT_KEYS = (
-    CONF_HOST,
-    CONF_PORT,
-    CONF_PROTOCOL,
-    CONF_ENCRYPTION_KEY,
-    CONF_AUTHENTICATION_KEY,
+CONF_RFXTRX = "rfxtrx"
+KEY_PATTERN = re.compile(r"^[0-9A-Fa-f]{32}$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+KEYS = (KEY, AUTH_KEY)
+SECRETS = frozenset({KEY, AUTH_KEY, CONF_SERIAL_ID, CONF_SERIAL_ID_GAS})
+NOT_RECOGNISED = {"serial": "not_recognized", "network": "not_recognized_network"}
+# Where a meter is read from: moved together when the meter turns up elsewhere.
+TRANSPORT_KEYS = (CONF_HOST, CONF_PORT, CONF_PROTOCOL, KEY, AUTH_KEY)
+VERSION_SELECTOR = selector.SelectSelector(
+    selector.SelectSelectorConfig(
+        options=list(VERSION_BY_OPTION),
+        mode=selector.SelectSelectorMode.DROPDOWN,
+        translation_key=VERSION,
+    )
 )
+PASSWORD = selector.TextSelector(
+    selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+)
+KEY_SCHEMA = vol.Schema({vol.Required(KEY): PASSWORD, vol.Optional(AUTH_KEY): PASSWORD})
+PEAK_THRESHOLD = selector.NumberSelector(  # kW: 0 (every new peak) to 100 (a large connection)
+    selector.NumberSelectorConfig(
+        min=0, max=100, step=0.1, unit_of_measurement="kW", mode=selector.NumberSelectorMode.BOX
+    )
+)
+type Step[F, **P] = Callable[Concatenate[F, P], Coroutine[Any, Any, ConfigFlowResult]]
+
+
+def ends_well[F: ConfigFlow | OptionsFlow, **P](step: Step[F, P]) -> Step[F, P]:
+    """A step whose unexpected error aborts the flow with `unknown`, logged without secrets."""
+
+    @functools.wraps(step)
+    async def run(flow: F, /, *args: P.args, **kwargs: P.kwargs) -> ConfigFlowResult:
+        try:
+            return await step(flow, *args, **kwargs)
+        except AbortFlow:
+            raise
+        except Exception as err:
+            sources = [a for a in (*args, *kwargs.values()) if isinstance(a, Mapping)]
+            sources.append(getattr(flow, "_data", None) or {})
+            sources.extend(e.data for e in flow.hass.config_entries.async_entries(DOMAIN))
+            text = "".join(traceback.format_exception(err)).rstrip()
+            for source in sources:
+                for name, value in source.items():
+                    if isinstance(value, str) and value.strip() and name in SECRETS:
+                        text = re.sub(re.escape(value.strip()), REDACTED, text, flags=re.I)
+                    elif isinstance(value, str) and (shown := redact_port(value)) != value:
+                        text = text.replace(value, shown)
+            name = step.__name__.removeprefix("async_step_")
+            LOGGER.error("Unexpected error in the dsmr %s step; please report it:\n%s", name, text)
+            return flow.async_abort(reason="unknown")
+
+    return run
+
+
+def port_schema(defaults: Mapping[str, Any], *, network: bool, version: bool = True) -> vol.Schema:
+    """The serial or network step's form (reconfigure: without the meter type)."""
+    if network:
+        fields: dict[Any, Any] = {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): selector.TextSelector(),
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 23)): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=65535)
+            ),
+        }
+    else:
+        port = redact_port(str(defaults.get(CONF_PORT, DEFAULT_PORT)))
+        fields = {vol.Required(CONF_PORT, default=port): selector.SerialPortSelector()}
+    if version:
+        option = version_option(defaults.get(VERSION, VERSION_AUTO))
+        fields[vol.Required(VERSION, default=option)] = VERSION_SELECTOR
+        fields[vol.Optional(CONF_RFXTRX, default=bool(defaults.get(CONF_RFXTRX, False)))] = bool
+    return vol.Schema(fields)
+
+
+def version_and_protocol(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Entry data for the meter type and framing chosen."""
+    return {
+        VERSION: VERSION_BY_OPTION[user_input.get(VERSION, VERSION_AUTO)],
+        CONF_PROTOCOL: RFXTRX_DSMR_PROTOCOL if user_input.get(CONF_RFXTRX) else DSMR_PROTOCOL,
+    }
+
+
+def clean_host(value: str) -> str | None:
+    """A host name or address, a scheme, port or path pasted with it stripped; IPv6 bracketed."""
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip(), flags=re.IGNORECASE).split("/")[0]
+    if bracketed := re.fullmatch(r"\[([^\]]*)\](?::\d*)?", host):
+        host = bracketed.group(1)
+    elif host.count(":") == 1:  # host:port pasted into the host field
+        host = host.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host if HOST_PATTERN.match(host) else None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def keys(user_input: Mapping[str, Any]) -> dict[str, str] | None:
+    """The encryption (and optional authentication) key, upper-case; None if malformed."""
+    key, auth = (str(user_input.get(field) or "").strip() for field in KEYS)
+    if not KEY_PATTERN.match(key) or (auth and not KEY_PATTERN.match(auth)):
+        return None
+    return {KEY: key.upper()} | ({AUTH_KEY: auth.upper()} if auth else {})
+
+
+def title(data: Mapping[str, Any]) -> str:
+    """An entry's title: the port (its secrets redacted), or host:port."""
+    if CONF_HOST in data:
+        return f"{data[CONF_HOST]}:{data[CONF_PORT]}"
+    return redact_port(str(data[CONF_PORT]))
+
+
+def form_error(err: Exception, *, base: bool = False) -> dict[str, str]:
+    """The form error for what opening, detecting or validating raised."""
+    if isinstance(err, InvalidPort):
+        return {"base" if base else CONF_PORT: "invalid_port"}
+    if isinstance(err, CannotConnect):
+        return {"base": "cannot_connect"}
+    return {"base": "invalid_key" if isinstance(err, InvalidKey) else "cannot_communicate"}
 
 
 class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     """Add a DSMR meter."""
 
-    VERSION = 1  # core's; entries stay loadable by core after a rollback
+    VERSION = 1  # core's: entries stay loadable by core after a rollback
 
     def __init__(self) -> None:
-        """Initialize the flow."""
         self._data: dict[str, Any] = {}
         self._detection: Detection | None = None
 
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> DsmrOptionsFlow:
-        """Options: the update window, the watchdog, sharing the meter."""
         return DsmrOptionsFlow()
 
     @ends_well
@@ -92,71 +222,61 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
 
     @ends_well
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """A P1 cable on a local serial port (or any serialx URL)."""
-        if user_input is not None:
-            port = str(user_input[CONF_PORT]).strip()
-            if self._data and port == redact_port(str(self._data.get(CONF_PORT))):
-                port = self._data[CONF_PORT]  # shown redacted after a failed attempt
-            try:  # before anything is opened: a file or a watchdog never is
-                await async_check_port(port)
-            except CannotConnect as err:
-                return self._show("serial", user_input, form_error(err))
-            self._data = {CONF_PORT: port, **version_and_protocol(user_input)}
-            return await self._async_next("serial", user_input)
-        return self._show("serial", {}, {})
+        """A P1 cable on a serial port (or any serialx URL)."""
+        if user_input is None:
+            return self._show("serial", {}, {})
+        port = str(user_input[CONF_PORT]).strip()
+        if self._data and port == redact_port(str(self._data.get(CONF_PORT))):
+            port = self._data[CONF_PORT]  # shown redacted after a failed attempt
+        try:  # before anything is opened: a file or a watchdog never is
+            await async_check_port(port)
+        except CannotConnect as err:
+            return self._show("serial", user_input, form_error(err))
+        self._data = {CONF_PORT: port, **version_and_protocol(user_input)}
+        return await self._async_next("serial", user_input)
 
     @ends_well
     async def async_step_network(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """A ser2net server or an ESP bridge: host and port."""
-        if user_input is not None:
-            if not (host := clean_host(user_input[CONF_HOST])):
-                return self._show("network", user_input, {CONF_HOST: "invalid_host"})
-            self._data = {
-                CONF_HOST: host,
-                CONF_PORT: user_input[CONF_PORT],
-                **version_and_protocol(user_input),
-            }
-            return await self._async_next("network", user_input)
-        return self._show("network", {}, {})
+        if user_input is None:
+            return self._show("network", {}, {})
+        if not (host := clean_host(user_input[CONF_HOST])):
+            return self._show("network", user_input, {CONF_HOST: "invalid_host"})
+        data = {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
+        self._data = data | version_and_protocol(user_input)
+        return await self._async_next("network", user_input)
 
     def _show(
-        self,
-        step: str,
-        user_input: dict[str, Any],
-        errors: dict[str, str],
-        placeholders: dict[str, str] | None = None,
+        self, step: str, user_input: dict[str, Any], errors: dict[str, str], **shown: str
     ) -> ConfigFlowResult:
-        """Show a step's form again, with what was typed (a key too: it is the user's own)."""
+        """A step's form again, with what was typed (a key too: it is the user's own)."""
         if step == "encryption_key":
             schema = self.add_suggested_values_to_schema(KEY_SCHEMA, user_input)
         else:
-            schema = network_schema(user_input) if step == "network" else serial_schema(user_input)
+            schema = port_schema(user_input, network=step == "network")
         return self.async_show_form(
-            step_id=step, data_schema=schema, errors=errors, description_placeholders=placeholders
+            step_id=step, data_schema=schema, errors=errors, description_placeholders=shown or None
         )
 
     async def _async_next(self, step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
         self._abort_if_port_configured(self._data)
-        if self._data[CONF_DSMR_VERSION] == VERSION_AUTO:
+        if self._data[VERSION] == VERSION_AUTO:
             try:
                 self._detection = await async_detect(port_url(self._data))
             except CannotConnect as err:
                 return self._show(step, user_input, form_error(err))
             except NothingReceived as err:
-                seconds = {"seconds": str(math.ceil(err.seconds))}
-                return self._show(step, user_input, {"base": "no_data"}, seconds)
+                seconds = str(math.ceil(err.seconds))
+                return self._show(step, user_input, {"base": "no_data"}, seconds=seconds)
             except CannotCommunicate:
                 return self._show(step, user_input, {"base": NOT_RECOGNISED[step]})
-            if self._detection.version == ENCRYPTED:
-                return await self.async_step_encryption_key()
             try:
-                data = identify_detected(self._data, self._detection)
+                return await self._async_detected()
             except CannotCommunicate, InvalidKey:
                 return self._show(step, user_input, {"base": "cannot_communicate"})
-            return await self._async_confirm(data)
-        if self._data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS:
+        if self._data[VERSION] in ENCRYPTED_DSMR_VERSIONS:
             return await self.async_step_encryption_key()
         return await self._async_validate_and_create(self._data, step, user_input)
 
@@ -170,18 +290,17 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             if (found := keys(user_input)) is None:
                 errors["base"] = "invalid_key_format"
             elif self._detection is not None and self._detection.version == ENCRYPTED:
-                try:  # decrypt the frame heard during detection: a wrong key shows at once
+                try:  # the frame heard in detection: a wrong key shows at once
                     data = identify_encrypted(self._detection.telegram, {**self._data, **found})
                 except InvalidKey:
                     errors["base"] = "invalid_key"
                 except CannotCommunicate:
-                    errors["base"] = "not_recognised"
+                    errors["base"] = "not_recognized"
                 else:
                     return await self._async_confirm(data)
             else:
-                return await self._async_validate_and_create(
-                    {**self._data, **found}, "encryption_key", user_input
-                )
+                data = {**self._data, **found}
+                return await self._async_validate_and_create(data, "encryption_key", user_input)
         return self._show("encryption_key", user_input or {}, errors)
 
     async def _async_validate_and_create(
@@ -194,40 +313,33 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
         await self._async_abort_if_known(data)
         return self.async_create_entry(title=title(data), data=data)
 
+    async def _async_detected(self) -> ConfigFlowResult:
+        """The key step for an encrypted meter, else confirm the meter (CannotCommunicate)."""
+        assert self._detection is not None
+        if self._detection.version == ENCRYPTED:
+            return await self.async_step_encryption_key()
+        return await self._async_confirm(identify_detected(self._data, self._detection))
+
     async def _async_confirm(self, data: dict[str, Any]) -> ConfigFlowResult:
-        """Tell the user what detection found; one click creates the entry."""
         await self._async_abort_if_known(data)
         self._data = data
         return await self.async_step_detected()
 
-    def _abort_if_port_configured(self, data: dict[str, Any], other_than: str = "") -> None:
-        """One entry per port, or host and TCP port in whichever spelling (raises AbortFlow).
-
-        A meter without an equipment identifier (Sweden, Austria) is known by nothing else.
-        `other_than`: the entry being reconfigured, which may keep its own port.
-        """
+    def _abort_if_port_configured(self, data: Mapping[str, Any], other_than: str = "") -> None:
+        """One entry per port (a meter without an identifier is known by nothing else)."""
         url = port_url(data)
         for entry in self._async_current_entries(include_ignore=False):
             if entry.entry_id != other_than and port_url(entry.data) == url:
                 raise AbortFlow("already_configured")
 
     async def _async_abort_if_known(self, data: dict[str, Any]) -> None:
-        """A meter that is set up already: abort; found on another port, its entry moves there.
-
-        The entry's data then says where the meter is, consistently: host set (a network
-        bridge) or gone (a serial port), the port, the framing and any key just entered.
-        """
+        """A meter set up already: abort; found on another port, its entry moves there."""
         if not data.get(CONF_SERIAL_ID):
             return
-        await self.async_set_unique_id(data[CONF_SERIAL_ID])
-        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
-            DOMAIN, data[CONF_SERIAL_ID]
-        )
-        if entry is None:
+        if (entry := await self.async_set_unique_id(data[CONF_SERIAL_ID])) is None:
             return
-        moved = {k: v for k, v in entry.data.items() if k != CONF_HOST} | {
-            k: data[k] for k in TRANSPORT_KEYS if k in data
-        }
+        moved = {k: v for k, v in entry.data.items() if k != CONF_HOST}
+        moved |= {k: data[k] for k in TRANSPORT_KEYS if k in data}
         if moved == dict(entry.data):
             raise AbortFlow("already_configured")
         new_title = title(moved) if entry.title == title(entry.data) else entry.title
@@ -239,74 +351,52 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
     async def async_step_detected(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Show the meter that was found."""
+        """Show the meter that was found; one click adds it."""
         if user_input is not None:
             return self.async_create_entry(title=title(self._data), data=self._data)
-        detection = self._detection
-        assert detection is not None
+        assert self._detection is not None
         self._set_confirm_only()
-        return self.async_show_form(
-            step_id="detected",
-            description_placeholders={
-                "meter": await self._async_version_label(self._data[CONF_DSMR_VERSION]),
-                "port": redact_port(port_url(self._data)),
-                "settings": detection.settings,
-                "seconds": f"{detection.seconds:.1f}",
-            },
-        )
-
-    async def _async_version_label(self, version: str) -> str:
-        """The meter type's label as the selector shows it, in Home Assistant's language.
-
-        A placeholder is shown as it is, so it is translated here (English where a language
-        lacks the label); the frontend's language is not known to a flow.
-        """
+        # A placeholder is shown as it is: the meter type is translated here.
         strings = await async_get_translations(
             self.hass, self.hass.config.language, "selector", {DOMAIN}
         )
-        key = f"component.{DOMAIN}.selector.{CONF_DSMR_VERSION}.options.{version_option(version)}"
-        return strings.get(key, version)
+        key = f"component.{DOMAIN}.selector.{VERSION}.options.{version_option(self._data[VERSION])}"
+        return self.async_show_form(
+            step_id="detected",
+            description_placeholders={
+                "meter": strings.get(key, self._data[VERSION]),
+                "port": redact_port(port_url(self._data)),
+                "settings": self._detection.settings,
+                "seconds": f"{self._detection.seconds:.1f}",
+            },
+        )
 
     @ends_well
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
-        """A USB serial adapter appeared: offer it only if a meter is talking on it."""
+        """A USB serial adapter appeared: offered only if a meter is talking on it."""
         port = await self.hass.async_add_executor_job(get_serial_by_id, discovery_info.device)
         self._async_abort_entries_match({CONF_PORT: port})
-        self._data = {
-            CONF_PORT: port,
-            CONF_DSMR_VERSION: VERSION_AUTO,
-            CONF_PROTOCOL: DSMR_PROTOCOL,
-        }
+        self._data = {CONF_PORT: port, VERSION: VERSION_AUTO, CONF_PROTOCOL: DSMR_PROTOCOL}
         try:
             self._detection = await async_detect(port)
-        except CannotConnect, CannotCommunicate:
+            self.context["title_placeholders"] = {"name": port}
+            return await self._async_detected()
+        except CannotConnect, CannotCommunicate, InvalidKey:
             return self.async_abort(reason="not_dsmr")
-        self.context["title_placeholders"] = {"name": port}
-        if self._detection.version == ENCRYPTED:
-            return await self.async_step_encryption_key()
-        try:
-            data = identify_detected(self._data, self._detection)
-        except CannotCommunicate, InvalidKey:
-            return self.async_abort(reason="not_dsmr")
-        return await self._async_confirm(data)
 
     @ends_well
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change where the meter is read from (and its key), keeping every entity."""
+        """Change where the meter is read from (and its keys), keeping every entity."""
         entry = self._get_reconfigure_entry()
         if entry.data.get(CONF_SOURCE_YAML):  # the YAML would undo it at the next start
             return self.async_abort(reason="configured_in_yaml")
         network = CONF_HOST in entry.data
-        encrypted = entry.data[CONF_DSMR_VERSION] in ENCRYPTED_DSMR_VERSIONS
-        schema = (
-            network_schema(entry.data, version=False)
-            if network
-            else serial_schema(entry.data, version=False)
-        )
+        encrypted = entry.data[VERSION] in ENCRYPTED_DSMR_VERSIONS
+        schema = port_schema(entry.data, network=network, version=False)
         if encrypted:  # never pre-filled: an empty field keeps the stored key
-            schema = schema.extend(OPTIONAL_KEYS.schema)
+            schema = schema.extend({vol.Optional(field): PASSWORD for field in KEYS})
         errors: dict[str, str] = {}
         if user_input is not None:
             data, errors = reconfigured(dict(entry.data), user_input, network, encrypted)
@@ -327,20 +417,15 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
 
     @ends_well
     async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
-        """A `sensor: - platform: dsmr` YAML block (see yaml_import).
-
-        Only entries marked as coming from YAML follow the YAML; an entry made in the UI (or
-        by core's YAML import long ago) for the same port or meter is never taken over, as
-        removing the block would then remove it.
-        """
+        """A `sensor: - platform: dsmr` block (yaml_import.py)."""
         for entry in self._async_current_entries(include_ignore=False):
             if yaml_key(entry.data) != yaml_key(import_data):
                 continue
-            if not entry.data.get(CONF_SOURCE_YAML):
-                return self._async_abort_yaml_duplicate(import_data, entry)
+            if not entry.data.get(CONF_SOURCE_YAML):  # made in the UI or by core: never taken over
+                return self._abort_yaml_duplicate(import_data, entry)
             merged = {**entry.data, **import_data}
-            if import_data[CONF_DSMR_VERSION] == VERSION_AUTO:
-                merged[CONF_DSMR_VERSION] = entry.data[CONF_DSMR_VERSION]  # detected before
+            if import_data[VERSION] == VERSION_AUTO:
+                merged[VERSION] = entry.data[VERSION]  # detected before
             if merged == dict(entry.data):
                 return self.async_abort(reason="already_configured")
             return self.async_update_reload_and_abort(
@@ -348,7 +433,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             )
         for entry in self._async_current_entries(include_ignore=False):
             if port_url(entry.data) == port_url(import_data):  # a meter without identifier
-                return self._async_abort_yaml_duplicate(import_data, entry)
+                return self._abort_yaml_duplicate(import_data, entry)
         data = {**import_data, CONF_PROTOCOL: DSMR_PROTOCOL}
         shown = redact_port(port_url(data))
         try:
@@ -357,9 +442,9 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
             LOGGER.error("The dsmr port %s in YAML is refused: %s; fix its block", shown, err)
             return self.async_abort(reason="invalid_port")
         except CannotConnect:
-            pass  # a device not plugged in (yet): said below, retried at the next start
+            pass  # not plugged in (yet): said below, retried at the next start
         try:
-            if data[CONF_DSMR_VERSION] == VERSION_AUTO:
+            if data[VERSION] == VERSION_AUTO:
                 detection = await async_detect(port_url(data))
                 if detection.version == ENCRYPTED:
                     LOGGER.error(
@@ -379,20 +464,84 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 type(err).__name__,
             )
             return self.async_abort(reason="cannot_connect")
-        if data[CONF_SERIAL_ID]:
-            await self.async_set_unique_id(data[CONF_SERIAL_ID])
-            if same := self.hass.config_entries.async_entry_for_domain_unique_id(
-                DOMAIN, data[CONF_SERIAL_ID]
-            ):
-                return self._async_abort_yaml_duplicate(import_data, same)
+        if data[CONF_SERIAL_ID] and (same := await self.async_set_unique_id(data[CONF_SERIAL_ID])):
+            return self._abort_yaml_duplicate(import_data, same)
         return self.async_create_entry(title=title(data), data=data)
 
-    def _async_abort_yaml_duplicate(
-        self, import_data: dict[str, Any], entry: ConfigEntry
-    ) -> ConfigFlowResult:
+    def _abort_yaml_duplicate(self, block: dict[str, Any], entry: ConfigEntry) -> ConfigFlowResult:
         LOGGER.warning(
             "The dsmr meter on %s in YAML is already set up as '%s'; ignoring its YAML block",
-            redact_port(port_url(import_data)),
+            redact_port(port_url(block)),
             redact_port(entry.title),
         )
         return self.async_abort(reason="already_configured")
+
+
+def reconfigured(
+    data: dict[str, Any], user_input: Mapping[str, Any], network: bool, encrypted: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The entry data with the new port, host and keys; or the form errors."""
+    if network:
+        if not (host := clean_host(str(user_input[CONF_HOST]))):
+            return data, {CONF_HOST: "invalid_host"}
+        data |= {CONF_HOST: host, CONF_PORT: user_input[CONF_PORT]}
+    elif not (port := str(user_input[CONF_PORT]).strip()):
+        return data, {CONF_PORT: "invalid_port"}
+    elif port != redact_port(str(data[CONF_PORT])):
+        data[CONF_PORT] = port
+    if encrypted:
+        typed = {f: str(user_input.get(f) or "").strip() or data.get(f) for f in KEYS}
+        if (found := keys(typed)) is None:
+            return data, {"base": "invalid_key_format"}
+        data.pop(AUTH_KEY, None)
+        data |= found
+    return data, {}
+
+
+class DsmrOptionsFlow(OptionsFlowWithReload):
+    """Update window, watchdog, (Belgian meters) the lowest peak worth a warning, sharing."""
+
+    @ends_well
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The options; saved options reload the entry, which applies them."""
+        options = dict(self.config_entry.options)  # keeps what the form does not show
+        encrypted = self.config_entry.data.get(VERSION) in ENCRYPTED_DSMR_VERSIONS
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            answers = dict(user_input)
+            section_answers = answers.pop(SHARE, None)  # absent: sharing stays as it is
+            options |= answers
+            if section_answers is not None:
+                found, error = shared(section_answers, encrypted=encrypted)
+                options |= found
+                if error is None and found[SHARE]:
+                    error = await self._async_cannot_listen(found)
+                errors = {"base": error} if error else {}
+            if not errors:
+                return self.async_create_entry(data=options)
+        window = options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE)
+        watchdog = options.get(CONF_WATCHDOG_TIMEOUT, DEFAULT_WATCHDOG_TIMEOUT)
+        fields: dict[Any, Any] = {
+            vol.Required(CONF_TIME_BETWEEN_UPDATE, default=window): vol.All(
+                vol.Coerce(int), vol.Range(min=0, max=3600)
+            ),
+            vol.Required(CONF_WATCHDOG_TIMEOUT, default=watchdog): vol.All(
+                vol.Coerce(int), vol.Range(min=5, max=3600)
+            ),
+        }
+        if has_demand(self.config_entry.data[VERSION]):
+            threshold = options.get(CONF_PEAK_THRESHOLD, DEFAULT_THRESHOLD_KW)
+            fields[vol.Required(CONF_PEAK_THRESHOLD, default=threshold)] = PEAK_THRESHOLD
+        fields[vol.Optional(SHARE)] = sharing_section(options, encrypted=encrypted)
+        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
+
+    async def _async_cannot_listen(self, options: dict[str, Any]) -> str | None:
+        """Why the address cannot be listened on (a translation key), or None."""
+        entry, port = self.config_entry, options[CONF_REBROADCAST_PORT]
+        running = entry.runtime_data.rebroadcast if entry.state is ConfigEntryState.LOADED else None
+        # Not tried on the port the entry's server holds (Linux refuses even another address of
+        # it while it listens): the reload moves it.
+        if running is not None and running.port == port:
+            return None
+        failure = await async_trial_listen(options[CONF_REBROADCAST_HOST], port)
+        return None if failure is None else str(failure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+import contextlib
 from dataclasses import asdict
 import json
 import re
@@ -22,7 +23,6 @@ from .const import (
 )
 from .coordinator import DsmrConfigEntry
 from .entity import readable
-from .rebroadcast import RebroadcastServer
 
 TO_REDACT = {
     CONF_ENCRYPTION_KEY,
@@ -59,28 +59,20 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: DsmrConfigEntry
 ) -> dict[str, Any]:
     """Return what helps to debug a meter, and nothing that identifies it."""
-    coordinator = entry.runtime_data.coordinator
-    reader = entry.runtime_data.reader
-    stats = entry.runtime_data.counters
-    telegram = coordinator.latest
-    telegram_json = _telegram_json(telegram) if telegram is not None else None
-    data = dict(entry.data)
-    port = _shown_port(str(data.get(CONF_PORT)))
-    if isinstance(data.get(CONF_PORT), str):
-        data[CONF_PORT] = port
-    diagnostics = {
+    coordinator, server = entry.runtime_data.coordinator, entry.runtime_data.rebroadcast
+    stats, telegram = coordinator.counters, coordinator.latest
+    data, options = dict(entry.data), dict(entry.options)
+    if isinstance(port := data.get(CONF_PORT), str):  # a URL's kind only: host, user, keys go
+        scheme, separator, _ = port.partition("://")
+        data[CONF_PORT] = f"{scheme}{separator}{REDACTED}" if separator else port
+    diagnostics: dict[str, Any] = {
         "entry": async_redact_data(
-            {
-                "title": entry.title,
-                "unique_id": entry.unique_id,
-                "data": data,
-                "options": dict(entry.options),
-            },
+            {"title": entry.title, "unique_id": entry.unique_id, "data": data, "options": options},
             TO_REDACT,
         ),
         "mbus_devices": async_redact_data(entry.data.get(CONF_MBUS_DEVICES, []), {"id"}),
         "reader": {
-            "connected": reader.connected,
+            "connected": entry.runtime_data.connection.connected,
             "available": coordinator.last_update_success,
             "telegrams": stats.telegrams,
             "published": coordinator.published,
@@ -96,28 +88,23 @@ async def async_get_config_entry_diagnostics(
             # Its kind only: the message may name the port's host, or quote what a meter sent.
             "last_error_kind": stats.last_error_kind,
         },
-        "telegram": _redact_telegram(telegram_json),
+        "telegram": _telegram_json(telegram) if telegram is not None else None,
         "raw_telegram": _redact_raw(stats.last_raw),
-        "rebroadcast": _rebroadcast(entry.runtime_data.rebroadcast),
+        "rebroadcast": None
+        if server is None
+        else {  # never its clients' addresses
+            "address": server.address,
+            "listening": server.listening,
+            "clients": server.clients,
+            **asdict(server.stats),
+        },
     }
     # Identifiers also live on in values made from them (entity unique ids kept in the entry's
-    # data, for one): every occurrence, in whatever key, goes.
-    scrubbed: dict[str, Any] = _without(
-        diagnostics, _identifiers(entry, telegram if telegram is not None else ())
-    )
-    return scrubbed
-
-
-def _rebroadcast(server: RebroadcastServer | None) -> dict[str, Any] | None:
-    """The re-broadcast server's address and counters (never its clients' addresses)."""
-    if server is None:
-        return None
-    return {
-        "address": server.address,
-        "listening": server.listening,
-        "clients": server.clients,
-        **asdict(server.stats),
-    }
+    # data, for one): every occurrence, in whatever key and case, goes (the longest first).
+    if identifiers := _identifiers(entry, telegram or ()):
+        pattern = "|".join(re.escape(i) for i in sorted(identifiers, key=len, reverse=True))
+        diagnostics = _scrub(diagnostics, re.compile(pattern, re.IGNORECASE))
+    return diagnostics
 
 
 def _identifiers(entry: DsmrConfigEntry, telegram: Iterable[tuple[str, Any]]) -> set[str]:
@@ -127,8 +114,8 @@ def _identifiers(entry: DsmrConfigEntry, telegram: Iterable[tuple[str, Any]]) ->
         entry.data.get(CONF_SERIAL_ID),
         entry.data.get(CONF_SERIAL_ID_GAS),
         *(device.get("id") for device in entry.data.get(CONF_MBUS_DEVICES, [])),
+        *_telegram_identifiers(telegram),
     }
-    found.update(_telegram_identifiers(telegram))
     found.update(readable(str(ident)) for ident in list(found) if ident)
     # Too short or all zeros (an empty identifier): not telling, and everywhere.
     return {str(i) for i in found if i and len(str(i)) >= 6 and str(i).strip("0")}
@@ -142,14 +129,12 @@ def _telegram_identifiers(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
                 if isinstance(device, MbusDevice):
                     yield from _telegram_identifiers(device)
         elif name in TELEGRAM_REDACT:
-            try:
+            with contextlib.suppress(Exception):  # an object without a value: nothing to redact
                 yield str(value.value)
-            except Exception:  # an object without a value: nothing to redact
-                continue
 
 
 def _telegram_json(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """A telegram or M-Bus device as its to_json() has it, item by item: one bad item is named."""
+    """A telegram or M-Bus device as to_json() has it, identifiers redacted; a bad item is named."""
     data: dict[str, Any] = {}
     for name, value in items:
         if isinstance(value, list):  # MBUS_DEVICES
@@ -160,7 +145,7 @@ def _telegram_json(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
                 for item in value
             ]
         elif hasattr(value, "to_json"):  # as to_json(): other items are left out
-            data[name] = _item_json(value)
+            data[name] = REDACTED if name in TELEGRAM_REDACT else _item_json(value)
     return data
 
 
@@ -171,30 +156,15 @@ def _item_json(value: Any) -> Any:
         return {"unreadable": type(err).__name__}
 
 
-def _without(data: Any, identifiers: set[str]) -> Any:
-    """`data` with every occurrence of the identifiers (any case) in its texts redacted."""
-    if not identifiers:
-        return data
-    pattern = re.compile(
-        "|".join(re.escape(i) for i in sorted(identifiers, key=len, reverse=True)), re.IGNORECASE
-    )
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            return pattern.sub(REDACTED, value)
-        if isinstance(value, dict):
-            return {scrub(k): scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(item) for item in value]
-        return value
-
-    return scrub(data)
-
-
-def _shown_port(port: str) -> str:
-    """A device path as it is; of a URL only its kind (its host, user and keys are private)."""
-    scheme, separator, _ = port.partition("://")
-    return f"{scheme}{separator}{REDACTED}" if separator else port
+def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
+    """`value` with every match of `pattern` in its texts redacted."""
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {_scrub(k, pattern): _scrub(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, pattern) for item in value]
+    return value
 
 
 # Lines that identify the meter, its sub-meters or its owner: the value is replaced.
@@ -208,14 +178,3 @@ def _redact_raw(raw: str | None) -> str | None:
     if raw is None or not raw.startswith("/"):
         return None
     return _IDENTIFYING_LINE.sub(r"\1**REDACTED**", raw)
-
-
-def _redact_telegram(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {
-            key: "**REDACTED**" if key in TELEGRAM_REDACT else _redact_telegram(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [_redact_telegram(item) for item in data]
-    return data

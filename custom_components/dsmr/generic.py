@@ -1,75 +1,42 @@
-"""Generic sensors for OBIS lines that no telegram specification names.
+"""Sensors for OBIS lines that no telegram specification names.
 
-Meters send more than dsmr_parser's specifications know: reactive energy on a Dutch meter, a
-breaker state, a manufacturer's text. Such a line (code A-B:C.D.E and what follows it, as
-`parser.unknown_lines` gives it) becomes a sensor on the meter's device instead of being thrown
-away: created the first time a published telegram carries the code, disabled by default (a user
-enables the ones they want), and remembered in the entry's data (`CONF_GENERIC_OBIS`) so that after
-a restart it exists before the first telegram and restores its last state.
-
-What the integration cannot know, it does not guess (`line_value`, `state_class_of`; the entity
-is `GenericObisSensor` in sensor.py). The state is a number only when the line is a single
-group "(number)" or "(number*unit)"; the unit is the one sent (HA's constant where one is
-exactly that unit, else the text). Any other line is text: its groups' contents joined by
-spaces (at most 255 characters). The unit is the entity's
-from its creation on; a number in another unit changes it (and the entry remembers the new one),
-while text on a line that had a unit shows as unknown. No device class is guessed, and only
-instantaneous units (power, voltage, current) get `state_class: measurement`: for those,
-long-term mean/min/max are right whatever the line is. An energy or volume line is deliberately
-left without a state class: an unnamed line may be a register that resets (a billing-period or
-previous-month value) or a snapshot, and `total_increasing` on such a line would corrupt the
-statistics; a user who knows the line can set a state class through a template sensor. No
-rounding either: the value is the meter's. The line as sent is attribute `raw` (not recorded).
+Meters send more than dsmr_parser's specifications know (reactive energy on a Dutch meter, a
+breaker state). Such a line becomes a sensor on the meter's device, disabled by default, made the
+first time a publish carries its code (without a CRC: two in a row) and remembered in the entry.
+Nothing is guessed: no device class, and a state class only for instantaneous units (an unnamed
+energy line may be a register that resets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 import re
 from typing import Any, Final
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import (
-    UnitOfApparentPower,
-    UnitOfElectricCurrent,
-    UnitOfElectricPotential,
-    UnitOfPower,
-    UnitOfReactivePower,
-)
 from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_DSMR_VERSION, CONF_GENERIC_OBIS, LOGGER
+from .const import CONF_GENERIC_OBIS, LOGGER
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
-from .descriptions import spec_has_checksum
+from .entity import HA_UNITS, DsmrEntity
+from .p1.telegram import ha_unit
+from .p1.values import MAX_TEXT
 
-TRANSLATION_KEY: Final = "generic_obis"
-# More codes than any meter sends: a bound on what a misbehaving meter can add to the entry.
-MAX_CODES: Final = 100
-# HA's limit on the length of a text state.
-MAX_STATE_LENGTH: Final = 255
+MAX_CODES: Final = 100  # more than any meter sends: bounds what a bad meter adds to the entry
 # "(number)" or "(number*unit)", nothing else: the only values that become numbers.
 _NUMBER: Final = re.compile(r"\(([-+]?[0-9]+(?:\.[0-9]+)?)(?:\*([^()*\r\n]+))?\)")
 _GROUP: Final = re.compile(r"\(([^()]*)\)")
 # Units of instantaneous values (power, voltage, current): their mean, min and max over time
-# mean something whatever the line is, so they get long-term statistics (see GenericObisSensor).
-MEASUREMENT_UNITS: Final = frozenset(
-    {
-        UnitOfPower.WATT,
-        UnitOfPower.KILO_WATT,
-        UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
-        UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE,
-        UnitOfApparentPower.VOLT_AMPERE,
-        UnitOfApparentPower.KILO_VOLT_AMPERE,
-        UnitOfElectricPotential.VOLT,
-        UnitOfElectricCurrent.AMPERE,
-    }
-)
+# mean something whatever the line is, so they get long-term statistics.
+MEASUREMENT_UNITS: Final = frozenset({"W", "kW", "var", "kvar", "VA", "kVA", "V", "A"})
 
 type Parsed = tuple[Decimal, str | None] | str | None
 
@@ -83,33 +50,24 @@ def obis_description(code: str) -> SensorEntityDescription:
     """The sensor of an OBIS code: named after the code, disabled until a user enables it."""
     return SensorEntityDescription(
         key=obis_key(code),
-        translation_key=TRANSLATION_KEY,
+        translation_key="generic_obis",
         translation_placeholders={"code": code},
         entity_registry_enabled_default=False,
     )
 
 
 def parse_value(value: str) -> Parsed:
-    """A line's value: (number, unit as sent) for one numeric group, else its text (or None).
-
-    The text is the groups' contents joined by spaces, cut to HA's 255 characters; an empty
-    line ("()") has no value.
-    """
+    """(number, unit as sent) for one numeric group, else the groups' text (None: empty)."""
     if (found := _NUMBER.fullmatch(value)) is not None:
         return Decimal(found.group(1)), found.group(2)
-    groups = _GROUP.findall(value)
-    text = " ".join(groups) if groups else value
+    text = " ".join(groups) if (groups := _GROUP.findall(value)) else value
     text = "".join(ch for ch in text if ch.isprintable()).strip()
-    return text[:MAX_STATE_LENGTH] or None
+    return text[:MAX_TEXT] or None
 
 
 def line_value(line: str, unit: str | None) -> tuple[Decimal | str | None, str | None]:
-    """A line's value for an entity in `unit` (as sent), and the entity's unit from now on.
-
-    A number brings its own unit; text on a line with a unit is no value in it (None).
-    """
-    parsed = parse_value(line)
-    if isinstance(parsed, tuple):
+    """A line's value in `unit` (text is none in a unit), and the unit from now on (a number's)."""
+    if isinstance(parsed := parse_value(line), tuple):
         return parsed
     return (None if unit is not None else parsed), unit
 
@@ -126,10 +84,6 @@ def restored_value(state: Any, unit: str | None) -> Decimal | str | None:
     return state if isinstance(state, str) and unit is None else None
 
 
-def _unit_of(parsed: Parsed) -> str | None:
-    return parsed[1] if isinstance(parsed, tuple) else None
-
-
 class GenericObisEntities:
     """Create, remember and restore the generic sensors of one meter."""
 
@@ -137,16 +91,16 @@ class GenericObisEntities:
         self,
         entry: DsmrConfigEntry,
         async_add_entities: AddConfigEntryEntitiesCallback,
-        create: Callable[[str, str | None], SensorEntity],
+        device_info: DeviceInfo,
+        serial: str,
     ) -> None:
-        """Initialize for one entry; `create` makes the sensor of a code (with its unit)."""
+        """For one entry: sensors on the meter's device `serial`."""
         self.entry = entry
         self.coordinator: DsmrCoordinator = entry.runtime_data.coordinator
         self.async_add_entities = async_add_entities
-        self.create = create
+        self.device_info = device_info
+        self.serial = serial
         self.codes: set[str] = set()
-        self._crc = spec_has_checksum(entry.data[CONF_DSMR_VERSION])
-        self._pending: set[str] = set()  # codes seen once, on a meter without CRC
         self._full_logged = False
 
     def restore(self) -> list[SensorEntity]:
@@ -156,25 +110,17 @@ class GenericObisEntities:
             code = known["code"]
             if code not in self.codes:
                 self.codes.add(code)
-                entities.append(self.create(code, known.get("unit")))
+                entities.append(GenericObisSensor(self, code, known.get("unit")))
         return entities
 
     @callback
     def update(self) -> None:
-        """On every publish: add an entity for each code the snapshot carries first."""
+        """Add an entity for each code the snapshot carries first."""
         snapshot = self.coordinator.data
         if snapshot is None:
             return
         lines = snapshot.unknown_lines
-        new = [code for code in lines if code not in self.codes]
-        if not new and not self._pending:
-            return
-        if not self._crc:
-            # Without a CRC a line error can look like a new code: a code counts once two
-            # published telegrams in a row carried it.
-            confirmed = [code for code in new if code in self._pending]
-            self._pending = set(new).difference(confirmed)
-            new = confirmed
+        new = [code for code in snapshot.sure_codes if code not in self.codes]
         if not new:
             return
         room = MAX_CODES - len(self.codes)
@@ -190,11 +136,13 @@ class GenericObisEntities:
             new = new[:room]
             if not new:
                 return
-        records = {code: _unit_of(parse_value(lines[code])) for code in new}
+        records = {code: line_value(lines[code], None)[1] for code in new}
         self.codes.update(records)
         LOGGER.debug("New OBIS lines without a specification: %s", ", ".join(records))
         self.remember(records)
-        self.async_add_entities([self.create(code, unit) for code, unit in records.items()])
+        self.async_add_entities(
+            [GenericObisSensor(self, code, unit) for code, unit in records.items()]
+        )
 
     def unit_changed(self, entity_id: str, code: str, unit: str | None, was: str | None) -> None:
         """The meter now sends `code` in `unit` (its entity showed `was`): logged, remembered."""
@@ -214,3 +162,54 @@ class GenericObisEntities:
             self.coordinator.hass.config_entries.async_update_entry(
                 self.entry, data={**self.entry.data, CONF_GENERIC_OBIS: known}
             )
+
+
+class GenericObisSensor(DsmrEntity, RestoreSensor):
+    """One OBIS line that no specification names, as the meter sends it."""
+
+    _unrecorded_attributes = frozenset({"raw"})
+    _written: tuple[bool, Any, str | None] | None = None
+    _line: str | None = None
+
+    def __init__(self, manager: GenericObisEntities, code: str, unit: str | None) -> None:
+        """For an OBIS code, in the unit it was last seen with."""
+        description = obis_description(code)
+        unique_id = f"{manager.serial}_{description.key}"
+        super().__init__(manager.coordinator, description, manager.device_info, unique_id)
+        self.code = code
+        self._manager = manager
+        self._attr_extra_state_attributes = {"obis_code": code}
+        self._set_unit(unit)
+
+    def _set_unit(self, unit: str | None) -> None:
+        self._unit = unit
+        self._attr_native_unit_of_measurement = HA_UNITS.get(ha_unit(unit) or "", ha_unit(unit))
+        self._attr_state_class = state_class_of(self._attr_native_unit_of_measurement)
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last value before the first telegram arrives."""
+        if (last := await self.async_get_last_sensor_data()) is not None:
+            self._attr_native_value = restored_value(last.native_value, self._unit)
+        await super().async_added_to_hass()
+        if self.coordinator.data is not None:
+            self._handle_coordinator_update()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        snapshot = self.coordinator.data
+        available = self.coordinator.last_update_success
+        value = self._attr_native_value
+        if available and snapshot is not None:
+            line = snapshot.unknown_lines.get(self.code)
+            if line is not None and line != self._line:  # a missing line keeps the last value
+                self._line = line
+                value, unit = line_value(line, self._unit)
+                if unit != self._unit:
+                    self._manager.unit_changed(self.entity_id, self.code, unit, self._unit)
+                    self._set_unit(unit)
+                self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
+        written = (available, value, self._unit)
+        if written != self._written:
+            self._written = written
+            self._attr_native_value = value
+            self.async_write_ha_state()

@@ -1,11 +1,7 @@
 """Entity registry migrations inherited from core `dsmr`, so old entities keep their history.
 
-Core changed its unique ids twice; a user coming from any Home Assistant version may still have
-either old form in the registry. Both are reproduced here exactly:
-
-1. name-based suffixes (before 2022) become description keys;
-2. DSMR 5/5B gas entities keyed `<serial>_hourly_gas_meter_reading` or
-   `<serial>_belgium_5min_gas_meter_reading` move to the M-Bus device's identifier (2024).
+Either of core's old unique id forms may still be in a registry: name-based ones (before 2022),
+and DSMR 5/5B gas ones keyed by PRE_MBUS_GAS_SUFFIXES, not by their M-Bus device (2024).
 """
 
 from __future__ import annotations
@@ -52,10 +48,7 @@ NAME_TO_KEY: tuple[tuple[str, str], ...] = (
     ("Energy_Production_(total)", "electricity_exported_total"),
 )
 OLD_GAS_SUFFIX = "Gas_Consumption"
-GAS_KEY_BY_VERSION = {
-    "4": "hourly_gas_meter_reading",
-    "5": "hourly_gas_meter_reading",
-    "5L": "hourly_gas_meter_reading",
+GAS_KEY_BY_VERSION = dict.fromkeys(("4", "5", "5L"), "hourly_gas_meter_reading") | {
     "5B": "belgium_5min_gas_meter_reading",
     "2.2": "gas_meter_reading",
 }
@@ -78,9 +71,8 @@ async def async_migrate_entity_unique_ids(hass: HomeAssistant, entry: ConfigEntr
 
     @callback
     def migrate(entity_entry: er.RegistryEntry) -> dict[str, str] | None:
-        if new := migrated_unique_id(entity_entry.unique_id, version):
-            return {"new_unique_id": new}
-        return None
+        new = migrated_unique_id(entity_entry.unique_id, version)
+        return {"new_unique_id": new} if new else None
 
     await er.async_migrate_entries(hass, entry.entry_id, migrate)
 
@@ -88,8 +80,7 @@ async def async_migrate_entity_unique_ids(hass: HomeAssistant, entry: ConfigEntr
 @callback
 def async_move_gas_to_mbus(hass: HomeAssistant, entry: ConfigEntry, mbus_id: str) -> None:
     """Move a pre-M-Bus gas entity to the M-Bus device `mbus_id`, keeping its entity id."""
-    dev_reg = dr.async_get(hass)
-    ent_reg = er.async_get(hass)
+    dev_reg, ent_reg = dr.async_get(hass), er.async_get(hass)
     for identifier in (mbus_id, entry.entry_id):
         device = dev_reg.async_get_device_by_identifier((DOMAIN, identifier), entry.entry_id)
         if device is None:

@@ -1,394 +1,550 @@
-"""Sensors for every value a DSMR telegram carries, and for the connection's health.
+"""Sensors: every value a telegram carries, what follows from them, and the connection's health.
 
-What each value becomes is described elsewhere: the meter's values in descriptions.py
-(`SENSORS`; `MBUS_SENSORS` for the gas, water, heat and cooling sub-meters on M-Bus channels),
-the forecast and the flows in derived_descriptions.py. Entities for the configured version exist
-from setup on and restore their last state; M-Bus entities are added whenever a channel first
-shows up and remembered for the next start (mbus.py), and so are OBIS lines no specification
-names (generic.py). Every entity shows the coordinator's snapshot: a value is the meter's number
-in the unit its line carries (`LineUnitEntity`, entity.py); what a register shows and when it is
-written is its `RegisterPolicy`'s decision (policy.py).
+Entities for the configured version exist from setup on and restore their last state; keys (so
+unique ids) of the values core `dsmr` has are core's. Sub-meters and lines no specification names
+get their entities as they appear (submeters.py, generic.py).
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import cache, partial
+from typing import Any, Final
 
-from homeassistant.components.sensor import RestoreSensor, SensorEntity, SensorStateClass
+from homeassistant.components.sensor import (
+    SensorDeviceClass as Class,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass as State,
+)
+from homeassistant.const import (
+    EntityCategory,
+    UnitOfApparentPower,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfFrequency,
+    UnitOfPower,
+    UnitOfReactiveEnergy,
+    UnitOfReactivePower,
+    UnitOfTime,
+    UnitOfVolume,
+)
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.restore_state import RestoreEntity
+from homeassistant.helpers.event import async_track_time_interval
 
 from . import yaml_import
-from .const import CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS
-from .coordinator import DsmrConfigEntry, DsmrCoordinator
-from .derived import FORECAST, MAIN_GAS_KEY, MAIN_GAS_READINGS
-from .derived_descriptions import (
-    DEMAND_SENSORS,
-    GAS_FLOW,
-    DemandSensorEntityDescription,
-    FlowRestoreData,
-    FlowSensorEntityDescription,
-    flow_attributes,
-)
-from .descriptions import DsmrSensorEntityDescription, has_demand, version_sensors
-from .entity import DerivedEntity, DsmrEntity, LineUnitEntity, RefreshingEntity, main_device
-from .flow import FlowState
-from .generic import (
-    GenericObisEntities,
-    line_value,
-    obis_description,
-    restored_value,
-    state_class_of,
-)
-from .health import HEALTH_SENSORS, HealthSensorEntityDescription
-from .mbus import MbusEntities
-from .policy import RegisterPolicy, Verdict
-from .rebroadcast import RebroadcastServer
-from .sharing import CLIENTS
-from .snapshot import MBUS_CHANGED, Reading, Snapshot, Spread
-from .units import ha_unit
+from .const import CONF_AUTO_DISABLED, CONF_DSMR_VERSION, CONF_SERIAL_ID_GAS, LOGGER
+from .coordinator import DsmrConfigEntry, signal
+from .entity import DsmrEntity, DsmrSensor, DsmrSensorEntityDescription, Value, main_device
+from .generic import GenericObisEntities
+from .p1 import values
+from .p1.rebroadcast import RebroadcastServer
+from .p1.snapshot import MAIN_GAS, MAIN_GAS_READINGS, NET_POWER, Snapshot
+from .p1.telegram import has_demand, value_names
+from .submeters import GAS_FLOW, Submeters, flow
 
-# A `sensor: - platform: dsmr` block in YAML: validated, then imported as an entry.
-PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA
-async_setup_platform = yaml_import.async_setup_platform
 PARALLEL_UPDATES = 0  # push: entities never poll
+PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA  # `sensor: - platform: dsmr`, made an entry
+async_setup_platform = yaml_import.async_setup_platform
+HEALTH_REFRESH: Final = timedelta(seconds=10)  # faults make no telegrams: health refreshes
+ABSENT_PUBLISHES: Final = 3  # a value missing from this many publishes is disabled, once
+
+
+def _sensor(
+    name: str, key: str | None = None, tk: str | None = None, **kw: Any
+) -> DsmrSensorEntityDescription:
+    key = key or name.lower()
+    kw.setdefault("value_fn", partial(Snapshot.number, name=name))
+    kw.setdefault("line_fn", partial(Snapshot.line, name=name))
+    return DsmrSensorEntityDescription(key=key, obis_name=name, translation_key=tk or key, **kw)
+
+
+def _energy(
+    name: str, key: str | None = None, tk: str | None = None, **kw: Any
+) -> DsmrSensorEntityDescription:
+    kw.setdefault("device_class", Class.ENERGY)
+    kw.setdefault("native_unit_of_measurement", UnitOfEnergy.KILO_WATT_HOUR)
+    kw.setdefault("state_class", State.TOTAL_INCREASING)
+    return _sensor(name, key, tk, **kw)
+
+
+def _reactive(name: str) -> DsmrSensorEntityDescription:
+    return _energy(
+        name,
+        device_class=Class.REACTIVE_ENERGY,
+        native_unit_of_measurement=KVARH,
+        entity_registry_enabled_default=False,
+    )
+
+
+def _measure(
+    name: str,
+    cls: Class | None,
+    unit: str | None,
+    key: str | None = None,
+    tk: str | None = None,
+    **kw: Any,
+) -> DsmrSensorEntityDescription:
+    kw.setdefault("entity_registry_enabled_default", False)
+    kw.setdefault("average", name)
+    kw.update(device_class=cls, state_class=State.MEASUREMENT, native_unit_of_measurement=unit)
+    return _sensor(name, key, tk, **kw)
+
+
+def _diagnostic(
+    name: str, key: str | None = None, tk: str | None = None, **kw: Any
+) -> DsmrSensorEntityDescription:
+    kw.setdefault("entity_registry_enabled_default", False)
+    kw.setdefault("value_fn", _plain(name))
+    return _sensor(name, key, tk, entity_category=EntityCategory.DIAGNOSTIC, **kw)
+
+
+def _plain(name: str) -> Callable[[Snapshot], Value]:
+    def value(snapshot: Snapshot) -> Value:
+        raw = snapshot.value(name)
+        return snapshot.number(name) if isinstance(raw, Decimal) else raw
+
+    return value
+
+
+def _keyed(key: str, state_class: State | None = None, **kw: Any) -> SensorEntityDescription:
+    return SensorEntityDescription(key=key, translation_key=key, state_class=state_class, **kw)
+
+
+def _text(name: str, key: str | None = None) -> DsmrSensorEntityDescription:
+    return _diagnostic(name, key, value_fn=lambda s: values.text(s.line(name)))
+
+
+KW = UnitOfPower.KILO_WATT
+KVAR = UnitOfReactivePower.KILO_VOLT_AMPERE_REACTIVE
+KVARH = UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR
+KVA = UnitOfApparentPower.KILO_VOLT_AMPERE
+A, V = UnitOfElectricCurrent.AMPERE, UnitOfElectricPotential.VOLT
+L123 = (1, 2, 3)
+TOTALS_SENT_BY = frozenset({"5L", "5S", "Q3D", "5EONHU", "MSn", "SAGEMCOM_T210_D_R"})
+BE = frozenset({"5B"})
+NOT_BE = frozenset(
+    {"2.2", "5EONHU", "MSn", "4", "4+", "5", "5L", "5S", "Q3D", "ISKRA_IE", "SAGEMCOM_T210_D_R"}
+)
+ON: dict[str, Any] = {"entity_registry_enabled_default": True}
+AS_SENT_ON: dict[str, Any] = {"average": None, **ON}  # the meter's own averages: on
+DIAGNOSTIC: dict[str, Any] = {"entity_category": EntityCategory.DIAGNOSTIC, "average": None}
+PEAKS = "BELGIUM_MAXIMUM_DEMAND_13_MONTHS"
+MONTH_PEAK = "BELGIUM_MAXIMUM_DEMAND_MONTH"
+FAILURE_LOG = "POWER_EVENT_FAILURE_LOG"
+
+SENSORS: tuple[DsmrSensorEntityDescription, ...] = (
+    _diagnostic(
+        "P1_MESSAGE_TIMESTAMP",
+        "timestamp",
+        device_class=Class.TIMESTAMP,
+        value_fn=partial(Snapshot.value, name="P1_MESSAGE_TIMESTAMP"),
+    ),
+    _measure("CURRENT_ELECTRICITY_USAGE", Class.POWER, KW, **ON),
+    _measure("CURRENT_ELECTRICITY_DELIVERY", Class.POWER, KW, **ON),
+    # Off by default: it would add a state write per window to every installation.
+    _measure(
+        "CURRENT_ELECTRICITY_USAGE",
+        Class.POWER,
+        KW,
+        "net_power",
+        average=NET_POWER,
+        value_fn=partial(Snapshot.number, name=NET_POWER),
+        line_only=False,  # export too
+    ),
+    _sensor(
+        "ELECTRICITY_ACTIVE_TARIFF",
+        device_class=Class.ENUM,
+        options=["low", "normal"],
+        value_fn=Snapshot.tariff,
+    ),
+    *(_energy(f"ELECTRICITY_{d}_TARIFF_{n}") for d in ("USED", "DELIVERED") for n in (1, 2, 3, 4)),
+    _energy("ELECTRICITY_IMPORTED_TOTAL", enabled_versions=TOTALS_SENT_BY),
+    _energy("ELECTRICITY_EXPORTED_TOTAL", enabled_versions=TOTALS_SENT_BY),
+    *(
+        _measure(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{d}", Class.POWER, KW)
+        for n in L123
+        for d in ("POSITIVE", "NEGATIVE")
+    ),
+    _diagnostic("SHORT_POWER_FAILURE_COUNT", state_class=State.TOTAL_INCREASING),
+    _diagnostic("LONG_POWER_FAILURE_COUNT", state_class=State.TOTAL_INCREASING),
+    _diagnostic(
+        FAILURE_LOG,
+        "power_failure_log",
+        value_fn=lambda s: None if (log := s.line(FAILURE_LOG)) is None else int(log.buffer_length),
+        attributes_fn=lambda s: values.failures(s.line(FAILURE_LOG)),
+    ),
+    *(
+        _diagnostic(f"VOLTAGE_{e}_L{n}_COUNT", state_class=State.TOTAL_INCREASING)
+        for e in ("SAG", "SWELL")
+        for n in L123
+    ),
+    *(_measure(f"INSTANTANEOUS_VOLTAGE_L{n}", Class.VOLTAGE, V) for n in L123),
+    *(_measure(f"INSTANTANEOUS_CURRENT_L{n}", Class.CURRENT, A) for n in L123),
+    # Belgium (e-MUCS): thresholds and the capacity tariff.
+    _measure(
+        "ACTUAL_TRESHOLD_ELECTRICITY",
+        Class.POWER,
+        KW,
+        "belgium_max_power_per_phase",
+        "max_power_per_phase",
+        versions=BE,
+        **DIAGNOSTIC,
+    ),
+    _measure(
+        "ACTUAL_TRESHOLD_ELECTRICITY",
+        Class.POWER,
+        KW,
+        "actual_threshold_electricity",
+        versions=NOT_BE,
+        **DIAGNOSTIC,
+    ),
+    _measure(
+        "FUSE_THRESHOLD_L1",
+        Class.CURRENT,
+        A,
+        "belgium_max_current_per_phase",
+        "max_current_per_phase",
+        versions=BE,
+        **DIAGNOSTIC,
+    ),
+    *(
+        _measure(f"FUSE_THRESHOLD_L{n}", Class.CURRENT, A, versions=NOT_BE, **DIAGNOSTIC)
+        for n in L123
+    ),
+    _measure(
+        "BELGIUM_CURRENT_AVERAGE_DEMAND",
+        Class.POWER,
+        KW,
+        tk="current_average_demand",
+        **AS_SENT_ON,
+    ),
+    _measure(
+        MONTH_PEAK,
+        Class.POWER,
+        KW,
+        "belgium_maximum_demand_current_month",
+        "maximum_demand_current_month",
+        attributes_fn=lambda s: values.peak_time(s.line(MONTH_PEAK)),
+        **AS_SENT_ON,
+    ),
+    _measure(
+        PEAKS,
+        Class.POWER,
+        KW,
+        "belgium_maximum_demand_13_months",
+        "maximum_demand_average_12_months",
+        value_fn=lambda s: values.average_peak(s.line(PEAKS)),
+        attributes_fn=lambda s: values.peak_history(s.line(PEAKS)),
+        **AS_SENT_ON,
+    ),
+    # DSMR 2.2 and 4: the gas meter's reading on the main telegram (its own device, as core).
+    *(
+        _energy(
+            name,
+            tk="gas_meter_reading",
+            device_class=Class.GAS,
+            native_unit_of_measurement=UnitOfVolume.CUBIC_METERS,
+            is_gas=True,
+        )
+        for name in MAIN_GAS_READINGS
+    ),
+    _diagnostic("DEVICE_TYPE", "gas_device_type", is_gas=True),
+    _diagnostic("VALVE_POSITION_GAS", "gas_valve_position", is_gas=True),
+    # E.ON Hungary (core's keys).
+    _energy(
+        "ELECTRICITY_COMBINED",
+        "eon_hu_electricity_combined",
+        "electricity_combined",
+        state_class=State.TOTAL,
+    ),
+    *(
+        _measure(
+            f"INSTANTANEOUS_POWER_FACTOR_{p}",
+            Class.POWER_FACTOR,
+            None,
+            f"eon_hu_instantaneous_power_factor_{p.lower()}",
+            f"instantaneous_power_factor_{p.lower()}",
+            entity_category=EntityCategory.DIAGNOSTIC,
+        )
+        for p in ("TOTAL", "L1", "L2", "L3")
+    ),
+    _measure(
+        "FREQUENCY",
+        Class.FREQUENCY,
+        UnitOfFrequency.HERTZ,
+        "eon_hu_frequency",
+        "frequency",
+        entity_category=EntityCategory.DIAGNOSTIC,
+    ),
+    # Reactive and apparent energy and power (Sweden, Hungary, Luxembourg, Austria).
+    *(
+        _reactive(f"ELECTRICITY_REACTIVE_{d}_{t}")
+        for d in ("IMPORTED", "EXPORTED")
+        for t in ("TOTAL", "TARIFF_1", "TARIFF_2")
+    ),
+    *(_reactive(f"ELECTRICITY_REACTIVE_TOTAL_Q{q}") for q in (1, 2, 3, 4)),
+    _measure("CURRENT_REACTIVE_IMPORTED", Class.REACTIVE_POWER, KVAR),
+    _measure("CURRENT_REACTIVE_EXPORTED", Class.REACTIVE_POWER, KVAR),
+    *(
+        _measure(f"INSTANTANEOUS_REACTIVE_POWER_L{n}_{d}", Class.REACTIVE_POWER, KVAR)
+        for n in L123
+        for d in ("POSITIVE", "NEGATIVE")
+    ),
+    *(
+        _measure(f"INSTANTANEOUS_REACTIVE_POWER_Q{q}", Class.REACTIVE_POWER, KVAR)
+        for q in (1, 2, 3, 4)
+    ),
+    *(
+        _measure(
+            f"MSN_INSTANTANEOUS_APPARENT_POWER_{d}",
+            Class.APPARENT_POWER,
+            KVA,
+            f"apparent_power_{d.lower()}",
+        )
+        for d in ("POSITIVE", "NEGATIVE")
+    ),
+    # Texts, switches and versions.
+    _text("TEXT_MESSAGE"),
+    _text("TEXT_MESSAGE_CODE"),
+    *(_text(f"MSN_TEXT_MESSAGE_{n}", f"text_message_{n}") for n in (2, 3, 4, 5)),
+    _diagnostic("ACTUAL_SWITCH_POSITION"),
+    _diagnostic("MSN_MBUS_SWITCH_POSITION", "mbus_switch_position"),
+    _diagnostic("MSN_CT_RATIO", "ct_ratio"),
+    _diagnostic("Q3D_EQUIPMENT_STATE", "equipment_state"),
+    _diagnostic("P1_MESSAGE_HEADER", "p1_version"),
+    _diagnostic("BELGIUM_VERSION_INFORMATION", tk="p1_version"),
+)
+# Value names without a sensor of their own: identifiers name the devices and unique ids, and
+# the M-Bus lines are the sub-meters' (MBUS_VALVE_POSITION: DSMR 5 meters report no actions).
+NOT_SENSORS: Final = frozenset(
+    {
+        "EQUIPMENT_IDENTIFIER",
+        "BELGIUM_EQUIPMENT_IDENTIFIER",
+        "LUXEMBOURG_EQUIPMENT_IDENTIFIER",
+        "Q3D_EQUIPMENT_IDENTIFIER",
+        "COSEM_LOGICAL_DEVICE_NAME",
+        "EQUIPMENT_SERIAL_NUMBER",
+        "Q3D_EQUIPMENT_SERIALNUMBER",
+        "EQUIPMENT_IDENTIFIER_GAS",
+        "MBUS_DEVICE_TYPE",
+        "MBUS_EQUIPMENT_IDENTIFIER",
+        "MBUS_METER_READING",
+        "MBUS_VALVE_POSITION",
+    }
+)
+
+
+def _forecast(s: Snapshot) -> float | None:
+    return None if s.forecast is None else s.forecast.forecast_kw
+
+
+def _forecast_attributes(s: Snapshot) -> dict[str, Any]:
+    if (quarter := s.forecast) is None:
+        return {}
+    return {  # (times shown local by the entity)
+        "quarter_start": quarter.quarter_start,
+        "quarter_end": quarter.quarter_end,
+        "demand_so_far": quarter.average_kw,
+        "previous_quarter": quarter.previous_quarter_kw,
+    }
+
+
+def _headroom(s: Snapshot) -> float | None:
+    return None if s.forecast is None else s.forecast.headroom_kw(s.threshold_kw)
+
+
+def _headroom_attributes(s: Snapshot) -> dict[str, Any]:
+    quarter = s.forecast
+    return {
+        "limit": None if quarter is None else quarter.limit_kw(s.threshold_kw),
+        "month_peak": None if quarter is None else quarter.month_peak_kw,
+        "threshold": s.threshold_kw,
+    }
+
+
+DEMAND_SENSORS: Final = tuple(
+    DsmrSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=Class.POWER,
+        state_class=State.MEASUREMENT,
+        native_unit_of_measurement=KW,
+        suggested_display_precision=3,
+        value_fn=value_fn,
+        attributes_fn=attributes_fn,
+    )
+    for key, value_fn, attributes_fn in (
+        ("quarter_hour_forecast", _forecast, _forecast_attributes),
+        ("peak_headroom", _headroom, _headroom_attributes),
+    )
+)
+HEALTH_SENSORS: Final = (
+    _keyed("telegrams_per_minute", State.MEASUREMENT, native_unit_of_measurement="telegrams/min"),
+    _keyed("skipped_telegrams", State.TOTAL_INCREASING),
+    _keyed("last_telegram", device_class=Class.TIMESTAMP),
+    _keyed(
+        "meter_clock_offset",
+        State.MEASUREMENT,
+        device_class=Class.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+    ),
+)
+CLIENTS: Final = _keyed(
+    "rebroadcast_clients", State.MEASUREMENT, entity_category=EntityCategory.DIAGNOSTIC
+)
+
+
+@cache
+def version_sensors(version: str) -> tuple[DsmrSensorEntityDescription, ...]:
+    """The sensors of a version's values (the DSMR 2.2/4 gas meter's among them)."""
+    names = value_names(version)
+    return tuple(
+        d for d in SENSORS if d.obis_name in names and (d.versions is None or version in d.versions)
+    )
+
+
+def averaged(version: str) -> frozenset[str]:
+    """What the update window averages for a version's sensors."""
+    return frozenset(d.average for d in version_sensors(version) if d.average)
 
 
 async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: DsmrConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
+    hass: HomeAssistant, entry: DsmrConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Create the meter's entities now, and M-Bus and OBIS-line entities as they appear."""
+    """The meter's entities now; sub-meters' and unnamed lines' as they appear."""
     coordinator = entry.runtime_data.coordinator
     version = entry.data[CONF_DSMR_VERSION]
-    descriptions = version_sensors(version)
     gas = CONF_SERIAL_ID_GAS in entry.data  # a DSMR 2.2/4 gas meter on the main telegram
     device, serial = main_device(entry)
-    entities: list[SensorEntity] = [
-        DsmrSensor(entry, d, *main_device(entry, gas=d.is_gas))
-        for d in descriptions
-        if gas or not d.is_gas
+    gas_device, gas_serial = main_device(entry, gas=True)
+    described = [d for d in version_sensors(version) if gas or not d.is_gas]
+    meter = [
+        DsmrSensor(entry, d, gas_device, f"{gas_serial}_{d.key}")
+        if d.is_gas
+        else DsmrSensor(entry, d, device, f"{serial}_{d.key}")
+        for d in described
     ]
-    entities.extend(
-        HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS
-    )
+    entities: list[SensorEntity] = [*meter]
+    entities += [HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS]
     if has_demand(version):
-        entities.extend(
-            DemandSensor(coordinator, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS
-        )
-    if gas:
-        gas_device, gas_serial = main_device(entry, gas=True)
-        entities.extend(
-            FlowSensor(
-                coordinator, GAS_FLOW, gas_device, f"{gas_serial}_{d.key}_flow", MAIN_GAS_KEY
-            )
-            for d in descriptions
-            if d.obis_name in MAIN_GAS_READINGS
-        )
-    mbus = MbusEntities(
-        entry, async_add_entities, partial(DsmrSensor, entry), partial(FlowSensor, coordinator)
-    )
-    entities.extend(mbus.restore())
-    # OBIS lines no specification names: remembered ones now, new ones as they appear.
-    generic = GenericObisEntities(
-        entry,
-        async_add_entities,
-        lambda code, unit: GenericObisSensor(generic, code, unit, device, serial),
-    )
-    entities.extend(generic.restore())
+        entities += [DsmrSensor(entry, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS]
+    entities += [
+        DsmrSensor(entry, flow(GAS_FLOW, MAIN_GAS), gas_device, f"{gas_serial}_{d.key}_flow")
+        for d in described
+        if d.obis_name in MAIN_GAS_READINGS
+    ]
+
+    submeters = Submeters(entry, async_add_entities)
+    generic = GenericObisEntities(entry, async_add_entities, device, serial)
+    entities += [*submeters.restore(), *generic.restore()]
     if (server := entry.runtime_data.rebroadcast) is not None:
-        entities.append(RebroadcastClientsSensor(server, device, serial))
+        entities.append(ClientsSensor(server, device, f"{serial}_{CLIENTS.key}"))
     async_add_entities(entities)
-    for manager in (mbus, generic):
-        entry.async_on_unload(coordinator.async_add_listener(manager.update))
-        manager.update()  # a telegram may have come while setup opened the port
+    for update in (submeters.update, generic.update):
+        entry.async_on_unload(async_dispatcher_connect(hass, signal(entry.entry_id, "new"), update))
+        update()  # a telegram may have come while setup opened the port
+    _disable_absent(entry, meter)
 
 
-class DsmrSensor(LineUnitEntity, RestoreSensor):
-    """One value of a meter; writes its state only when that value changed."""
+def _disable_absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> None:
+    """After the first publishes: disable (once) the values the meter never sent."""
+    coordinator = entry.runtime_data.coordinator
+    waiting = set(meter)
+    publishes: set[int] = set()
 
-    entity_description: DsmrSensorEntityDescription
-    _unrecorded_attributes = frozenset({"min", "max", "samples"})
-
-    def __init__(
-        self,
-        entry: DsmrConfigEntry,
-        description: DsmrSensorEntityDescription,
-        device_info: DeviceInfo,
-        serial: str,
-        *,
-        channel: int | None = None,
-        mbus_id: str | None = None,
-        unit: str | None = None,
-    ) -> None:
-        """Initialize the sensor; `unit` is the meter's, if known (else the specification's).
-
-        `serial`: the device's serial for a value of the meter, the unique id for an M-Bus one.
-        """
-        if channel is None:
-            serial = f"{serial}_{description.key}"
-        super().__init__(entry, description, device_info, serial, unit)
-        self._channel = channel
-        self._mbus_id = mbus_id
-        register = description.state_class is SensorStateClass.TOTAL_INCREASING
-        self._policy = RegisterPolicy(
-            register=register,
-            per_period=bool(self.coordinator.window) and channel is None,
-            precision=yaml_import.user_precision(entry.data),
+    @callback
+    def update() -> None:
+        snapshot = coordinator.data
+        if snapshot is None:
+            return
+        publishes.add(snapshot.published)
+        waiting.difference_update(
+            [e for e in waiting if snapshot.line(str(e.entity_description.obis_name)) is not None]
         )
-        self._last_reading: Reading | None = None
-        # The snapshot (number) whose reading this entity shows with nothing held back: the
-        # next one needs no look unless it changed that reading (`Snapshot.changed`).
-        self._quiet = -1
-        self._changed_key = description.key if channel is None else MBUS_CHANGED
-        enabled = description.enabled_in(entry.data[CONF_DSMR_VERSION])
-        self._attr_entity_registry_enabled_default = enabled
+        if len(publishes) < ABSENT_PUBLISHES:
+            return
+        stop()
+        registry = er.async_get(coordinator.hass)
+        done: list[str] = list(entry.data.get(CONF_AUTO_DISABLED, []))
+        for entity in (e for e in waiting if e.entity_id and e.native_value is None):  # never sent
+            reg = registry.async_get(entity.entity_id)
+            if reg is None or reg.disabled_by or reg.unique_id in done:
+                continue  # disabled, or enabled again by the user after we did
+            LOGGER.info("%s: the meter does not send this value; disabling it", entity.entity_id)
+            done.append(reg.unique_id)
+            registry.async_update_entity(
+                entity.entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION
+            )
+        if done != entry.data.get(CONF_AUTO_DISABLED, []):
+            coordinator.hass.config_entries.async_update_entry(
+                entry, data={**entry.data, CONF_AUTO_DISABLED: done}
+            )
+
+    remove: list[Callable[[], None]] = [coordinator.async_add_listener(update)]
+
+    @callback
+    def stop() -> None:
+        while remove:
+            remove.pop()()
+
+    entry.async_on_unload(stop)
+    update()
+
+
+class HealthSensor(DsmrEntity, SensorEntity):
+    """A number about the connection, refreshed every HEALTH_REFRESH (faults make no telegrams)."""
+
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_entity_registry_enabled_default = False
+    _written: tuple[Any] | None = None
+    _pushed = False
 
     async def async_added_to_hass(self) -> None:
-        """Restore the last value before the first telegram arrives."""
-        if self._channel is None:
-            self.async_on_remove(self.coordinator.async_show(self.entity_description.key))
-        if (last := await self.async_get_last_sensor_data()) is not None:
-            self._attr_native_value = last.native_value
-            if last.native_value is not None:
-                self._policy.present()
-            self._restore_unit(last.native_unit_of_measurement)
+        """Also refresh on a timer."""
         await super().async_added_to_hass()
+        self.async_on_remove(async_track_time_interval(self.hass, self._refresh, HEALTH_REFRESH))
+        self._refresh()
+
+    @property
+    def available(self) -> bool:
+        """Health is known even while the meter is not."""
+        return True
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        """Take a push; the usual one (nothing new for this entity) costs one look."""
-        coordinator = self.coordinator
-        snapshot = coordinator.data
-        if (
-            snapshot is not None
-            and snapshot.number == self._quiet + 1
-            and self._changed_key not in snapshot.changed
-            and coordinator.last_update_success
-        ):
-            self._quiet = snapshot.number  # its reading is the one shown: nothing to do
-            return
-        self._quiet = -1
-        super()._handle_coordinator_update()
-        written = self._written
-        if snapshot and self._last_reading and written and written[0] and not self._policy.holding:
-            self._quiet = snapshot.number  # shown, nothing held back: the next push may skip
+        if not self._pushed or not self.coordinator.last_update_success:
+            self._pushed = self.coordinator.data is not None
+            self._refresh()  # the first push's value and an outage at once; the rest on the timer
 
-    def _spread(self, snapshot: Snapshot) -> Spread | None:
-        """The window's spread of an averaged value (None: not averaged, or one telegram)."""
-        average = self.entity_description.average
-        return snapshot.spreads.get(self.entity_description.key) if average else None
-
-    def _reading(self, snapshot: Snapshot) -> Reading | None:
-        """The value in the snapshot (an M-Bus reading: by its sub-meter)."""
-        if self._channel is None:
-            return self.entity_description.value_fn(snapshot)
-        return snapshot.mbus_value(self._channel, self._mbus_id)
-
-    def _update(self) -> None:
-        if self._upgrade.pending:
-            return
-        coordinator = self.coordinator
-        available = coordinator.last_update_success
-        snapshot = coordinator.data
-        value = self._attr_native_value
-        policy = self._policy
-        if available and snapshot is not None:
-            description = self.entity_description
-            reading = self._reading(snapshot)
-            spread = self._spread(snapshot)  # not shown already: the push's look said so
-            if reading is None:
-                self._last_reading = None
-                if self._channel is None and policy.absent() and self.entity_id:
-                    coordinator.async_auto_disable(self.entity_id, str(self.unique_id))
-            else:
-                policy.present()
-                # Remembered after: an upgrade that ends at once shows this reading itself.
-                if not self._follow_unit(reading.unit, reading.value):
-                    self._last_reading = None  # shown once the statistics upgrade allows it
-                    return
-                self._last_reading = reading
-                if spread is not None:
-                    value = spread.mean
-                    self._attr_extra_state_attributes = spread.attributes()
-                elif policy.register:  # judged against what it shows (policy.py)
-                    judgement = policy.decide(
-                        self._attr_native_value, reading.value, replaced=coordinator.meter_replaced
-                    )
-                    if judgement.verdict is not Verdict.SHOW:  # held back, or a new cycle
-                        shown_unit = self._attr_native_unit_of_measurement
-                        coordinator.async_explain(self.entity_id, judgement, shown_unit)
-                    value = judgement.value
-                else:
-                    value = reading.value
-                if (
-                    spread is None
-                    and reading.obj is not None
-                    and description.attributes_fn is not None
-                ):
-                    attributes = description.attributes_fn(reading.obj) or {}
-                    self._attr_extra_state_attributes = attributes
-        before = self._written
-        if before == (available, value, self._attr_native_unit_of_measurement):
-            return
-        shown = before[1] if before is not None and before[0] else None  # while available
-        if not policy.write_now(shown, value, snapshot):
-            self._last_reading = None  # look again on the next push, changed or not
-            return
-        self._write(available, value)
+    @callback
+    def _refresh(self, _now: datetime | None = None) -> None:
+        value = getattr(self.coordinator.health(), self.entity_description.key)
+        if (value,) != self._written:
+            self._written = (value,)
+            self._attr_native_value = value
+            self.async_write_ha_state()
 
 
-class HealthSensor(RefreshingEntity, SensorEntity):
-    """A number about the connection, refreshed on its timer (not on every telegram)."""
-
-    entity_description: HealthSensorEntityDescription
-    _every_push = False
-
-    def _current(self) -> Any:
-        return self.entity_description.value_fn(self.coordinator.health())
-
-    @property
-    def native_value(self) -> Any:
-        """The value from the coordinator's health, as last refreshed."""
-        return self._last
-
-
-class GenericObisSensor(DsmrEntity, RestoreSensor):
-    """One OBIS line that no specification names, as the meter sends it (see generic.py)."""
-
-    _unrecorded_attributes = frozenset({"raw"})
-
-    def __init__(
-        self,
-        manager: GenericObisEntities,
-        code: str,
-        unit: str | None,
-        device_info: DeviceInfo,
-        serial: str,
-    ) -> None:
-        """Initialize the sensor for an OBIS code, with the unit it was last seen with."""
-        description = obis_description(code)
-        unique_id = f"{serial}_{description.key}"
-        super().__init__(manager.coordinator, description, device_info, unique_id)
-        self.code = code
-        self._manager = manager
-        self._attr_extra_state_attributes = {"obis_code": code}
-        self._unit: str | None = None
-        self._set_unit(unit)
-        self._line: str | None = None
-        self._written: tuple[bool, Any, str | None] | None = None
-
-    def _set_unit(self, unit: str | None) -> None:
-        self._unit = unit
-        native = ha_unit(unit)
-        self._attr_native_unit_of_measurement = native
-        self._attr_state_class = state_class_of(native)
-
-    async def async_added_to_hass(self) -> None:
-        """Restore the last value before the first telegram arrives."""
-        if (last := await self.async_get_last_sensor_data()) is not None:
-            self._attr_native_value = restored_value(last.native_value, self._unit)
-        await super().async_added_to_hass()
-
-    def _update(self) -> None:
-        coordinator = self.coordinator
-        available = coordinator.last_update_success
-        snapshot = coordinator.data
-        value = self._attr_native_value
-        if available and snapshot is not None:
-            line = snapshot.unknown_lines.get(self.code)
-            if line is not None and line != self._line:  # a missing line keeps the last value
-                self._line = line
-                value, unit = line_value(line, self._unit)
-                if unit != self._unit:
-                    self._manager.unit_changed(self.entity_id, self.code, unit, self._unit)
-                    self._set_unit(unit)
-                self._attr_extra_state_attributes = {"obis_code": self.code, "raw": line}
-        written = (available, value, self._unit)
-        if written == self._written:
-            return
-        self._written = written
-        self._attr_native_value = value
-        self.async_write_ha_state()
-
-
-class DemandSensor(DerivedEntity, SensorEntity):
-    """Quarter-hour forecast or peak headroom (kW)."""
-
-    entity_description: DemandSensorEntityDescription
-    _needs = FORECAST
-
-    def _update(self) -> None:
-        if (derived := self._derived()) is not None:
-            description = self.entity_description
-            self._attr_native_value = description.value_fn(derived)
-            self._attr_extra_state_attributes = description.attributes_fn(derived)
-        self._show((self._attr_native_value, self._attr_extra_state_attributes))
-
-
-class FlowSensor(DerivedEntity, SensorEntity, RestoreEntity):
-    """Gas (m³/h) or water (L/min) flow of one sub-meter; its state survives restarts."""
-
-    entity_description: FlowSensorEntityDescription
-    _unrecorded_attributes = frozenset({"reading_at"})
-
-    def __init__(
-        self,
-        coordinator: DsmrCoordinator,
-        description: FlowSensorEntityDescription,
-        device_info: DeviceInfo,
-        unique_id: str,
-        key: str,
-    ) -> None:
-        """Initialize for the flow `key` (derived.py's `flow_key`)."""
-        super().__init__(coordinator, description, device_info, unique_id)
-        self._key = key
-        self._restored: FlowState | None = None
-        self._flow: FlowState | None = None  # the state shown last
-
-    async def async_added_to_hass(self) -> None:
-        """Give the stored flow state to the snapshot builder, then subscribe."""
-        if (extra := await self.async_get_last_extra_data()) is not None:
-            state = FlowState.from_dict(extra.as_dict())
-            self._restored = self.coordinator.restore_flow(self._key, state)
-        await super().async_added_to_hass()
-
-    @property
-    def extra_restore_state_data(self) -> FlowRestoreData | None:
-        """The flow's state (the last capture and its time) for the next start."""
-        state = self.coordinator.flow(self._key) or self._restored
-        return None if state is None else FlowRestoreData(state)
-
-    def _update(self) -> None:
-        derived = self._derived()
-        flow = None if derived is None else derived.flows.get(self._key)
-        if flow is not None and flow is not self._flow:  # the same state: shown already
-            self._flow = flow
-            self._attr_native_value = self.entity_description.value_fn(flow)
-            self._attr_extra_state_attributes = flow_attributes(flow)
-        self._show((self._attr_native_value, self._attr_extra_state_attributes))
-
-
-class RebroadcastClientsSensor(SensorEntity):
-    """Programs reading the meter through the re-broadcast (sharing.py), while it is shared.
-
-    Not the coordinator's: the count is no meter data and changes while no telegram comes.
-    No attributes: the clients' addresses are not shown.
-    """
+class ClientsSensor(SensorEntity):
+    """Programs reading the meter through the re-broadcast (not meter data: no coordinator)."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
     entity_description = CLIENTS
 
-    def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, serial: str) -> None:
-        """Count the clients of `server`, on the meter's device."""
+    def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, unique_id: str) -> None:
+        """Count the clients of `server` (never their addresses)."""
         self._server = server
         self._attr_device_info = device_info
-        self._attr_unique_id = f"{serial}_rebroadcast_clients"
+        self._attr_unique_id = unique_id
 
     async def async_added_to_hass(self) -> None:
         """Write the count whenever it changes."""

@@ -1,14 +1,8 @@
-"""Sharing the meter: the re-broadcast server's life with a config entry.
+"""Sharing the meter: the re-broadcast server (p1/rebroadcast.py) while the entry is loaded.
 
-The options say whether and where (`sharing_config`); `sharing_for` makes the server
-(rebroadcast.py) when the entry is set up, so that the reader can be given its `publish`;
-`Sharing.async_start`, once the entry sets up, starts it in the entry's background, retrying
-with the reader's backoff (at boot an interface address may not exist yet). The server lives as
-long as the entry is loaded, not as long as the meter's connection. A start failure never fails
-the entry (the meter must still be read): one warning line and the repair issue
-`rebroadcast_cannot_listen`, gone when the port opens, on unload and when sharing is turned off.
-`async_trial_listen` lets the options form say at once why an address cannot be used.
-`CLIENTS` describes the diagnostic sensor that counts the server's clients (sensor.py).
+It starts in the background, retrying with backoff (at boot an interface address may not exist
+yet). A failure never fails the entry (the meter must still be read): one warning line and a
+repair issue, gone when the port opens, on unload, and when sharing is turned off.
 """
 
 from __future__ import annotations
@@ -17,14 +11,16 @@ import asyncio
 from collections.abc import Mapping
 import contextlib
 from dataclasses import dataclass
+import ipaddress
 from typing import Any, Final
 
-from homeassistant.components.sensor import SensorEntityDescription, SensorStateClass
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.data_entry_flow import section
+from homeassistant.helpers import issue_registry as ir, selector
+import probatio as vol
 
+from .connection import FIRST_RETRY_DELAY, redact_port
 from .const import (
     CONF_DSMR_VERSION,
     CONF_REBROADCAST,
@@ -35,11 +31,10 @@ from .const import (
     DEFAULT_REBROADCAST_PORT,
     DOMAIN,
     ENCRYPTED_DSMR_VERSIONS,
-    FIRST_RETRY_DELAY,
     LOGGER,
+    MAX_REBROADCAST_CLIENTS,
 )
-from .ports import redact_port
-from .rebroadcast import (
+from .p1.rebroadcast import (
     DEFAULT_HOST,
     DEFAULT_MAX_CLIENTS,
     CannotListen,
@@ -47,14 +42,7 @@ from .rebroadcast import (
     RebroadcastServer,
 )
 
-# Start attempts 1, 2, 4 ... s apart, at most this far apart.
-MAX_RETRY_DELAY: Final = 60.0
-CLIENTS: Final = SensorEntityDescription(
-    key="rebroadcast_clients",
-    translation_key="rebroadcast_clients",
-    state_class=SensorStateClass.MEASUREMENT,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
+MAX_RETRY_DELAY: Final = 60.0  # s: start attempts 1, 2, 4 ... s apart, at most this far
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +55,6 @@ class SharingConfig:
     decrypted: bool  # an encrypted meter's plain telegrams instead of its frames as received
 
 
-def sharing_config(data: Mapping[str, Any], options: Mapping[str, Any]) -> SharingConfig | None:
-    """The entry's sharing settings; None when sharing is off (the default)."""
-    if not options.get(CONF_REBROADCAST):
-        return None
-    return SharingConfig(
-        host=str(options.get(CONF_REBROADCAST_HOST, DEFAULT_HOST)),
-        port=int(options.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT)),
-        max_clients=int(options.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS)),
-        decrypted=bool(options.get(CONF_REBROADCAST_DECRYPTED))
-        and data.get(CONF_DSMR_VERSION) in ENCRYPTED_DSMR_VERSIONS,
-    )
-
-
 def _issue_id(entry: ConfigEntry) -> str:
     return f"rebroadcast_cannot_listen_{entry.entry_id}"
 
@@ -88,7 +63,6 @@ class Sharing:
     """A loaded entry's re-broadcast server, started in the background, stopped on unload."""
 
     def __init__(self, hass: HomeAssistant, entry: ConfigEntry, config: SharingConfig) -> None:
-        """Make the server (not listening yet)."""
         self.hass = hass
         self.entry = entry
         self.config = config
@@ -105,20 +79,31 @@ class Sharing:
 
     async def async_run(self) -> None:
         """Start the server; on failure say so once and retry until it starts or unload."""
-        delay = FIRST_RETRY_DELAY
-        failed = False
+        delay, failed = FIRST_RETRY_DELAY, False
         while True:
             self._starting = asyncio.ensure_future(self.server.start())
             try:
                 await asyncio.shield(self._starting)
             except CannotListen as err:
                 if not failed:
+                    address = self.server.address
                     LOGGER.warning(
-                        "Cannot share the meter on %s: %s; retrying",
-                        self.server.address,
-                        err.detail,
+                        "Cannot share the meter on %s: %s; retrying", address, err.detail
                     )
-                    self._issue(err)
+                    ir.async_create_issue(
+                        self.hass,
+                        DOMAIN,
+                        _issue_id(self.entry),
+                        is_fixable=False,
+                        is_persistent=False,
+                        severity=ir.IssueSeverity.WARNING,
+                        translation_key="rebroadcast_cannot_listen",
+                        translation_placeholders={
+                            "title": redact_port(self.entry.title),
+                            "address": address,
+                            "error": err.detail,
+                        },
+                    )
                     failed = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -127,23 +112,6 @@ class Sharing:
                 LOGGER.info("Sharing the meter on %s", self.server.address)
             ir.async_delete_issue(self.hass, DOMAIN, _issue_id(self.entry))
             return
-
-    @callback
-    def _issue(self, err: CannotListen) -> None:
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            _issue_id(self.entry),
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="rebroadcast_cannot_listen",
-            translation_placeholders={
-                "title": redact_port(self.entry.title),
-                "address": self.server.address,
-                "error": err.detail,
-            },
-        )
 
     async def async_stop(self) -> None:
         """Close every client and release the port; the issue goes with the server."""
@@ -157,10 +125,17 @@ class Sharing:
 @callback
 def sharing_for(hass: HomeAssistant, entry: ConfigEntry) -> Sharing | None:
     """The entry's sharing if its options turn it on (not started: `Sharing.async_start`)."""
-    config = sharing_config(entry.data, entry.options)
-    if config is None:
+    options = entry.options
+    if not options.get(CONF_REBROADCAST):
         ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))  # turned off while failing
         return None
+    config = SharingConfig(
+        host=str(options.get(CONF_REBROADCAST_HOST, DEFAULT_HOST)),
+        port=int(options.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT)),
+        max_clients=int(options.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS)),
+        decrypted=bool(options.get(CONF_REBROADCAST_DECRYPTED))
+        and entry.data.get(CONF_DSMR_VERSION) in ENCRYPTED_DSMR_VERSIONS,
+    )
     return Sharing(hass, entry, config)
 
 
@@ -173,3 +148,46 @@ async def async_trial_listen(host: str, port: int) -> ListenFailure | None:
         return err.reason
     await server.stop()
     return None
+
+
+def _box(maximum: int) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=1, max=maximum, step=1, mode=selector.NumberSelectorMode.BOX
+        )
+    )
+
+
+def sharing_section(values: Mapping[str, Any], *, encrypted: bool) -> section:
+    """The options form's collapsed section for sharing the meter (flat options)."""
+    host = str(values.get(CONF_REBROADCAST_HOST, DEFAULT_HOST))
+    port = int(values.get(CONF_REBROADCAST_PORT, DEFAULT_REBROADCAST_PORT))
+    clients = int(values.get(CONF_REBROADCAST_MAX_CLIENTS, DEFAULT_MAX_CLIENTS))
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_REBROADCAST, default=bool(values.get(CONF_REBROADCAST))): bool,
+        vol.Required(CONF_REBROADCAST_HOST, default=host): selector.TextSelector(),
+        vol.Required(CONF_REBROADCAST_PORT, default=port): _box(65535),
+        vol.Required(CONF_REBROADCAST_MAX_CLIENTS, default=clients): _box(MAX_REBROADCAST_CLIENTS),
+    }
+    if encrypted:  # serving decrypted telegrams is asked only for an encrypted meter
+        decrypted = bool(values.get(CONF_REBROADCAST_DECRYPTED))
+        fields[vol.Required(CONF_REBROADCAST_DECRYPTED, default=decrypted)] = bool
+    return section(vol.Schema(fields), {"collapsed": True})
+
+
+def shared(answers: Mapping[str, Any], *, encrypted: bool) -> tuple[dict[str, Any], str | None]:
+    """The sharing options from the section's answers, and the form error (if any)."""
+    options: dict[str, Any] = {
+        CONF_REBROADCAST: bool(answers[CONF_REBROADCAST]),
+        CONF_REBROADCAST_HOST: str(answers[CONF_REBROADCAST_HOST]).strip(),
+        CONF_REBROADCAST_PORT: int(answers[CONF_REBROADCAST_PORT]),
+        CONF_REBROADCAST_MAX_CLIENTS: int(answers[CONF_REBROADCAST_MAX_CLIENTS]),
+    }
+    if encrypted:
+        options[CONF_REBROADCAST_DECRYPTED] = bool(answers.get(CONF_REBROADCAST_DECRYPTED))
+    try:  # an IP address: a name is ambiguous, and resolved before the network is up at boot
+        address = ipaddress.ip_address(options[CONF_REBROADCAST_HOST].strip("[]"))
+    except ValueError:
+        return options, "invalid_bind_address"
+    options[CONF_REBROADCAST_HOST] = str(address)  # as Python writes it: [::1] is ::1
+    return options, None

@@ -1,9 +1,7 @@
-"""`sensor: - platform: dsmr` in YAML, kept in step with config entries.
+"""`sensor: - platform: dsmr` in YAML: each block a config entry marked as from YAML.
 
-Each YAML block becomes a config entry (so devices, diagnostics and options work), marked as
-coming from YAML. On every start the entries follow the YAML: a block that is new is imported,
-changed keys are written into its entry, and an entry whose block was removed is removed. Entries
-that core's YAML import created years ago carry no mark and are never touched.
+On every start the marked entries follow the YAML: new blocks are imported, changed keys written
+into their entry, entries whose block is gone removed. Core's old imports carry no mark.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 import probatio as vol
 
+from .connection import redact_port
 from .const import (
     CONF_DSMR_VERSION,
     CONF_PRECISION,
@@ -33,20 +32,18 @@ from .const import (
     LOGGER,
     VERSION_AUTO,
 )
-from .ports import redact_port
 
 
 def _tcp_port_with_host(block: dict[str, Any]) -> dict[str, Any]:
     """With `host`, `port` is the bridge's TCP port (core's YAML), not a device path."""
-    if CONF_HOST in block:
-        try:
-            port = cv.port(block[CONF_PORT])
-        except vol.Invalid as err:
-            raise vol.Invalid(
-                "port must be a TCP port number when host is given", path=[CONF_PORT]
-            ) from err
-        block = {**block, CONF_PORT: port}
-    return block
+    if CONF_HOST not in block:
+        return block
+    try:
+        port = cv.port(block[CONF_PORT])
+    except vol.Invalid as err:
+        message = "port must be a TCP port number when host is given"
+        raise vol.Invalid(message, path=[CONF_PORT]) from err
+    return {**block, CONF_PORT: port}
 
 
 PLATFORM_SCHEMA = vol.All(
@@ -60,7 +57,6 @@ PLATFORM_SCHEMA = vol.All(
             vol.Optional(CONF_RECONNECT_INTERVAL, default=DEFAULT_RECONNECT_INTERVAL): vol.All(
                 vol.Coerce(int), vol.Range(min=1, max=3600)
             ),
-            # Decimals to round numbers to; without it, numbers are the meter's own.
             vol.Optional(CONF_PRECISION): vol.All(vol.Coerce(int), vol.Range(min=0, max=6)),
         }
     ),
@@ -74,20 +70,16 @@ async def async_setup_platform(
     async_add_entities: AddEntitiesCallback,
     discovery_info: DiscoveryInfoType | None = None,
 ) -> None:
-    """Accept a validated `sensor: - platform: dsmr` block (made an entry by `async_setup`).
-
-    The sensor platform's hook for the block (sensor.py re-exports it with `PLATFORM_SCHEMA`).
-    """
+    """The sensor platform's hook for a block (`async_setup` makes it an entry)."""
 
 
 def user_precision(data: Mapping[str, Any]) -> int | None:
     """The decimals an entry's numbers are rounded to (YAML `precision`); None: the meter's."""
-    precision = data.get(CONF_PRECISION)
-    return None if precision is None else int(precision)
+    return None if (precision := data.get(CONF_PRECISION)) is None else int(precision)
 
 
 def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
-    """Entry data for a validated YAML block, in core's data layout."""
+    """Entry data for a validated YAML block, in core's layout (with a host: an integer port)."""
     data: dict[str, Any] = {
         CONF_PORT: str(block[CONF_PORT]),
         CONF_DSMR_VERSION: block[CONF_DSMR_VERSION],
@@ -97,9 +89,7 @@ def yaml_data(block: dict[str, Any]) -> dict[str, Any]:
     if CONF_PRECISION in block:
         data[CONF_PRECISION] = block[CONF_PRECISION]
     if host := block.get(CONF_HOST):
-        # Core's network entries keep host and an integer port.
-        data[CONF_HOST] = host
-        data[CONF_PORT] = cv.port(block[CONF_PORT])
+        data |= {CONF_HOST: host, CONF_PORT: cv.port(block[CONF_PORT])}
     return data
 
 
@@ -109,18 +99,14 @@ def yaml_key(data: dict[str, Any] | Any) -> tuple[str | None, str]:
 
 
 async def async_import_yaml(hass: HomeAssistant, config: ConfigType) -> None:
-    """Import every dsmr YAML block; remove entries whose block is gone.
-
-    While a dsmr block is invalid nothing is removed: a typo must not delete an entry (and its
-    history) that the block, once fixed, names again.
-    """
+    """Import every dsmr YAML block; remove entries whose block is gone."""
     blocks: list[dict[str, Any]] = []
+    # While a block is invalid nothing is removed: a typo must not delete an entry (and its
+    # history) that the block, once fixed, names again.
     invalid = False
     for key in config:
-        if key.partition(" ")[0] != "sensor":
-            continue
         # `sensor:` may hold a single block instead of a list, as Home Assistant allows.
-        for raw in cv.ensure_list(config[key]):
+        for raw in cv.ensure_list(config[key]) if key.partition(" ")[0] == "sensor" else []:
             if not isinstance(raw, dict) or raw.get(CONF_PLATFORM) != DOMAIN:
                 continue
             try:

@@ -3,7 +3,7 @@
 `python -m dsmr_bench` (or `scripts/bench`) runs every measurement in one go on the same
 machine and the same telegrams, and prints one table with ratios:
 
-1. CPU per telegram (DSMR 5 and 5B): dsmr_parser's `TelegramParser.parse` alone, our parser
+1. CPU per telegram (DSMR 5 and 5B): dsmr_parser's `TelegramParser.parse` alone, our reader
    alone, and each integration end to end in a real Home Assistant (bytes on a real TCP socket
    to entity states written), with its default entities and with all entities enabled;
 2. idle cost at real rate: CPU per second with a meter sending one telegram a second over a

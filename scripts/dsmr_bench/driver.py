@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Self
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
+from dsmr_parser.parsers import TelegramParser
 
 from dsmr_sim.meter import Meter
 from dsmr_sim.serial_pty import PtyServer
@@ -156,13 +156,12 @@ def entry_data(server: BaseServer) -> dict[str, Any]:
         data |= {"host": server.host, "port": server.port}
     else:
         data |= {"port": server.endpoint}
-    factory, _ = _create_dsmr_protocol(version, None, object)
-    telegram = factory.args[1].parse(server.meter.telegram())
-    from custom_components.dsmr.reader import equipment_identifier, gas_equipment_identifier
+    from custom_components.dsmr.p1.telegram import gas_identifier, identifier, version_setup
 
+    telegram = TelegramParser(version_setup(version)[0]).parse(server.meter.telegram())
     return data | {
-        "serial_id": equipment_identifier(telegram, version),
-        "serial_id_gas": gas_equipment_identifier(telegram, version),
+        "serial_id": identifier(telegram, version),
+        "serial_id_gas": gas_identifier(telegram, version),
     }
 
 

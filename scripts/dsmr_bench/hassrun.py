@@ -40,8 +40,9 @@ RELOAD_DELAY = 0.2  # seconds from enabling entities to Home Assistant reloading
 class TelegramCounter:
     """Counts telegrams the integration's protocol handled (parsed and passed on, or not).
 
-    Wraps `handle_telegram` of dsmr_parser's `DSMRProtocol` (core) and of our `P1Protocol`
-    (which overrides it without calling it), so both sides pay the same few nanoseconds.
+    Wraps what each side calls once per frame cut from the stream: `handle_telegram` of
+    dsmr_parser's `DSMRProtocol` (core) and `_frame` of our `P1Protocol`, so both sides pay the
+    same few nanoseconds.
     """
 
     def __init__(self, ours: bool) -> None:
@@ -50,20 +51,20 @@ class TelegramCounter:
 
         self.count = 0
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
-        classes: list[type] = [DSMRProtocol]
+        methods: list[tuple[type, str]] = [(DSMRProtocol, "handle_telegram")]
         if ours:
-            from custom_components.dsmr.protocol import P1Protocol
+            from custom_components.dsmr.connection import P1Protocol
 
-            classes.append(P1Protocol)
-        for cls in classes:
-            self._wrap(cls)
+            methods.append((P1Protocol, "_frame"))
+        for cls, name in methods:
+            self._wrap(cls, name)
 
-    def _wrap(self, cls: type) -> None:
-        original: Callable[[Any, str], None] = cls.__dict__["handle_telegram"]
+    def _wrap(self, cls: type, name: str) -> None:
+        original: Callable[[Any, Any], None] = cls.__dict__[name]
         counter = self
 
-        def handle_telegram(protocol: Any, telegram: str) -> None:
-            original(protocol, telegram)
+        def handle(protocol: Any, frame: Any) -> None:
+            original(protocol, frame)
             counter.count += 1
             if counter._waiter is not None and counter.count >= counter._waiter[0]:
                 _, done = counter._waiter
@@ -71,7 +72,7 @@ class TelegramCounter:
                 if not done.done():
                     done.set_result(None)
 
-        cls.handle_telegram = handle_telegram  # type: ignore[attr-defined]
+        setattr(cls, name, handle)
 
     async def reached(self, count: int, limit: float) -> None:
         """Return once `count` telegrams were handled in total (TimeoutError after `limit`)."""
@@ -222,7 +223,8 @@ def queue_depth(hass: HomeAssistant) -> int:
     """Telegrams parsed but not yet taken by a coordinator, over all of our entries.
 
     Since issue 16 the protocol hands each telegram to the coordinator as it parses it: no
-    reader has a queue, and a backlog shows only as lag. (Kept for older checkouts.)
+    connection has a queue, and a backlog shows only as lag. (Kept for older checkouts, whose
+    entries held a `reader` with a queue.)
     """
     depth = 0
     for entry in hass.config_entries.async_entries(DOMAIN):
@@ -234,11 +236,11 @@ def queue_depth(hass: HomeAssistant) -> int:
 
 
 def reader_stats(hass: HomeAssistant) -> list[str]:
-    """Our readers' statistics, for error messages."""
+    """Our connections' counters, for error messages."""
     return [
-        repr(entry.runtime_data.reader.stats)
+        repr(entry.runtime_data.coordinator.counters)
         for entry in hass.config_entries.async_entries(DOMAIN)
-        if hasattr(getattr(entry, "runtime_data", None), "reader")
+        if hasattr(getattr(entry, "runtime_data", None), "connection")
     ]
 
 

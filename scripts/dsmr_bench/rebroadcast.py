@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from custom_components.dsmr.rebroadcast import RebroadcastServer
+from custom_components.dsmr.p1.rebroadcast import RebroadcastServer
 from dsmr_sim.meter import Meter
 
 from .driver import PYTHONPATH, TOP

@@ -2,9 +2,9 @@
 
 The telegrams come from the project's simulator (values evolve like a real house: registers
 rise, power moves, gas hourly) and are generated before measuring. They are fed in chunks of
-random size to the integration's own P1Protocol, whose parsed telegrams go through the queue,
-the coordinator (time_between_update 0: every telegram published) and every enabled entity
-of an in-process Home Assistant (pytest-homeassistant-custom-component's test instance), with
+random size to the integration's own P1Protocol, whose telegrams go to the coordinator as they
+are read (time_between_update 0: every telegram published) and every enabled entity of an
+in-process Home Assistant (pytest-homeassistant-custom-component's test instance), with
 the recorder off. Process CPU time and RSS are read around the replay only.
 
     scripts/soak [--telegrams 86400] [--version 5]
@@ -20,7 +20,6 @@ import resource
 import time
 from typing import Any
 
-from dsmr_parser.clients.protocol import _create_dsmr_protocol
 from homeassistant import loader
 from homeassistant.core import HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import (
@@ -28,9 +27,9 @@ from pytest_homeassistant_custom_component.common import (
     async_test_home_assistant,
 )
 
-from custom_components.dsmr import reader as reader_module
+from custom_components.dsmr.connection import Connection, ConnectionState, P1Protocol
 from custom_components.dsmr.const import DOMAIN
-from custom_components.dsmr.protocol import P1Protocol
+from custom_components.dsmr.p1.telegram import TelegramReader, identifier, version_setup
 from dsmr_sim.meter import Meter
 
 
@@ -41,8 +40,12 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-async def _idle_reader(self: Any) -> None:
-    """The reader task of the entry: bytes are fed to its protocol by the soak instead."""
+async def _no_port(self: Any) -> None:
+    """The entry's port is not opened: bytes are fed to a protocol by the soak instead."""
+
+
+async def _idle_connection(self: Any) -> None:
+    """The connection task of the entry: bytes are fed to a protocol by the soak instead."""
     await asyncio.Event().wait()
 
 
@@ -52,7 +55,8 @@ async def soak(count: int, version: str) -> dict[str, float]:
     for _ in range(count):
         meter.step(1)
         telegrams.append(meter.payload())
-    reader_module.DsmrReader.async_run = _idle_reader  # type: ignore[method-assign]
+    Connection.async_connect = _no_port  # type: ignore[method-assign]
+    Connection.async_run = _idle_connection  # type: ignore[method-assign]
     async with async_test_home_assistant() as hass:
         hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
         entry = MockConfigEntry(
@@ -60,7 +64,7 @@ async def soak(count: int, version: str) -> dict[str, float]:
             data={
                 "port": "/dev/null",
                 "dsmr_version": version,
-                "serial_id": "soak",
+                "serial_id": _serial_id(telegrams[0], version),  # the meter's: not "replaced"
                 "serial_id_gas": None,
             },
             options={"time_between_update": 0},
@@ -68,21 +72,18 @@ async def soak(count: int, version: str) -> dict[str, float]:
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
-        coordinator = entry.runtime_data
-        queue = coordinator.reader.queue
-        protocol_factory, _ = _create_dsmr_protocol(
-            version, queue.put_nowait, P1Protocol, hass.loop, stats=coordinator.reader.stats
-        )
-        protocol: P1Protocol = protocol_factory()
+        coordinator = entry.runtime_data.coordinator
+        coordinator.connection_changed(ConnectionState(connected=True))
+        protocol = P1Protocol(version, coordinator.telegram_received, coordinator.counters)
         rng = random.Random(1)
         writes = _count_writes(hass)
         # Warm up (caches, first states), then measure from a settled heap.
         warm = min(600, count // 10)
-        await _feed(protocol, telegrams[:warm], rng, queue)
+        await _feed(protocol, telegrams[:warm], rng)
         gc.collect()
         rss_before = rss_mb()
         cpu_before, wall_before = time.process_time(), time.perf_counter()
-        await _feed(protocol, telegrams[warm:], rng, queue)
+        await _feed(protocol, telegrams[warm:], rng)
         await hass.async_block_till_done()
         cpu = time.process_time() - cpu_before
         wall = time.perf_counter() - wall_before
@@ -91,7 +92,7 @@ async def soak(count: int, version: str) -> dict[str, float]:
         measured = count - warm
         result = {
             "telegrams": measured,
-            "parsed": coordinator.reader.stats.telegrams - warm,
+            "parsed": coordinator.counters.telegrams - warm,
             "cpu_us_per_telegram": cpu / measured * 1e6,
             "wall_s": wall,
             "rss_before_mb": rss_before,
@@ -101,6 +102,11 @@ async def soak(count: int, version: str) -> dict[str, float]:
         }
         await hass.config_entries.async_unload(entry.entry_id)
         return result
+
+
+def _serial_id(telegram: bytes, version: str) -> str | None:
+    read = TelegramReader(version_setup(version)[0]).read(telegram.decode("ascii"))
+    return identifier(read.telegram, version)
 
 
 def _count_writes(hass: HomeAssistant) -> list[int]:
@@ -114,18 +120,14 @@ def _count_writes(hass: HomeAssistant) -> list[int]:
     return writes
 
 
-async def _feed(
-    protocol: P1Protocol, telegrams: list[bytes], rng: random.Random, queue: asyncio.Queue[Any]
-) -> None:
+async def _feed(protocol: P1Protocol, telegrams: list[bytes], rng: random.Random) -> None:
     for telegram in telegrams:
         position = 0
         while position < len(telegram):
             size = rng.randint(32, 1024)  # serial reads arrive in pieces
             protocol.data_received(telegram[position : position + size])
             position += size
-        while not queue.empty():  # noqa: ASYNC110 - yield until the coordinator has taken it
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the coordinator took it as it was read: its listeners run
 
 
 def main() -> None:

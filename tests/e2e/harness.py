@@ -109,11 +109,16 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: ours, without coverage or pytest hooks."""
+    """The environment for a child process: ours, without coverage or pytest hooks.
+
+    Nor our PYTHONPATH (scripts/run puts the project root on it): with the root on its path a
+    Home Assistant without custom_components/dsmr in its configuration would import ours from
+    the root, not run core's `dsmr`. A child that needs a path is given one.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("COV_CORE_", "COVERAGE_", "PYTEST_"))
+        if not key.startswith(("COV_CORE_", "COVERAGE_", "PYTEST_")) and key != "PYTHONPATH"
     }
     env.update(extra)
     return env
