@@ -18,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.dsmr.const import DOMAIN
 from custom_components.dsmr.detect import async_validated
 from custom_components.dsmr.p1.telegram import gas_identifier, identifier
+from dsmr_sim.meter import Meter
 from dsmr_sim.server import BaseServer
 from dsmr_sim.tcp import TcpServer
 
@@ -131,6 +132,15 @@ def identified(server: BaseServer, **extra: Any) -> dict[str, Any]:
         "serial_id": identifier(telegram, version),
         "serial_id_gas": gas_identifier(telegram, version),
     }
+
+
+async def serve(
+    servers: list[BaseServer], meter: Meter, interval: float | None = None
+) -> TcpServer:
+    """A TCP simulator of `meter`, started; `servers` stops it at the end."""
+    servers.append(server := TcpServer(meter, interval=interval))
+    await server.start()
+    return server
 
 
 async def setup_meter(

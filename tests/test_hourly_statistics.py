@@ -8,7 +8,6 @@ tests/test_flow_rate.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,10 +20,9 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     statistics_during_period,
 )
 
-from custom_components.dsmr.const import DOMAIN
-from dsmr_sim.tcp import TcpServer
+from dsmr_sim.server import BaseServer
 
-from .helpers import send, setup_meter, wait_for
+from .helpers import send, serve, setup_meter, wait_for
 from .recorder_statistics import OPTIONS
 from .telegrams import GAS_ID, ReplayMeter, dsmr4, dsmr5
 
@@ -54,23 +52,7 @@ def mock_recorder_before_hass(async_test_recorder: Any) -> None:
     """The recorder is set up before Home Assistant (as in Home Assistant's tests)."""
 
 
-@pytest.fixture
-async def servers(hass: HomeAssistant) -> AsyncIterator[list[TcpServer]]:
-    started: list[TcpServer] = []
-    yield started
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        await hass.config_entries.async_unload(entry.entry_id)
-    for server in started:
-        await server.stop()
-
-
-async def serve(servers: list[TcpServer], meter: ReplayMeter) -> TcpServer:
-    servers.append(server := TcpServer(meter))
-    await server.start()
-    return server
-
-
-async def feed(hass: HomeAssistant, entry: MockConfigEntry, server: TcpServer) -> None:
+async def feed(hass: HomeAssistant, entry: MockConfigEntry, server: BaseServer) -> None:
     await send(entry, server)
     await hass.async_block_till_done()
     await async_wait_recording_done(hass)
@@ -95,7 +77,7 @@ async def hours(hass: HomeAssistant, statistic_id: str) -> list[tuple[str, float
 
 
 async def test_an_hourly_gas_reading_is_filed_in_the_hour_it_closes(
-    recorder_mock: Recorder, hass: HomeAssistant, servers: list[TcpServer]
+    recorder_mock: Recorder, hass: HomeAssistant, servers: list[BaseServer]
 ) -> None:
     meter = ReplayMeter("4", gas4("240115100300", "240115100000", "12785.000"))
     server = await serve(servers, meter)
@@ -135,7 +117,7 @@ async def test_an_hourly_gas_reading_is_filed_in_the_hour_it_closes(
 
 
 async def test_five_minute_readings_sum_to_their_hour(
-    recorder_mock: Recorder, hass: HomeAssistant, servers: list[TcpServer]
+    recorder_mock: Recorder, hass: HomeAssistant, servers: list[BaseServer]
 ) -> None:
     meter = ReplayMeter("5", mbus5("240115100010", "240115100000", "00100.000"))
     server = await serve(servers, meter)

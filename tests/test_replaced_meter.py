@@ -7,7 +7,6 @@ negative change nor the old register as a spike. The replaced-meter repair moves
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
@@ -22,9 +21,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.dsmr.const import DOMAIN
-from dsmr_sim.tcp import TcpServer
+from dsmr_sim.server import BaseServer
 
-from .helpers import send, setup_meter, wait_for
+from .helpers import send, serve, setup_meter, wait_for
 from .recorder_statistics import OPTIONS, T0, compile_periods, statistics
 from .telegrams import ELECTRICITY_ID, ReplayMeter, dsmr4, dsmr5
 
@@ -47,24 +46,6 @@ def mock_recorder_before_hass(async_test_recorder: Any) -> None:
     """The recorder is set up before Home Assistant (as in Home Assistant's tests)."""
 
 
-@pytest.fixture
-async def servers(hass: HomeAssistant) -> AsyncIterator[list[TcpServer]]:
-    started: list[TcpServer] = []
-    yield started
-    for entry in hass.config_entries.async_entries(DOMAIN):
-        await hass.config_entries.async_unload(entry.entry_id)
-    for server in started:
-        await server.stop()
-
-
-async def serve(
-    servers: list[TcpServer], meter: ReplayMeter, interval: float | None = None
-) -> TcpServer:
-    servers.append(server := TcpServer(meter, interval=interval))
-    await server.start()
-    return server
-
-
 def entity_ids(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
     """Entity id by unique id, without the meter's identifier."""
     found = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
@@ -76,16 +57,17 @@ async def test_a_dsmr4_entry_moves_to_the_dsmr5_meter_that_replaced_it(
     freezer: FrozenDateTimeFactory,
     recorder_mock: Recorder,
     hass: HomeAssistant,
-    servers: list[TcpServer],
+    servers: list[BaseServer],
 ) -> None:
     old = ReplayMeter("4", old_meter("001234.567"))
-    entry = await setup_meter(hass, await serve(servers, old), OPTIONS)
+    old_server = await serve(servers, old)
+    entry = await setup_meter(hass, old_server, OPTIONS)
     for minute, reading in ((2, "001234.567"), (4, "001234.600")):
         freezer.move_to(T0 + timedelta(minutes=minute))
         old.text = old_meter(reading)
-        await send(entry, entry_server := servers[0])
+        await send(entry, old_server)
     before = entity_ids(hass, entry)
-    await entry_server.stop()
+    await old_server.stop()
 
     new = ReplayMeter("5", new_meter("000001.000"))
     server = await serve(servers, new, interval=0.1)  # talking while the flow listens
@@ -129,15 +111,16 @@ async def test_a_dsmr4_entry_moves_to_the_dsmr5_meter_that_replaced_it(
 
 
 async def test_the_replaced_meter_issue_moves_the_entry(
-    hass: HomeAssistant, servers: list[TcpServer]
+    hass: HomeAssistant, servers: list[BaseServer]
 ) -> None:
     meter = ReplayMeter("5", dsmr5("1-0:1.8.1(001234.567*kWh)"))
-    entry = await setup_meter(hass, await serve(servers, meter), OPTIONS)
+    server = await serve(servers, meter)
+    entry = await setup_meter(hass, server, OPTIONS)
     ids = entity_ids(hass, entry)
-    await servers[0].drop_clients()
-    await servers[0].wait_for_clients(1, timeout=10)
+    await server.drop_clients()
+    await server.wait_for_clients(1, timeout=10)
     meter.text = dsmr5("1-0:1.8.1(000001.000*kWh)", ident=NEW_ID)
-    await send(entry, servers[0])
+    await send(entry, server)
     issue_id = f"replaced_{entry.entry_id}"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None and issue.is_fixable
