@@ -11,8 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from homeassistant.components.energy import data as energy_data
+from homeassistant.components.energy.validate import async_validate
 from homeassistant.components.recorder import Recorder
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
@@ -130,3 +133,11 @@ async def test_five_minute_readings_sum_to_their_hour(
         await feed(hass, entry, server)
     statistic = f"dsmr:{entry.entry_id.lower()}_1_gas"
     assert await hours(hass, statistic) == [("09:00", 0.0, 100.0), ("10:00", 1.2, 101.2)]
+
+    # The Energy dashboard takes it as the gas source, and its validation finds nothing wrong.
+    assert await async_setup_component(hass, "energy", {})
+    manager = await energy_data.async_get_manager(hass)
+    await manager.async_update(
+        {"energy_sources": [{"type": "gas", "stat_energy_from": statistic}]}  # type: ignore[typeddict-item]
+    )
+    assert (await async_validate(hass)).as_dict()["energy_sources"] == [[]]
