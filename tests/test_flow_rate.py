@@ -330,8 +330,9 @@ def test_a_lower_reading_is_held_for_an_hour_unless_the_meter_was_replaced() -> 
     held = filed((0, "10", "G"), (5, "0", "G"), (10, "10.5", "G"))
     assert held[-1] == ("10:00", "10.500", "0.500")
     new_cycle = filed((0, "10", "G"), (5, "0", "G"), (65, "0.5", "G"))
-    assert new_cycle[-1] == ("11:00", "0.500", "0.000")  # a new cycle: the sum goes on
+    assert new_cycle[-1] == ("11:00", "0.500", "0.500")  # a new cycle, counted from its 0
     assert filed((0, "10", "G"), (5, "1", "H"))[-1] == ("10:00", "1.000", "0.000")
+    assert filed((0, "10", "G"), (5, "500", "H"))[-1] == ("10:00", "500.000", "0.000")  # no jump
 
 
 def test_a_capture_filed_already_or_stamped_earlier_writes_nothing() -> None:

@@ -131,6 +131,10 @@ async def test_five_minute_readings_sum_to_their_hour(
         stamp = at.strftime("%y%m%d%H%M%S")
         meter.text = mbus5(stamp[:-2] + "10", stamp, f"{100 + step / 10:09.3f}")
         await feed(hass, entry, server)
+        if step == 6:  # a restart within the hour: the hour's readings go on where they were
+            assert await hass.config_entries.async_reload(entry.entry_id)
+            await wait_for(lambda: entry.runtime_data.connection.connected)
+            await feed(hass, entry, server)
     statistic = f"dsmr:{entry.entry_id.lower()}_1_gas"
     assert await hours(hass, statistic) == [("09:00", 0.0, 100.0), ("10:00", 1.2, 101.2)]
 

@@ -102,11 +102,11 @@ def test_version_sensors() -> None:
 
 
 def test_enabled_in() -> None:
-    """Totals are on (the meter's, or its tariffs' sum); what is off by default stays off."""
+    """Totals are on where meters send them (elsewhere the tariffs' sum, off by default)."""
     by_key = {d.key: d for d in SENSORS}
     total = by_key["electricity_imported_total"]
     assert total.enabled_in("5L")
-    assert total.enabled_in("5")
+    assert not total.enabled_in("5")
     assert "electricity_imported_total" in {d.key for d in version_sensors("5B")}  # no 1.8.0
     assert by_key["electricity_used_tariff_1"].enabled_in("5")
     assert not by_key["belgium_max_power_per_phase"].enabled_in("5B")  # a diagnostic
@@ -480,9 +480,9 @@ async def test_currents_are_signed_and_the_fuse_leaves_what_is_available(
     await server.start()
     try:
         entry = await setup_meter(hass, server, {"time_between_update": 0, "main_fuse": 25})
-        for n in (1, 2, 3):
+        for name in ("current_phase_l1", "current_phase_l2", "energy_consumption_total"):
             er.async_get(hass).async_update_entity(
-                f"sensor.electricity_meter_current_phase_l{n}", disabled_by=None
+                f"sensor.electricity_meter_{name}", disabled_by=None
             )
         assert await hass.config_entries.async_reload(entry.entry_id)
         await wait_for(lambda: entry.runtime_data.connection.connected)

@@ -12,6 +12,7 @@ from .connection import CannotConnect, Connection, Counters, InvalidPort
 from .const import (
     CONF_DSMR_VERSION,
     CONF_MBUS_DEVICES,
+    CONF_NEW_METER,
     CONF_PEAK_THRESHOLD,
     CONF_RECONNECT_INTERVAL,
     CONF_SERIAL_ID,
@@ -57,6 +58,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: DsmrConfigEntry) -> bool
     )
     seconds = options.get(CONF_TIME_BETWEEN_UPDATE, DEFAULT_TIME_BETWEEN_UPDATE)
     coordinator = DsmrCoordinator(hass, entry, window, seconds, counters := Counters())
+    if data.get(CONF_NEW_METER):  # taken once, here: the coordinator before it never sees it
+        coordinator.new_meter = True
+        hass.config_entries.async_update_entry(
+            entry, data={k: v for k, v in data.items() if k != CONF_NEW_METER}
+        )
+        data = entry.data
     await coordinator.async_load()
     sharing = sharing_for(hass, entry)  # off by default: every accepted frame to the server
     server = sharing.server if sharing is not None else None

@@ -416,7 +416,7 @@ class DsmrFlowHandler(ConfigFlow, domain=DOMAIN):
                 except (CannotConnect, CannotCommunicate, InvalidKey) as err:
                     errors = form_error(err)
                 else:
-                    if entry.unique_id and data[CONF_SERIAL_ID] != entry.unique_id:
+                    if entry.unique_id and data[CONF_SERIAL_ID] not in (entry.unique_id, None):
                         self._data = data  # another meter: replaced, once confirmed
                         return await self.async_step_replace()
                     return self.async_update_reload_and_abort(entry, title=title(data), data=data)

@@ -23,7 +23,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .connection import ConnectionState, Counters, redact_port
-from .const import CONF_NEW_METER, CONF_SERIAL_ID, DOMAIN, LOGGER
+from .const import CONF_SERIAL_ID, DOMAIN, LOGGER
 from .p1.flow_rate import FlowState
 from .p1.snapshot import Snapshot, Window
 from .repairs import async_connection_changed, async_meter_replaced
@@ -89,6 +89,7 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
         self.too_fast = 0  # telegrams sooner than a meter sends them: taken, counted
         self.latest: Any = None  # the newest telegram (diagnostics)
         self.replaced = False  # the meter reports another equipment identifier
+        self.new_meter = False  # the entry was just moved to this meter (its first telegram)
         self._received = -1.0
         self._fresh = True  # the next telegram is the first since a (re)connect
         self._at_once = AT_ONCE
@@ -186,9 +187,8 @@ class DsmrCoordinator(DataUpdateCoordinator[Snapshot]):
     def _check_identity(self) -> bool:
         """On a connection's first telegram: whether another meter than before sends it."""
         entry = self.config_entry
-        if entry is not None and entry.data.get(CONF_NEW_METER):  # its registers begin anew
-            data = {k: v for k, v in entry.data.items() if k != CONF_NEW_METER}
-            self.hass.config_entries.async_update_entry(entry, data=data)
+        if self.new_meter:  # moved to a replacing meter: its registers begin anew
+            self.new_meter = False
             return True
         if entry is None or self.replaced or not (expected := entry.data.get(CONF_SERIAL_ID)):
             return False

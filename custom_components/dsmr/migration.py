@@ -125,6 +125,8 @@ def async_replace_meter(
 ) -> None:
     """Move the entry, its entities and devices to the meter in `data`, and reload it."""
     entities, devices = er.async_get(hass), dr.async_get(hass)
+    if not data.get(CONF_SERIAL_ID_GAS) and entry.data.get(CONF_SERIAL_ID_GAS):
+        data = {**data, CONF_SERIAL_ID_GAS: entry.data[CONF_SERIAL_ID_GAS]}  # not paired yet
     for key in (CONF_SERIAL_ID, CONF_SERIAL_ID_GAS):
         old, new = entry.data.get(key), data.get(key)
         if not old or not new or old == new:

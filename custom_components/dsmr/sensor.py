@@ -82,11 +82,12 @@ def _energy(
 
 
 def _total(name: str, direction: str) -> DsmrSensorEntityDescription:
-    """A total register; from the tariff registers when the meter sends none."""
+    """A total register; the tariffs' sum when the meter sends none (off: a write a period)."""
     parts = tuple(f"ELECTRICITY_{direction}_TARIFF_{n}" for n in (1, 2, 3, 4))
     return _energy(
         name,
         sums=parts,
+        enabled_versions=TOTALS_SENT_BY,
         value_fn=partial(Snapshot.total, name=name, parts=parts),
         line_fn=partial(Snapshot.total_line, name=name, parts=parts),
         line_only=False,
@@ -167,6 +168,7 @@ KVARH = UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR
 KVA = UnitOfApparentPower.KILO_VOLT_AMPERE
 A, V = UnitOfElectricCurrent.AMPERE, UnitOfElectricPotential.VOLT
 L123 = (1, 2, 3)
+TOTALS_SENT_BY = frozenset({"5L", "5S", "Q3D", "5EONHU", "MSn", "SAGEMCOM_T210_D_R"})
 BE = frozenset({"5B"})
 NOT_BE = frozenset(
     {"2.2", "5EONHU", "MSn", "4", "4+", "5", "5L", "5S", "Q3D", "ISKRA_IE", "SAGEMCOM_T210_D_R"}
@@ -491,17 +493,14 @@ async def async_setup_entry(
         else DsmrSensor(entry, d, device, f"{serial}_{d.key}")
         for d in described
     ]
+    if fuse := float(entry.options.get(CONF_MAIN_FUSE, 0)):  # (a phase never sent: disabled)
+        names = value_names(version)
+        fused = [d for d in available_current(fuse) if d.obis_name in names]
+        meter += [DsmrSensor(entry, d, device, f"{serial}_{d.key}") for d in fused]
     entities: list[SensorEntity] = [*meter]
     entities += [HealthSensor(coordinator, d, device, f"{serial}_{d.key}") for d in HEALTH_SENSORS]
     if has_demand(version):
         entities += [DsmrSensor(entry, d, device, f"{serial}_{d.key}") for d in DEMAND_SENSORS]
-    if fuse := float(entry.options.get(CONF_MAIN_FUSE, 0)):
-        names = value_names(version)
-        entities += [
-            DsmrSensor(entry, d, device, f"{serial}_{d.key}")
-            for d in available_current(fuse)
-            if d.obis_name in names
-        ]
     entities += [
         DsmrSensor(entry, flow(GAS_FLOW, MAIN_GAS), gas_device, f"{gas_serial}_{d.key}_flow")
         for d in described

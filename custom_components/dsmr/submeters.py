@@ -11,7 +11,6 @@ stamps (p1/flow_rate.file_hourly): the Energy dashboard's gas or water source, i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.recorder import get_instance
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_MBUS_DEVICES,
@@ -57,7 +57,7 @@ from .entity import DsmrSensor, DsmrSensorEntityDescription, readable
 from .migration import async_move_gas_to_mbus
 from .p1.flow_rate import HOUR, Filed, file_hourly
 from .p1.snapshot import MAIN_GAS_READINGS, Snapshot, flow_key, number
-from .p1.telegram import ha_unit, unit as line_unit
+from .p1.telegram import gas_identifier, ha_unit
 from .repairs import async_submeters_within_cap, async_too_many_submeters
 
 MAX_SUBMETERS: Final = 8  # a meter has up to 4; dsmr_parser reads channels 1-9
@@ -77,8 +77,8 @@ CORE_KINDS: Final = {"gas_meter_reading": 3, "water_meter_reading": 7, "heat_met
 CORE_CLASSES: Final = {Class.GAS.value: 3, Class.WATER.value: 7, Class.ENERGY.value: 4}
 
 
-# A register's capture: key, device type, identifier, stamp, reading, unit.
-Capture = tuple[str, int, str | None, datetime, float, str | None]
+# A register's capture: key, statistic name, identifier, stamp, reading, unit.
+Reading = tuple[str, str, str | None, datetime, float, str | None]
 READINGS: Final = {
     kind: DsmrSensorEntityDescription(
         key=f"{kind}_reading",
@@ -244,71 +244,86 @@ class HourlyStatistics:
     """Each register's long-term statistic, its increases filed in the hours its stamps give."""
 
     def __init__(self, entry: DsmrConfigEntry) -> None:
-        """For one entry; `update` after every publish."""
+        """For one entry; `update` when a sub-meter has a new reading."""
         self.entry, self.coordinator = entry, entry.runtime_data.coordinator
         self.hass = self.coordinator.hass
         self.filed: dict[str, Filed | None] = {}  # by `channel_kind` or "gas": at most 37
-        self.handed: dict[str, datetime] = {}  # the last stamp handed to `_file`
-        self._lock = asyncio.Lock()
+        self.handed: dict[str, datetime] = {}  # the last stamp handed on
+        self.waiting: dict[str, Reading] = {}  # the newest capture not yet filed, per key
 
     @callback
     def update(self) -> None:
-        """File the captures this publish carries for the first time."""
+        """Hand on the captures this publish carries for the first time."""
         snapshot = self.coordinator.data
         if snapshot is None or "recorder" not in self.hass.config.components:
             return
-        for capture in self._captures(snapshot):
-            key, at = capture[0], capture[3]
-            if self.handed.get(key) == at or (
-                snapshot.timestamp and at > snapshot.timestamp + HOUR
-            ):
+        for reading in self._captures(snapshot):
+            key, at = reading[0], reading[3]
+            if self.handed.get(key) == at or at > dt_util.utcnow() + HOUR:
                 continue  # known, or stamped in the future by a clock gone wrong
             self.handed[key] = at
+            if self.waiting.setdefault(key, reading) is not reading:
+                self.waiting[key] = reading  # one filing per key at a time: it takes the newest
+                continue
             self.entry.async_create_background_task(
-                self.hass, self._file(capture), f"dsmr statistic {key}"
+                self.hass, self._file(key), f"dsmr statistic {key}"
             )
 
-    def _captures(self, snapshot: Snapshot) -> Iterator[Capture]:
+    def _captures(self, snapshot: Snapshot) -> Iterator[Reading]:
         for m in snapshot.submeters:
             if m.confirmed and m.at and m.value is not None and m.device_type in KINDS:
                 key = f"{m.channel}_{KINDS[m.device_type][0]}"
-                yield key, m.device_type, m.identifier, m.at, m.value, m.unit
+                name = f"{KINDS[m.device_type][1]} {m.channel}"
+                yield key, name, m.identifier, m.at, m.value, m.unit
         for name in MAIN_GAS_READINGS if CONF_SERIAL_ID_GAS in self.entry.data else ():
             line = snapshot.line(name)
             at, value = getattr(line, "datetime", None), number(getattr(line, "value", None))
             if isinstance(at, datetime) and at.tzinfo and value is not None:
-                yield "gas", 3, None, at, value, line_unit(line)
+                ident = gas_identifier(snapshot.telegram, snapshot.version)
+                yield "gas", DEVICE_NAME_GAS, ident, at, value, UnitOfVolume.CUBIC_METERS
 
-    async def _file(self, capture: Capture) -> None:
-        key, kind, ident, at, value, unit = capture
+    async def _file(self, key: str) -> None:
+        """File the key's waiting captures, one after the other, until none waits."""
         statistic_id = f"{DOMAIN}:{self.entry.entry_id.lower()}_{key}"
-        async with self._lock:  # one capture at a time: each goes on from the last
-            if key not in self.filed:
-                self.filed[key] = await self._restore(statistic_id, ident)
-            self.filed[key], rows = file_hourly(self.filed[key], at, Decimal(repr(value)), ident)
-        if not rows:
-            return
+        while (reading := self.waiting.get(key)) is not None:
+            _, name, ident, at, value, unit = reading
+            try:
+                if key not in self.filed:
+                    self.filed[key] = await self._restore(statistic_id, ident)
+                filed, rows = file_hourly(self.filed[key], at, Decimal(repr(value)), ident)
+                self.filed[key] = filed
+                if rows:
+                    self._write(statistic_id, name, unit, rows)
+            except Exception as err:  # (the recorder failing): this capture is not filed
+                LOGGER.warning("Cannot file %s's hourly statistic: %s", name, err)
+            if self.waiting.get(key) is reading:
+                del self.waiting[key]
+
+    def _write(self, statistic_id: str, name: str, unit: str | None, rows: list[Any]) -> None:
         converter = STATISTIC_UNIT_TO_UNIT_CONVERTER.get(unit)
-        kind_name, device_name = KINDS[kind]
         metadata = StatisticMetaData(
             mean_type=StatisticMeanType.NONE,
             has_sum=True,
-            name=f"{device_name} {kind_name}, hours by its own clock",
+            name=f"{name}, hours by its own clock",
             source=DOMAIN,
             statistic_id=statistic_id,
             unit_class=converter.UNIT_CLASS if converter else None,
             unit_of_measurement=unit,
         )
-        rows_data = [StatisticData(start=h, state=float(v), sum=float(t)) for h, v, t in rows]
-        async_add_external_statistics(self.hass, metadata, rows_data)
+        data = [StatisticData(start=h, state=float(v), sum=float(t)) for h, v, t in rows]
+        async_add_external_statistics(self.hass, metadata, data)
 
     async def _restore(self, statistic_id: str, ident: str | None) -> Filed | None:
-        """Where the statistic stopped before a restart: after its last hour."""
+        """Where the statistic stopped before a restart: within its last hour.
+
+        Its captures of that hour after this start are filed again from its state: a restart
+        within the hour loses nothing; after a longer one, the gap is spread from its start.
+        """
         found = await get_instance(self.hass).async_add_executor_job(
             get_last_statistics, self.hass, 1, statistic_id, False, {"state", "sum"}
         )
         row = (found.get(statistic_id) or [{}])[0]
         if row.get("state") is None or row.get("sum") is None:
             return None
-        end = datetime.fromtimestamp(row["start"], UTC) + HOUR
-        return Filed(end, Decimal(repr(row["state"])), Decimal(repr(row["sum"])), ident)
+        start = datetime.fromtimestamp(row["start"], UTC)
+        return Filed(start, Decimal(repr(row["state"])), Decimal(repr(row["sum"])), ident)

@@ -151,6 +151,7 @@ class Filed:
     total: Decimal = Decimal(0)  # the increase filed since the statistic began
     ident: str | None = None
     lower_since: datetime | None = None  # the stamp of a first lower reading, held back
+    lowest: Decimal | None = None  # the lowest reading held back: a new cycle counts from it
 
 
 def hour_of(at: datetime) -> datetime:
@@ -163,18 +164,21 @@ def file_hourly(
 ) -> tuple[Filed, list[tuple[datetime, Decimal, Decimal]]]:
     """The statistic after a capture, and its hourly rows to write: (start, state, sum).
 
-    A lower reading is held (a glitch) unless the sub-meter was replaced or it lasted an hour by
-    its stamps: then a new cycle, whose rows go on from the sum without a step.
+    A lower reading is held (a glitch) until it lasted an hour by its stamps; another identifier
+    (a replaced sub-meter) starts a new cycle at once. A new cycle's rows go on from the sum.
     """
     if filed is None:
         return Filed(at, value, ident=ident), [(hour_of(at), value, Decimal(0))]
     if at <= filed.at:  # filed already (a restart), or a stamp going back
         return filed, []
-    if value < filed.value:
+    if ident != filed.ident and None not in (ident, filed.ident):
+        filed = Filed(filed.at, value, filed.total)  # its first reading: no jump
+    elif value < filed.value:
         since = filed.lower_since or at
-        if ident == filed.ident and at - since < HOUR:
-            return replace(filed, lower_since=since), []
-        filed = Filed(filed.at, value, filed.total)
+        lowest = value if filed.lowest is None else min(value, filed.lowest)
+        if at - since < HOUR:
+            return replace(filed, lower_since=since, lowest=lowest), []
+        filed = Filed(filed.at, lowest, filed.total)
     moved, total = value - filed.value, filed.total + value - filed.value
     if at - filed.at > MAX_SPREAD:
         return Filed(at, value, total, ident), [(hour_of(at), value, total)]

@@ -81,7 +81,7 @@ def signed_current(telegram: Any, phase: int) -> Decimal | None:
     taken = _raw(telegram, f"INSTANTANEOUS_ACTIVE_POWER_L{phase}_POSITIVE")
     given = _raw(telegram, f"INSTANTANEOUS_ACTIVE_POWER_L{phase}_NEGATIVE")
     if isinstance(current, Decimal) and isinstance(taken, Decimal) and isinstance(given, Decimal):
-        return -current if given > taken else current
+        return -current if given > taken and current else current
     return cast(Decimal | None, current)
 
 
