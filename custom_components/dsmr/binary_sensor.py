@@ -20,9 +20,8 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_DSMR_VERSION
 from .coordinator import DsmrConfigEntry, DsmrCoordinator, signal
-from .entity import DsmrEntity, main_device
+from .entity import HEALTH_REFRESH, DsmrEntity, main_device
 from .p1.telegram import has_demand
-from .sensor import HEALTH_REFRESH
 
 PARALLEL_UPDATES = 0
 CONNECTION = BinarySensorEntityDescription(

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from homeassistant.components.sensor import (
     RestoreSensor,
     SensorDeviceClass as Class,
+    SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
 from homeassistant.components.sensor.const import DEVICE_CLASS_STATE_CLASSES, DEVICE_CLASS_UNITS
 import homeassistant.const as ha
+from homeassistant.const import EntityCategory
 from homeassistant.core import callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import StateType
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util import dt as dt_util
@@ -37,12 +40,14 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import DsmrConfigEntry, DsmrCoordinator
+from .p1.rebroadcast import RebroadcastServer
 from .p1.snapshot import Snapshot
 from .p1.telegram import unit as line_unit
 from .policy import RegisterPolicy, Verdict
 from .repairs import async_register_new_cycle
 
 type Value = StateType | datetime
+HEALTH_REFRESH: Final = timedelta(seconds=10)  # faults make no telegrams: health refreshes
 DECREASE: Final = (
     "%s went down from %s to %s; showing %s until the lower value lasts an hour"
     " or the meter reports another equipment identifier"
@@ -285,3 +290,65 @@ def main_device(entry: DsmrConfigEntry, *, gas: bool = False) -> tuple[DeviceInf
     if entry.data.get(CONF_SERIAL_ID):
         info["serial_number"] = readable(entry.data[CONF_SERIAL_ID])
     return info, serial
+
+
+class HealthSensor(DsmrEntity, SensorEntity):
+    """A number about the connection, refreshed every HEALTH_REFRESH (faults make no telegrams)."""
+
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_entity_registry_enabled_default = False
+    _written: tuple[Any] | None = None
+    _pushed = False
+
+    async def async_added_to_hass(self) -> None:
+        """Also refresh on a timer."""
+        await super().async_added_to_hass()
+        self.async_on_remove(async_track_time_interval(self.hass, self._refresh, HEALTH_REFRESH))
+        self._refresh()
+
+    @property
+    def available(self) -> bool:
+        """Health is known even while the meter is not."""
+        return True
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        if not self._pushed or not self.coordinator.last_update_success:
+            self._pushed = self.coordinator.data is not None
+            self._refresh()  # the first push's value and an outage at once; the rest on the timer
+
+    @callback
+    def _refresh(self, _now: datetime | None = None) -> None:
+        value = getattr(self.coordinator.health(), self.entity_description.key)
+        if (value,) != self._written:
+            self._written = (value,)
+            self._attr_native_value = value
+            self.async_write_ha_state()
+
+
+class ClientsSensor(SensorEntity):
+    """Programs reading the meter through the re-broadcast (not meter data: no coordinator)."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self,
+        server: RebroadcastServer,
+        description: SensorEntityDescription,
+        device_info: DeviceInfo,
+        unique_id: str,
+    ) -> None:
+        """Count the clients of `server` (never their addresses)."""
+        self._server, self.entity_description = server, description
+        self._attr_device_info = device_info
+        self._attr_unique_id = unique_id
+
+    async def async_added_to_hass(self) -> None:
+        """Write the count whenever it changes."""
+        self.async_on_remove(self._server.add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int:
+        """Connected clients."""
+        return self._server.clients

@@ -8,7 +8,6 @@ get their entities as they appear (submeters.py, generic.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache, partial
 from typing import Any, Final
@@ -34,10 +33,8 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.event import async_track_time_interval
 
 from . import yaml_import
 from .const import (
@@ -48,18 +45,23 @@ from .const import (
     LOGGER,
 )
 from .coordinator import DsmrConfigEntry, signal
-from .entity import DsmrEntity, DsmrSensor, DsmrSensorEntityDescription, Value, main_device
+from .entity import (
+    ClientsSensor,
+    DsmrSensor,
+    DsmrSensorEntityDescription,
+    HealthSensor,
+    Value,
+    main_device,
+)
 from .generic import GenericObisEntities
 from .p1 import values
-from .p1.rebroadcast import RebroadcastServer
-from .p1.snapshot import MAIN_GAS, MAIN_GAS_READINGS, NET_POWER, Snapshot
+from .p1.snapshot import MAIN_GAS, MAIN_GAS_READINGS, NET_POWER, SIGNED_CURRENTS, Snapshot
 from .p1.telegram import has_demand, value_names
 from .submeters import GAS_FLOW, HourlyStatistics, Submeters, flow
 
 PARALLEL_UPDATES = 0  # push: entities never poll
 PLATFORM_SCHEMA = yaml_import.PLATFORM_SCHEMA  # `sensor: - platform: dsmr`, made an entry
 async_setup_platform = yaml_import.async_setup_platform
-HEALTH_REFRESH: Final = timedelta(seconds=10)  # faults make no telegrams: health refreshes
 ABSENT_PUBLISHES: Final = 3  # a value missing from this many publishes is disabled, once
 
 
@@ -96,7 +98,8 @@ def _total(name: str, direction: str) -> DsmrSensorEntityDescription:
 
 def available_current(fuse: float) -> list[DsmrSensorEntityDescription]:
     """What each phase has left under the main fuse, and the least of them."""
-    signed = [f"SIGNED_CURRENT_L{n}" for n in L123]
+    signed = tuple(SIGNED_CURRENTS)
+    made = [(n, f"available_current_l{n}", signed[n - 1 : n]) for n in L123]
     return [
         _measure(
             f"INSTANTANEOUS_CURRENT_L{n}",
@@ -106,12 +109,9 @@ def available_current(fuse: float) -> list[DsmrSensorEntityDescription]:
             average=None,
             value_fn=partial(Snapshot.available, phases=phases, fuse=fuse),
             line_only=False,
-            entity_registry_enabled_default=True,
+            **ON,
         )
-        for n, key, phases in (
-            *((n, f"available_current_l{n}", (signed[n - 1],)) for n in L123),
-            (1, "available_current", tuple(signed)),
-        )
+        for n, key, phases in [*made, (1, "available_current", signed)]
     ]
 
 
@@ -511,7 +511,7 @@ async def async_setup_entry(
     generic = GenericObisEntities(entry, async_add_entities, device, serial)
     entities += [*submeters.restore(), *generic.restore()]
     if (server := entry.runtime_data.rebroadcast) is not None:
-        entities.append(ClientsSensor(server, device, f"{serial}_{CLIENTS.key}"))
+        entities.append(ClientsSensor(server, CLIENTS, device, f"{serial}_{CLIENTS.key}"))
     async_add_entities(entities)
     for update in (submeters.update, generic.update):
         entry.async_on_unload(async_dispatcher_connect(hass, signal(entry.entry_id, "new"), update))
@@ -567,60 +567,3 @@ def _disable_absent(entry: DsmrConfigEntry, meter: list[DsmrSensor]) -> None:
 
     entry.async_on_unload(stop)
     update()
-
-
-class HealthSensor(DsmrEntity, SensorEntity):
-    """A number about the connection, refreshed every HEALTH_REFRESH (faults make no telegrams)."""
-
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
-    _attr_entity_registry_enabled_default = False
-    _written: tuple[Any] | None = None
-    _pushed = False
-
-    async def async_added_to_hass(self) -> None:
-        """Also refresh on a timer."""
-        await super().async_added_to_hass()
-        self.async_on_remove(async_track_time_interval(self.hass, self._refresh, HEALTH_REFRESH))
-        self._refresh()
-
-    @property
-    def available(self) -> bool:
-        """Health is known even while the meter is not."""
-        return True
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        if not self._pushed or not self.coordinator.last_update_success:
-            self._pushed = self.coordinator.data is not None
-            self._refresh()  # the first push's value and an outage at once; the rest on the timer
-
-    @callback
-    def _refresh(self, _now: datetime | None = None) -> None:
-        value = getattr(self.coordinator.health(), self.entity_description.key)
-        if (value,) != self._written:
-            self._written = (value,)
-            self._attr_native_value = value
-            self.async_write_ha_state()
-
-
-class ClientsSensor(SensorEntity):
-    """Programs reading the meter through the re-broadcast (not meter data: no coordinator)."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-    entity_description = CLIENTS
-
-    def __init__(self, server: RebroadcastServer, device_info: DeviceInfo, unique_id: str) -> None:
-        """Count the clients of `server` (never their addresses)."""
-        self._server = server
-        self._attr_device_info = device_info
-        self._attr_unique_id = unique_id
-
-    async def async_added_to_hass(self) -> None:
-        """Write the count whenever it changes."""
-        self.async_on_remove(self._server.add_listener(self.async_write_ha_state))
-
-    @property
-    def native_value(self) -> int:
-        """Connected clients."""
-        return self._server.clients
