@@ -39,7 +39,7 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 def signal(entry_id: str, event: str) -> str:
-    """An entry's signal: "new" sub-meters or unnamed lines, the meter "online" (or offline)."""
+    """An entry's signal: "new" sub-meters or lines, a sub-meter "reading", the meter "online"."""
     return f"{DOMAIN}_{entry_id}_{event}"
 
 
